@@ -1,0 +1,1 @@
+"""CareDesk: a customer-care desk inside Telegram."""

@@ -1,0 +1,117 @@
+"""Assembly: settings + clock + database + texts → Dispatcher and Bot.
+
+``caredesk run``, ``caredesk shell`` and the tests all build the bot here, so
+they share the same routers, middlewares, storage and database.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+
+from bot.clock import Clock, SystemClock
+from bot.commands import commands_for
+from bot.config import LANGUAGES, Settings
+from bot.middlewares import DatabaseMiddleware, PersonMiddleware
+from bot.roles import Role
+from bot.texts import TextRenderer
+from handlers import build_root_router
+from storage.db import Database
+from storage.dialog_state import SQLStorage
+
+log = logging.getLogger(__name__)
+
+# Accepted by aiogram's token check, refused by any real Bot API server.
+OFFLINE_TOKEN = "7000000001:offline-sandbox"
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    db: Database
+    renderer: TextRenderer
+    storage: BaseStorage
+    dispatcher: Dispatcher
+    bot: Bot
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.storage.close()
+        await self.bot.session.close()
+        await self.db.dispose()
+
+
+def build_storage(settings: Settings, db: Database, clock: Clock) -> tuple[BaseStorage, BaseEventIsolation]:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisEventIsolation, RedisStorage
+
+        storage = RedisStorage.from_url(settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True))
+        return storage, RedisEventIsolation(storage.redis, key_builder=storage.key_builder)
+    return SQLStorage(db.sessionmaker, clock=clock), SimpleEventIsolation()
+
+
+def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    if session is None and settings.telegram_api_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    token = settings.bot_token.get_secret_value() if settings.bot_token else OFFLINE_TOKEN
+    return Bot(token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: TextRenderer,
+                     storage: BaseStorage, isolation: BaseEventIsolation) -> Dispatcher:
+    dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
+    # Shared objects reach handlers by parameter name.
+    dispatcher["settings"] = settings
+    dispatcher["clock"] = clock
+    dispatcher["db"] = db
+    dispatcher["renderer"] = renderer
+    dispatcher.update.outer_middleware(DatabaseMiddleware(db))
+    dispatcher.update.outer_middleware(PersonMiddleware(settings, renderer))
+    dispatcher.include_router(build_root_router())
+    return dispatcher
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseSession | None = None) -> App:
+    """Build everything. Migrations are the caller's job (see storage.migrate)."""
+    clock = clock or SystemClock()
+    db = Database(settings.database_url)
+    renderer = TextRenderer(currency=settings.currency)
+    storage, isolation = build_storage(settings, db, clock)
+    dispatcher = build_dispatcher(settings, clock, db, renderer, storage, isolation)
+    bot = build_bot(settings, session)
+    app = App(settings=settings, clock=clock, db=db, renderer=renderer, storage=storage,
+              dispatcher=dispatcher, bot=bot)
+    dispatcher["app"] = app
+    return app
+
+
+async def register_commands(app: App) -> None:
+    """setMyCommands per language: customers by default, staff and managers per chat."""
+    settings, renderer = app.settings, app.renderer
+
+    def commands(lang: str, role: Role) -> list[BotCommand]:
+        return [BotCommand(command=c.name, description=renderer.render(lang, f"commands/{c.name}.txt"))
+                for c in commands_for(role)]
+
+    for lang in LANGUAGES:
+        code = None if lang == settings.default_language else lang
+        await app.bot.set_my_commands(commands(lang, Role.CUSTOMER), scope=BotCommandScopeDefault(), language_code=code)
+        for user_id in settings.all_staff_ids:
+            role = Role.MANAGER if user_id in settings.manager_ids else Role.STAFF
+            await app.bot.set_my_commands(commands(lang, role), scope=BotCommandScopeChat(chat_id=user_id),
+                                          language_code=code)
+        if settings.staff_chat_id is not None:
+            await app.bot.set_my_commands(commands(lang, Role.STAFF),
+                                          scope=BotCommandScopeChat(chat_id=settings.staff_chat_id), language_code=code)

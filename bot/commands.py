@@ -1,0 +1,31 @@
+"""Which commands each role has; descriptions live in templates/<lang>/commands/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.roles import Role
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    role: Role  # the lowest role that may use it
+    customer_only: bool = False  # hidden from staff (e.g. /forget)
+
+
+COMMANDS: list[Command] = [
+    Command("start", Role.CUSTOMER),
+    Command("help", Role.CUSTOMER),
+    Command("cancel", Role.CUSTOMER),
+    Command("profile", Role.CUSTOMER, customer_only=True),
+    Command("language", Role.CUSTOMER),
+    Command("stop", Role.CUSTOMER, customer_only=True),
+    Command("resume", Role.CUSTOMER, customer_only=True),
+    Command("mydata", Role.CUSTOMER, customer_only=True),
+    Command("forget", Role.CUSTOMER, customer_only=True),
+]
+
+
+def commands_for(role: Role) -> list[Command]:
+    return [c for c in COMMANDS if c.role <= role and not (c.customer_only and role > Role.CUSTOMER)]

@@ -1,0 +1,56 @@
+"""Everything stored about a customer (``/mydata``) and forgetting it (``/forget``).
+
+Each part of the product registers what it stores: a collector that returns
+a JSON-ready dict, and a forgetter that erases or anonymises its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+
+from storage.models import Customer
+from storage.repositories import Repos
+
+Collector = Callable[[Repos, Customer], Awaitable[dict[str, Any]]]
+Forgetter = Callable[[Repos, Customer, datetime], Awaitable[None]]
+
+COLLECTORS: list[Collector] = []
+FORGETTERS: list[Forgetter] = []
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+async def _customer_file(repos: Repos, customer: Customer) -> dict[str, Any]:
+    fields = (
+        "name", "phone", "birthday", "address", "household_size", "preferences", "language",
+        "timezone", "care_consent", "care_consent_changed_at", "registered_at", "updated_at",
+    )
+    notes = await repos.customers.notes(customer.id)
+    return {
+        "customer": {f: _jsonable(getattr(customer, f)) for f in fields},
+        "staff_notes": [{"text": n.text, "by": n.author_name, "at": n.created_at.isoformat()} for n in notes],
+    }
+
+
+COLLECTORS.append(_customer_file)
+
+
+async def collect(repos: Repos, customer: Customer) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for collector in COLLECTORS:
+        document.update(await collector(repos, customer))
+    return document
+
+
+async def forget(repos: Repos, customer: Customer, now: datetime) -> None:
+    """Run every part's forgetter, then erase the customer file itself."""
+    for forgetter in FORGETTERS:
+        await forgetter(repos, customer, now)
+    await repos.outbox.skip_pending_care(customer.id, "forgotten")
+    await repos.customers.forget(customer, now)

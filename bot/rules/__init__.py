@@ -1,0 +1,1 @@
+"""Domain rules: pure functions of data and a clock, no Telegram, no I/O."""

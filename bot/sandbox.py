@@ -1,0 +1,283 @@
+"""``caredesk shell``: the real bot with Telegram replaced by a local fake.
+
+Same dispatcher, routers, middlewares, storage and database as ``run``; the
+person at the keyboard plays customers, staff and a manager. Bot messages are
+printed as a reader sees them, buttons numbered ``[1] Label``. Lines starting
+with ``:`` are sandbox commands (``:help`` lists them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import App, create_app
+from bot.clock import ManualClock, SystemClock
+from bot.config import Settings
+from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
+from bot.telegram_html import to_plain
+
+SANDBOX_STAFF_CHAT_ID = -1001000000001
+SANDBOX_STAFF_ID = 200001
+SANDBOX_MANAGER_ID = 300001
+CUSTOMER_BASE_ID = 100000
+
+HELP = """Sandbox commands:
+  :as customer N           be customer N (1, 2, ...) in their private chat
+  :as staff [private]      be the staff member, in the staff group (or private chat)
+  :as manager [private]    be the manager, in the staff group (or private chat)
+  :lang en|zh              set the current persona's Telegram language
+  :press TEXT | :press N   press a button of the latest message with buttons
+  :contact [PHONE]         share the persona's phone number
+  :sticker | :photo [CAPTION] | :voice    send a sticker, a photo, a voice note
+  :advance DURATION        move the clock (e.g. 3d, 2h, 30m, 1d12h) and run the jobs
+  :time                    show the sandbox clock
+  :restart                 rebuild the bot from the database
+  :quit                    leave
+Anything else is sent as a message from the current persona."""
+
+StartHook = Callable[[App], Awaitable[None]]
+# Work to do when the sandbox starts (e.g. load the sample catalog).
+START_HOOKS: list[StartHook] = []
+
+_DURATION = re.compile(r"(\d+)\s*([wdhms])")
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str) -> timedelta:
+    text = text.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(f"not a duration: {text!r} (try 3d, 2h, 30m or 1d12h)")
+    delta = timedelta()
+    for amount, unit in parts:
+        delta += timedelta(**{_UNITS[unit]: int(amount)})
+    return delta
+
+
+def sandbox_settings(settings: Settings) -> Settings:
+    """The sandbox's personas are staff and manager, whatever the configuration says."""
+    return settings.model_copy(update={
+        "staff_chat_id": settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID,
+        "staff_ids": settings.staff_ids | {SANDBOX_STAFF_ID},
+        "manager_ids": settings.manager_ids | {SANDBOX_MANAGER_ID},
+    })
+
+
+class SandboxError(Exception):
+    """A sandbox command that cannot be done (no such button, bad duration...)."""
+
+
+class Sandbox:
+    def __init__(self, settings: Settings, out: TextIO = sys.stdout, styled: bool = False) -> None:
+        self.settings = sandbox_settings(settings)
+        self.out = out
+        self.styled = styled
+        self.clock = ManualClock(SystemClock().now().replace(second=0, microsecond=0))
+        self.world = FakeTelegram(self.clock)
+        self.world.group(self.settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID, "Staff")
+        self.world.on_bot_message = self._print_message
+        self.app: App | None = None
+        self.persona: FakeUser = self._customer(1)
+        self.persona_name = "customer 1"
+        self.failures = 0
+        self._printed: dict[tuple[int, int], tuple[str | None, bool]] = {}
+        self.files_dir = Path(self.settings.sandbox_files_dir)
+        self.commands: dict[str, Callable[[str], Awaitable[None]]] = {
+            "as": self._cmd_as, "lang": self._cmd_lang, "press": self._cmd_press, "contact": self._cmd_contact,
+            "sticker": self._cmd_sticker, "photo": self._cmd_photo, "voice": self._cmd_voice,
+            "advance": self._cmd_advance, "time": self._cmd_time, "restart": self._cmd_restart,
+            "help": self._cmd_help,
+        }
+
+    # ----- personas -----------------------------------------------------------
+    def _customer(self, n: int) -> FakeUser:
+        user_id = CUSTOMER_BASE_ID + n
+        existing = self.world.users.get(user_id)
+        lang = existing.get("language_code", "en") if existing else "en"
+        return FakeUser(self.world, user_id, f"Customer {n}", language_code=lang)
+
+    def _staff_like(self, user_id: int, name: str, private: bool) -> FakeUser:
+        chat_id = user_id if private else (self.settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID)
+        return FakeUser(self.world, user_id, name, language_code="en", chat_id=chat_id)
+
+    # ----- output -------------------------------------------------------------
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _chat_label(self, chat_id: int) -> str:
+        if chat_id == self.settings.staff_chat_id:
+            return "[staff chat]"
+        if chat_id == self.persona.chat_id:
+            return "bot"
+        if CUSTOMER_BASE_ID < chat_id < CUSTOMER_BASE_ID + 100_000:
+            return f"[to customer {chat_id - CUSTOMER_BASE_ID}]"
+        if chat_id == SANDBOX_STAFF_ID:
+            return "[to staff, private]"
+        if chat_id == SANDBOX_MANAGER_ID:
+            return "[to manager, private]"
+        return f"[to chat {chat_id}]"
+
+    def _print_message(self, message: SentMessage, edited: bool) -> None:
+        key = (message.chat_id, message.message_id)
+        if edited and self._printed.get(key) == (message.html, bool(message.buttons)):
+            return
+        if edited and self._printed.get(key, (None,))[0] == message.html and not message.buttons:
+            return  # only the buttons were taken away: nothing new to read
+        self._printed[key] = (message.html, bool(message.buttons))
+        label = self._chat_label(message.chat_id)
+        head = f"{label} (edited #{message.message_id})" if edited else label
+        body = to_plain(message.html, styled=self.styled) if message.html else ""
+        if message.kind in ("document", "photo") and message.file is not None:
+            self.files_dir.mkdir(parents=True, exist_ok=True)
+            name = message.file_name or f"{message.kind}.bin"
+            path = self.files_dir / f"{message.chat_id}-{message.message_id}-{name}"
+            path.write_bytes(message.file)
+            body = (body + "\n" if body else "") + f"📎 {message.kind} saved to {path}"
+        lines = body.splitlines() or [""]
+        self.say(f"{head}: {lines[0]}")
+        for line in lines[1:]:
+            self.say(f"    {line}")
+        rows = (message.reply_markup or {}).get("inline_keyboard") or (message.reply_markup or {}).get("keyboard")
+        if rows:
+            number = 0
+            for row in rows:
+                cells = []
+                for button in row:
+                    number += 1
+                    cells.append(f"[{number}] {button['text']}")
+                self.say("    " + "  ".join(cells))
+
+    # ----- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        self.app = create_app(self.settings, clock=self.clock, session=self.world.session())
+        self.world.attach(self.app.dispatcher, self.app.bot)
+        for hook in START_HOOKS:
+            await hook(self.app)
+
+    async def close(self) -> None:
+        if self.app is not None:
+            await self.app.close()
+            self.app = None
+
+    async def handle_line(self, line: str) -> bool:
+        """Do one line; False when the sandbox should end."""
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return True
+        try:
+            if line.startswith(":"):
+                name, _, rest = line[1:].partition(" ")
+                if name in ("quit", "exit", "q"):
+                    return False
+                command = self.commands.get(name)
+                if command is None:
+                    raise SandboxError(f"unknown sandbox command :{name} (:help lists them)")
+                await command(rest.strip())
+            else:
+                await self.persona.send(line)
+        except (SandboxError, AssertionError, ValueError) as exc:
+            self.failures += 1
+            self.say(f"! {exc}")
+        except Exception as exc:  # a handler raised: the bot would have logged it
+            self.failures += 1
+            self.say(f"! the bot failed: {type(exc).__name__}: {exc}")
+        return True
+
+    # ----- commands ---------------------------------------------------------------
+    async def _cmd_help(self, _: str) -> None:
+        self.say(HELP)
+
+    async def _cmd_as(self, rest: str) -> None:
+        parts = rest.split()
+        if not parts:
+            raise SandboxError("usage: :as customer N | :as staff [private] | :as manager [private]")
+        who = parts[0].lower()
+        if who == "customer":
+            n = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 1
+            self.persona, self.persona_name = self._customer(n), f"customer {n}"
+        elif who in ("staff", "manager"):
+            private = len(parts) > 1 and parts[1].lower() == "private"
+            user_id, name = (SANDBOX_STAFF_ID, "Sam (staff)") if who == "staff" else (SANDBOX_MANAGER_ID, "Max (manager)")
+            self.persona = self._staff_like(user_id, name, private)
+            self.persona_name = f"{who}{' (private chat)' if private else ' (staff chat)'}"
+        else:
+            raise SandboxError(f"unknown persona {who!r}")
+        self.say(f"-- you are now {self.persona_name}")
+
+    async def _cmd_lang(self, rest: str) -> None:
+        lang = rest.strip().lower()
+        if lang not in ("en", "zh"):
+            raise SandboxError("usage: :lang en|zh")
+        self.persona.language_code = "zh-hans" if lang == "zh" else "en"
+        if self.persona.chat.type == "private":
+            self.world.users[self.persona.chat_id] = self.persona.user_dict()
+        self.say(f"-- Telegram language of {self.persona_name}: {lang}")
+
+    async def _cmd_press(self, rest: str) -> None:
+        if not rest:
+            raise SandboxError("usage: :press TEXT or :press N")
+        await self.persona.press(int(rest) if rest.isdigit() else rest)
+
+    async def _cmd_contact(self, rest: str) -> None:
+        await self.persona.send_contact(rest or None)
+
+    async def _cmd_sticker(self, _: str) -> None:
+        await self.persona.send_sticker()
+
+    async def _cmd_photo(self, rest: str) -> None:
+        await self.persona.send_photo(rest or None)
+
+    async def _cmd_voice(self, _: str) -> None:
+        await self.persona.send_voice()
+
+    async def _cmd_advance(self, rest: str) -> None:
+        from jobs.runner import advance
+
+        delta = parse_duration(rest)
+        assert self.app is not None
+        await advance(self.app, delta)
+        await self._cmd_time("")
+
+    async def _cmd_time(self, _: str) -> None:
+        local = self.clock.now().astimezone(self.settings.tz)
+        self.say(f"-- sandbox time: {local:%Y-%m-%d %H:%M %A} ({self.settings.default_timezone})")
+
+    async def _cmd_restart(self, _: str) -> None:
+        await self.close()
+        await self.start()
+        self.say("-- the bot was rebuilt from the database")
+
+
+async def run_sandbox(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    interactive = stdin.isatty()
+    sandbox = Sandbox(settings, out=out, styled=interactive and out.isatty())
+    await sandbox.start()
+    sandbox.say("CareDesk sandbox — no Telegram, no network. You are customer 1; type /start. :help lists sandbox commands.")
+    try:
+        while True:
+            if interactive:
+                try:
+                    line = await asyncio.to_thread(input, f"{sandbox.persona_name}> ")
+                except EOFError:
+                    break
+            else:
+                raw = stdin.readline()
+                if not raw:
+                    break
+                line = raw.rstrip("\n")
+                if line.strip() and not line.lstrip().startswith("#"):
+                    sandbox.say(f"{sandbox.persona_name}> {line}")
+            if not await sandbox.handle_line(line):
+                break
+    finally:
+        await sandbox.close()
+    if not interactive and sandbox.failures:
+        sandbox.say(f"-- {sandbox.failures} line(s) failed")
+        return 1
+    return 0

@@ -1,0 +1,36 @@
+"""One router per conversation, assembled in the order updates try them.
+
+Common commands (/help, /cancel) first, then the guard that stops other
+commands in the middle of a dialog, then every feature, then the fallbacks
+that make sure nothing goes unanswered.
+"""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from handlers import common, profile, registration
+
+# Feature routers in order; add a new conversation here.
+FEATURE_ROUTERS: list[Router] = [
+    registration.router,
+    profile.router,
+]
+
+
+def _attach(parent: Router, child: Router) -> None:
+    # Routers are module-level (handlers register by decorator), but the tests
+    # and the sandbox's :restart build many dispatchers in one process, and
+    # aiogram lets a router have one parent: release it from the discarded one.
+    old = child.parent_router
+    if old is not None:
+        old.sub_routers.remove(child)
+        child._parent_router = None  # noqa: SLF001
+    parent.include_router(child)
+
+
+def build_root_router() -> Router:
+    root = Router(name="root")
+    for router in (common.commands_router, common.guard_router, *FEATURE_ROUTERS, common.fallback_router):
+        _attach(root, router)
+    return root

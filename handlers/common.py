@@ -1,0 +1,104 @@
+"""What every chat shares: /help, /cancel, the mid-dialog guard, and fallbacks.
+
+``commands_router`` and ``guard_router`` come first in the chain,
+``fallback_router`` last: whatever no feature handled gets an answer here,
+never silence.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+
+from bot.commands import commands_for
+from bot.dialogs import ask_again, end_dialog
+from bot.menu import MenuCallback
+from bot.roles import Role
+from bot.texts import Texts
+from storage.models import Customer
+
+commands_router = Router(name="common-commands")
+guard_router = Router(name="dialog-guard")
+fallback_router = Router(name="fallback")
+
+# Commands that work in the middle of a dialog; any other gets "finish or /cancel first".
+ALWAYS_ALLOWED = {"cancel", "help", "stop", "resume"}
+
+
+def _command_name(message: Message) -> str:
+    return (message.text or "/").split()[0][1:].split("@")[0].lower()
+
+
+def help_text(texts: Texts, role: Role) -> str:
+    commands = [(c.name, texts(f"commands/{c.name}.txt")) for c in commands_for(role)]
+    return texts("common/help", commands=commands, role=role.name.lower())
+
+
+@commands_router.message(Command("help"))
+async def show_help(message: Message, texts: Texts, role: Role) -> None:
+    await message.answer(help_text(texts, role))
+
+
+@commands_router.callback_query(MenuCallback.filter(F.action == "help"))
+async def show_help_from_menu(callback: CallbackQuery, texts: Texts, role: Role) -> None:
+    await callback.answer()
+    if callback.message:
+        await callback.message.answer(help_text(texts, role))
+
+
+@commands_router.message(Command("cancel"))
+async def cancel_handler(message: Message, state: FSMContext, texts: Texts) -> None:
+    if await state.get_state() is None:
+        await message.answer(texts("common/nothing_to_cancel"), reply_markup=ReplyKeyboardRemove())
+        return
+    await end_dialog(state)
+    await message.answer(texts("common/cancelled"), reply_markup=ReplyKeyboardRemove())
+
+
+@guard_router.message(
+    ~StateFilter(None), F.text.startswith("/"), F.func(lambda m: _command_name(m) not in ALWAYS_ALLOWED)
+)
+async def command_in_dialog(message: Message, **data: Any) -> None:
+    """Another command in the middle of a dialog: finish it or /cancel first."""
+    texts: Texts = data["texts"]
+    await message.answer(texts("common/finish_first"))
+    await ask_again(message, data)
+
+
+@fallback_router.message(~StateFilter(None))
+async def wrong_input_in_dialog(message: Message, **data: Any) -> None:
+    """Nothing in the dialog accepted this message (a sticker where text is needed...)."""
+    texts: Texts = data["texts"]
+    await message.answer(texts("common/expected_text" if not message.text else "common/not_understood"))
+    await ask_again(message, data)
+
+
+@fallback_router.message(F.chat.type == "private")
+async def outside_dialog(message: Message, texts: Texts, customer: Customer | None, role: Role) -> None:
+    if message.text and message.text.startswith("/"):
+        if customer is None and role == Role.CUSTOMER:
+            await message.answer(texts("common/register_first"))
+        else:
+            await message.answer(texts("common/unknown_command"))
+        return
+    if customer is None and role == Role.CUSTOMER:
+        await message.answer(texts("common/register_first"))
+    else:
+        await message.answer(texts("common/hint"))
+
+
+@fallback_router.message(F.text.startswith("/"))
+async def unknown_command_in_group(message: Message, texts: Texts, role: Role) -> None:
+    """In the staff group, only commands get an answer; staff chatter does not."""
+    if role >= Role.STAFF:
+        await message.answer(texts("common/unknown_command"))
+
+
+@fallback_router.callback_query()
+async def stale_button(callback: CallbackQuery, texts: Texts) -> None:
+    """A button of an old or finished dialog, or data that does not parse."""
+    await callback.answer(texts("common/button_expired.txt"), show_alert=False)

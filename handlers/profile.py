@@ -1,0 +1,180 @@
+"""The customer's own file: /profile (view and edit), /stop, /resume,
+/mydata, /forget and /language."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot import privacy
+from bot.clock import Clock
+from bot.config import LANGUAGES
+from bot.dialogs import end_dialog
+from bot.menu import MenuCallback
+from bot.middlewares import LANG_KEY
+from bot.texts import TextRenderer, Texts
+from handlers.registration import STEPS, customer_values, file_fields, start_editing
+from storage.models import Customer
+from storage.repositories import Repos
+
+router = Router(name="profile")
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+
+
+class ProfileCallback(CallbackData, prefix="prof"):
+    action: str  # edit | forget_yes | forget_no | lang
+    value: str = ""
+
+
+async def show_profile(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    customer: Customer | None = data.get("customer")
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    builder = InlineKeyboardBuilder()
+    for step in STEPS:
+        builder.button(text=texts.button(f"field_{step}"), callback_data=ProfileCallback(action="edit", value=step))
+    builder.adjust(2)
+    await message.answer(
+        texts("profile/show", file=file_fields(customer_values(customer)), customer=customer),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@router.message(Command("profile"))
+async def profile_command(message: Message, **data: Any) -> None:
+    await show_profile(message, data)
+
+
+@router.callback_query(MenuCallback.filter(F.action == "profile"))
+async def profile_from_menu(callback: CallbackQuery, **data: Any) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await show_profile(callback.message, data)
+
+
+@router.callback_query(ProfileCallback.filter(F.action == "edit"))
+async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    if data.get("customer") is None or callback_data.value not in STEPS or not isinstance(callback.message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    if await state.get_state() is not None:
+        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+        return
+    await callback.answer()
+    await start_editing(callback.message, data, callback_data.value, "profile")
+
+
+# ----- care messages on and off --------------------------------------------
+
+@router.message(Command("stop"))
+async def stop_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts) -> None:
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    await repos.customers.update_field(customer, "care_consent", False, clock.now())
+    skipped = await repos.outbox.skip_pending_care(customer.id, "stopped by customer")
+    await message.answer(texts("profile/stopped", skipped=skipped))
+
+
+@router.message(Command("resume"))
+async def resume_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts) -> None:
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    await repos.customers.update_field(customer, "care_consent", True, clock.now())
+    await repos.customers.mark_reachable(customer)
+    await message.answer(texts("profile/resumed"))
+
+
+# ----- privacy ----------------------------------------------------------------
+
+@router.message(Command("mydata"))
+async def my_data(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts) -> None:
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    document = await privacy.collect(repos, customer)
+    document["exported_at"] = clock.now().isoformat()
+    body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8")
+    await message.answer_document(
+        BufferedInputFile(body, filename="caredesk-my-data.json"), caption=texts("profile/mydata_caption")
+    )
+
+
+@router.message(Command("forget"))
+async def forget_ask(message: Message, customer: Customer | None, texts: Texts) -> None:
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.button("forget_yes"), callback_data=ProfileCallback(action="forget_yes"))
+    builder.button(text=texts.button("forget_no"), callback_data=ProfileCallback(action="forget_no"))
+    await message.answer(texts("profile/forget_confirm"), reply_markup=builder.as_markup())
+
+
+@router.callback_query(ProfileCallback.filter(F.action.in_({"forget_yes", "forget_no"})))
+async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
+                        repos: Repos, clock: Clock, texts: Texts, state: FSMContext) -> None:
+    message = callback.message
+    if customer is None or not isinstance(message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    await callback.answer()
+    await message.edit_reply_markup(reply_markup=None)
+    if callback_data.action == "forget_no":
+        await message.answer(texts("profile/forget_kept"))
+        return
+    await privacy.forget(repos, customer, clock.now())
+    await state.clear()
+    await message.answer(texts("profile/forgotten"))
+
+
+# ----- language ----------------------------------------------------------------
+
+def _language_keyboard(renderer: TextRenderer) -> Any:
+    builder = InlineKeyboardBuilder()
+    for lang in LANGUAGES:
+        # Each language's name is shown in that language.
+        builder.button(text=renderer.render(lang, "buttons/language_name"),
+                       callback_data=ProfileCallback(action="lang", value=lang))
+    return builder.as_markup()
+
+
+@router.message(Command("language"))
+async def language_ask(message: Message, texts: Texts) -> None:
+    await message.answer(texts("profile/language_ask"), reply_markup=_language_keyboard(texts.renderer))
+
+
+@router.callback_query(MenuCallback.filter(F.action == "language"))
+async def language_from_menu(callback: CallbackQuery, texts: Texts) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.answer(texts("profile/language_ask"), reply_markup=_language_keyboard(texts.renderer))
+
+
+@router.callback_query(ProfileCallback.filter(F.action == "lang"))
+async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
+                       repos: Repos, clock: Clock, texts: Texts, state: FSMContext) -> None:
+    lang = callback_data.value
+    if lang not in LANGUAGES or not isinstance(callback.message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    await callback.answer()
+    if customer is not None:
+        await repos.customers.update_field(customer, "language", lang, clock.now())
+    else:
+        await state.update_data({LANG_KEY: lang})
+    new_texts = texts.renderer.for_language(lang)
+    await callback.message.edit_text(new_texts("profile/language_set"))

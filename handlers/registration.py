@@ -1,0 +1,395 @@
+"""The customer file dialog: registration on /start, and editing one field.
+
+One dialog serves three modes, kept in dialog data as ``mode``:
+``register`` walks every step in order; ``review`` edits one field from the
+registration summary and returns to it; ``profile`` edits one field of an
+existing customer file (from /profile) and saves it at once.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import CommandStart
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    User,
+)
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dialogs import ask_again, asks, end_dialog
+from bot.menu import menu_keyboard
+from bot.rules import customer_file as rules
+from bot.texts import Texts
+from storage.models import Customer
+from storage.repositories import Repos
+
+router = Router(name="registration")
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+
+
+class RegistrationForm(StatesGroup):
+    name = State()
+    phone = State()
+    birthday = State()
+    address = State()
+    household = State()
+    consent = State()
+    confirm = State()
+
+
+class RegCallback(CallbackData, prefix="reg"):
+    action: str  # tgname | skip | household | consent | confirm | edit | field
+    step: str  # the state the button belongs to; a press in another state is stale
+    value: str = ""
+
+
+STEPS = ("name", "phone", "birthday", "address", "household", "consent")
+FIELD_OF_STEP = {
+    "name": "name", "phone": "phone", "birthday": "birthday", "address": "address",
+    "household": "household_size", "consent": "care_consent",
+}
+STATE_OF_STEP = {step: getattr(RegistrationForm, step) for step in (*STEPS, "confirm")}
+OPTIONAL_STEPS = {"birthday", "address", "household"}
+HOUSEHOLD_QUICK = ("1", "2", "3", "4", "5", "6")
+
+
+def _step_of(state_name: str | None) -> str | None:
+    if not state_name or not state_name.startswith("RegistrationForm:"):
+        return None
+    return state_name.split(":", 1)[1]
+
+
+def _cb(action: str, step: str, value: str = "") -> str:
+    return RegCallback(action=action, step=step, value=value).pack()
+
+
+def _skip_keyboard(texts: Texts, step: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.button("skip"), callback_data=_cb("skip", step))
+    return builder.as_markup()
+
+
+# ----- showing a customer file (registration summary and /profile) ---------
+
+def file_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The values as templates show them (dates as date objects)."""
+    shown = dict(values)
+    birthday = shown.get("birthday")
+    if isinstance(birthday, str):
+        shown["birthday"] = date.fromisoformat(birthday)
+    return shown
+
+
+def customer_values(customer: Customer) -> dict[str, Any]:
+    return {field: getattr(customer, field) for field in FIELD_OF_STEP.values()}
+
+
+# ----- asking each question -------------------------------------------------
+
+@asks(RegistrationForm.name)
+async def ask_name(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    user: User | None = data.get("event_from_user")
+    first_name = (user.first_name if user else "") or ""
+    markup = None
+    try:
+        suggested = rules.parse_name(first_name)
+    except rules.Invalid:
+        suggested = None
+    if suggested:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=texts.button("use_name", name=suggested), callback_data=_cb("tgname", "name"))
+        markup = builder.as_markup()
+    await message.answer(texts("registration/ask_name", suggested=suggested), reply_markup=markup)
+
+
+@asks(RegistrationForm.phone)
+async def ask_phone(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    keyboard = ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=texts.button("share_phone"), request_contact=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+    await message.answer(texts("registration/ask_phone"), reply_markup=keyboard)
+
+
+@asks(RegistrationForm.birthday)
+async def ask_birthday(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    await message.answer(texts("registration/ask_birthday"), reply_markup=_skip_keyboard(texts, "birthday"))
+
+
+@asks(RegistrationForm.address)
+async def ask_address(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    await message.answer(texts("registration/ask_address"), reply_markup=_skip_keyboard(texts, "address"))
+
+
+@asks(RegistrationForm.household)
+async def ask_household(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    builder = InlineKeyboardBuilder()
+    for value in HOUSEHOLD_QUICK:
+        builder.button(text=value, callback_data=_cb("household", "household", value))
+    builder.button(text=texts.button("skip"), callback_data=_cb("skip", "household"))
+    builder.adjust(len(HOUSEHOLD_QUICK), 1)
+    await message.answer(
+        texts("registration/ask_household", low=rules.HOUSEHOLD_MIN, high=rules.HOUSEHOLD_MAX),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@asks(RegistrationForm.consent)
+async def ask_consent(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.button("yes"), callback_data=_cb("consent", "consent", "yes"))
+    builder.button(text=texts.button("no"), callback_data=_cb("consent", "consent", "no"))
+    await message.answer(texts("registration/ask_consent"), reply_markup=builder.as_markup())
+
+
+@asks(RegistrationForm.confirm)
+async def show_summary(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    values = (await state.get_data()).get("reg", {})
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.button("confirm"), callback_data=_cb("confirm", "confirm"))
+    builder.button(text=texts.button("edit"), callback_data=_cb("edit", "confirm"))
+    await message.answer(
+        texts("registration/summary", file=file_fields(values)), reply_markup=builder.as_markup()
+    )
+
+
+async def ask_step(message: Message, data: dict[str, Any], step: str) -> None:
+    state: FSMContext = data["state"]
+    await state.set_state(STATE_OF_STEP[step])
+    await {
+        "name": ask_name, "phone": ask_phone, "birthday": ask_birthday, "address": ask_address,
+        "household": ask_household, "consent": ask_consent, "confirm": show_summary,
+    }[step](message, data)
+
+
+# ----- starting ---------------------------------------------------------------
+
+@router.message(CommandStart())
+async def start(message: Message, state: FSMContext, customer: Customer | None, texts: Texts, **data: Any) -> None:
+    """A new customer registers; a registered one sees the menu."""
+    if customer is not None:
+        await message.answer(texts("menu/main", name=customer.name), reply_markup=menu_keyboard(texts))
+        return
+    await state.update_data(reg={}, mode="register")
+    await message.answer(texts("registration/welcome"))
+    await ask_step(message, {**data, "state": state, "texts": texts}, "name")
+
+
+async def start_editing(message: Message, data: dict[str, Any], step: str, mode: str) -> None:
+    """Edit one field: from the registration summary (review) or /profile."""
+    state: FSMContext = data["state"]
+    await state.update_data(mode=mode)
+    await ask_step(message, data, step)
+
+
+# ----- accepting an answer ---------------------------------------------------
+
+async def accept(message: Message, data: dict[str, Any], step: str, value: Any) -> None:
+    """Store one answer and go on: next step, back to summary, or save to the file."""
+    state: FSMContext = data["state"]
+    texts: Texts = data["texts"]
+    dialog = await state.get_data()
+    mode = dialog.get("mode", "register")
+    field = FIELD_OF_STEP[step]
+    stored = value.isoformat() if isinstance(value, date) else value
+    if mode == "profile":
+        customer: Customer | None = data.get("customer")
+        repos: Repos = data["repos"]
+        clock: Clock = data["clock"]
+        if customer is None:
+            await end_dialog(state)
+            await message.answer(texts("common/register_first"))
+            return
+        await repos.customers.update_field(customer, field, value, clock.now())
+        if field == "care_consent" and not value:
+            await repos.outbox.skip_pending_care(customer.id, "consent withdrawn")
+        await end_dialog(state)
+        from handlers.profile import show_profile  # the profile view lives with /profile
+
+        await message.answer(texts("profile/saved"), reply_markup=ReplyKeyboardRemove() if step == "phone" else None)
+        await show_profile(message, data)
+        return
+    reg = dict(dialog.get("reg", {}))
+    reg[field] = stored
+    await state.update_data(reg=reg)
+    if mode == "review":
+        await state.update_data(mode="register")
+        await ask_step(message, data, "confirm")
+        return
+    next_step = STEPS[STEPS.index(step) + 1] if step != STEPS[-1] else "confirm"
+    await ask_step(message, data, next_step)
+
+
+async def reject(message: Message, data: dict[str, Any], error: rules.Invalid) -> None:
+    texts: Texts = data["texts"]
+    await message.answer(texts(f"errors/{error.code}", **error.params))
+    await ask_again(message, data)
+
+
+@router.message(RegistrationForm.name, F.text, ~F.text.startswith("/"))
+async def process_name(message: Message, **data: Any) -> None:
+    try:
+        value = rules.parse_name(message.text or "")
+    except rules.Invalid as error:
+        await reject(message, data, error)
+        return
+    await accept(message, data, "name", value)
+
+
+@router.message(RegistrationForm.phone, F.contact)
+async def process_contact(message: Message, **data: Any) -> None:
+    settings: Settings = data["settings"]
+    contact = message.contact
+    assert contact is not None
+    if contact.user_id is not None and message.from_user and contact.user_id != message.from_user.id:
+        await reject(message, data, rules.Invalid("phone_not_own"))
+        return
+    try:
+        value = rules.contact_phone(contact.phone_number, settings.default_region)
+    except rules.Invalid as error:
+        await reject(message, data, error)
+        return
+    await _phone_accepted(message, data, value)
+
+
+@router.message(RegistrationForm.phone, F.text, ~F.text.startswith("/"))
+async def process_phone(message: Message, **data: Any) -> None:
+    settings: Settings = data["settings"]
+    try:
+        value = rules.parse_phone(message.text or "", settings.default_region)
+    except rules.Invalid as error:
+        await reject(message, data, error)
+        return
+    await _phone_accepted(message, data, value)
+
+
+async def _phone_accepted(message: Message, data: dict[str, Any], value: str) -> None:
+    texts: Texts = data["texts"]
+    mode = (await data["state"].get_data()).get("mode")
+    if mode != "profile":
+        # Take the share-contact keyboard away before the next question.
+        await message.answer(texts("registration/phone_saved", phone=value), reply_markup=ReplyKeyboardRemove())
+    await accept(message, data, "phone", value)
+
+
+@router.message(RegistrationForm.birthday, F.text, ~F.text.startswith("/"))
+async def process_birthday(message: Message, **data: Any) -> None:
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    today = clock.now().astimezone(settings.tz).date()
+    try:
+        value = rules.parse_birthday(message.text or "", today)
+    except rules.Invalid as error:
+        await reject(message, data, error)
+        return
+    await accept(message, data, "birthday", value)
+
+
+@router.message(RegistrationForm.address, F.text, ~F.text.startswith("/"))
+async def process_address(message: Message, **data: Any) -> None:
+    try:
+        value = rules.parse_address(message.text or "")
+    except rules.Invalid as error:
+        await reject(message, data, error)
+        return
+    await accept(message, data, "address", value)
+
+
+@router.message(RegistrationForm.household, F.text, ~F.text.startswith("/"))
+async def process_household(message: Message, **data: Any) -> None:
+    try:
+        value = rules.parse_household(message.text or "")
+    except rules.Invalid as error:
+        await reject(message, data, error)
+        return
+    await accept(message, data, "household", value)
+
+
+# ----- buttons ---------------------------------------------------------------
+
+async def _current_step(state: FSMContext) -> str | None:
+    return _step_of(await state.get_state())
+
+
+@router.callback_query(RegCallback.filter())
+async def process_button(callback: CallbackQuery, callback_data: RegCallback, **data: Any) -> None:
+    state: FSMContext = data["state"]
+    texts: Texts = data["texts"]
+    message = callback.message
+    step = await _current_step(state)
+    if step is None or step != callback_data.step or not isinstance(message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    await callback.answer()
+    # The question is answered: take its buttons away so they cannot be pressed again.
+    await message.edit_reply_markup(reply_markup=None)
+    action = callback_data.action
+    if action == "tgname" and step == "name":
+        try:
+            value = rules.parse_name(callback.from_user.first_name or "")
+        except rules.Invalid as error:
+            await reject(message, data, error)
+            return
+        await accept(message, data, "name", value)
+    elif action == "skip" and step in OPTIONAL_STEPS:
+        await accept(message, data, step, None)
+    elif action == "household" and step == "household":
+        await accept(message, data, "household", rules.parse_household(callback_data.value))
+    elif action == "consent" and step == "consent":
+        await accept(message, data, "consent", callback_data.value == "yes")
+    elif action == "confirm" and step == "confirm":
+        await _confirm(callback, message, data)
+    elif action == "edit" and step == "confirm":
+        builder = InlineKeyboardBuilder()
+        for field_step in STEPS:
+            builder.button(text=texts.button(f"field_{field_step}"), callback_data=_cb("field", "confirm", field_step))
+        builder.adjust(2)
+        await message.answer(texts("registration/which_field"), reply_markup=builder.as_markup())
+    elif action == "field" and step == "confirm" and callback_data.value in STEPS:
+        await start_editing(message, data, callback_data.value, "review")
+    else:
+        await message.answer(texts("common/button_expired.txt"))
+
+
+async def _confirm(callback: CallbackQuery, message: Message, data: dict[str, Any]) -> None:
+    state: FSMContext = data["state"]
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    dialog = await state.get_data()
+    reg = dict(dialog.get("reg", {}))
+    if not reg.get("name") or not reg.get("phone"):
+        # Data lost or forged: walk the missing steps again.
+        await ask_step(message, data, "name" if not reg.get("name") else "phone")
+        return
+    if isinstance(reg.get("birthday"), str):
+        reg["birthday"] = date.fromisoformat(reg["birthday"])
+    reg["care_consent"] = bool(reg.get("care_consent"))
+    customer = await repos.customers.register(callback.from_user.id, reg, texts.lang, clock.now())
+    await end_dialog(state)
+    await message.answer(texts("registration/done", name=customer.name))
+    await message.answer(texts("menu/main", name=customer.name), reply_markup=menu_keyboard(texts))
+

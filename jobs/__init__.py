@@ -1,0 +1,1 @@
+"""Scheduled work: jobs, their registry, the scheduler, and time travel."""

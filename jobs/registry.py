@@ -1,0 +1,53 @@
+"""The jobs the scheduler runs, each with an explicit id and interval.
+
+A job is ``async def job(ctx: JobContext) -> None``. It receives a context
+with ids and settings, the clock and the database — never a Bot object or an
+open session: it opens its own session per run and commits once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+
+@dataclass
+class JobContext:
+    app: "App"
+    now: datetime
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self):  # type: ignore[no-untyped-def]
+        return self.app.settings
+
+    @property
+    def db(self):  # type: ignore[no-untyped-def]
+        return self.app.db
+
+
+JobFn = Callable[[JobContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: JobFn
+    every: timedelta
+    misfire_grace_time: int  # seconds
+
+
+JOBS: dict[str, JobSpec] = {}
+
+
+def job(job_id: str, every: timedelta, misfire_grace_time: int = 60) -> Callable[[JobFn], JobFn]:
+    def register(fn: JobFn) -> JobFn:
+        JOBS[job_id] = JobSpec(job_id, fn, every, misfire_grace_time)
+        return fn
+
+    return register

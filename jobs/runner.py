@@ -1,0 +1,54 @@
+"""Running jobs: once by id, or every job that falls due while the clock moves.
+
+``advance`` is how the sandbox's ``:advance`` and the tests travel in time:
+the clock moves in steps and each job runs at the times the scheduler would
+have run it. For long jumps the steps are coarser (a per-minute job runs every
+``step`` instead), which changes when within the step a message is sent, not
+whether it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.clock import ManualClock
+from jobs.registry import JOBS, JobContext
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+
+async def run_job(app: "App", job_id: str) -> None:
+    spec = JOBS[job_id]
+    await spec.func(JobContext(app=app, now=app.clock.now()))
+
+
+def _step_for(delta: timedelta) -> timedelta:
+    if delta <= timedelta(hours=3):
+        return timedelta(minutes=1)
+    if delta <= timedelta(days=2):
+        return timedelta(minutes=10)
+    return timedelta(hours=1)
+
+
+async def advance(app: "App", delta: timedelta, step: timedelta | None = None) -> datetime:
+    """Move a ManualClock forward by ``delta``, running jobs as they fall due."""
+    clock = app.clock
+    if not isinstance(clock, ManualClock):
+        raise TypeError("advance needs a ManualClock")
+    end = clock.now() + delta
+    step = step or _step_for(delta)
+    last_run: dict[str, datetime] = app.extras.setdefault("job_last_run", {})
+    while clock.now() < end:
+        clock.set(min(clock.now() + step, end))
+        now = clock.now()
+        for spec in JOBS.values():
+            previous = last_run.get(spec.id)
+            if previous is None or now - previous >= min(spec.every, step):
+                last_run[spec.id] = now
+                await run_job(app, spec.id)
+    return clock.now()

@@ -1,0 +1,55 @@
+"""APScheduler 3 for the live bot: one job per entry of the registry.
+
+The sandbox and the tests do not start it; they call ``jobs.runner.advance``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from jobs.registry import JOBS
+from jobs.runner import run_job
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+# Jobs get the app by this key, not as an argument: a persistent job store
+# would have to pickle it.
+_APPS: dict[str, "App"] = {}
+
+
+async def _run(app_key: str, job_id: str) -> None:
+    app = _APPS.get(app_key)
+    if app is None:
+        return
+    try:
+        await run_job(app, job_id)
+    except Exception:
+        log.exception("job %s failed", job_id)
+
+
+def start_scheduler(app: "App") -> AsyncIOScheduler:
+    key = str(id(app))
+    _APPS[key] = app
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for spec in JOBS.values():
+        scheduler.add_job(
+            _run, "interval", seconds=spec.every.total_seconds(), args=[key, spec.id], id=spec.id,
+            replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=spec.misfire_grace_time,
+        )
+    scheduler.start()
+    app.extras["scheduler"] = scheduler
+    app.extras["scheduler_key"] = key
+    return scheduler
+
+
+def stop_scheduler(app: "App") -> None:
+    scheduler: AsyncIOScheduler | None = app.extras.pop("scheduler", None)
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
+    _APPS.pop(app.extras.pop("scheduler_key", ""), None)

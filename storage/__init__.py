@@ -1,0 +1,1 @@
+"""Models, database, repositories, dialog-state storage and migrations."""

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models.base import Base, UTCDateTime
+
+# Lower goes first: a reply to a person never waits behind bulk care messages.
+PRIORITY_SERVICE = 0
+PRIORITY_CARE = 10
+
+CATEGORY_SERVICE = "service"
+CATEGORY_CARE = "care"
+
+STATUSES = ("pending", "sending", "sent", "failed", "skipped", "uncertain")
+
+
+class OutboxMessage(Base):
+    """A message the bot sends on its own initiative.
+
+    Written in the same transaction as its cause; ``dedupe_key`` is unique so
+    writing the same key twice is a no-op (see ``OutboxRepo.enqueue``).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before", "priority"),
+        Index("ix_outbox_customer_kind_sent", "customer_id", "kind", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(16), default=CATEGORY_SERVICE)
+    priority: Mapped[int] = mapped_column(Integer, default=PRIORITY_SERVICE)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    # An aiogram InlineKeyboardMarkup dumped to JSON, or NULL.
+    reply_markup: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Extra routing: message_thread_id, reply_to_message_id, photo file_id...
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the message is about, for attribution and reports.
+    ref_order_id: Mapped[int | None] = mapped_column(Integer)
+    ref_ticket_id: Mapped[int | None] = mapped_column(Integer)
+    ref_product_id: Mapped[int | None] = mapped_column(Integer)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    skip_reason: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -1,0 +1,37 @@
+"""Repositories, held together per unit of work.
+
+A handler or job gets one :class:`Repos` per update or run. Repositories only
+``flush``; the single ``commit`` happens in the middleware (or the job runner)
+that owns the transaction.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.repositories.customers import CustomerRepo
+from storage.repositories.outbox import OutboxRepo
+
+
+class Repos:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @cached_property
+    def customers(self) -> CustomerRepo:
+        return CustomerRepo(self.session)
+
+    @cached_property
+    def outbox(self) -> OutboxRepo:
+        return OutboxRepo(self.session)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+
+
+__all__ = ["Repos"]
