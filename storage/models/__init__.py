@@ -3,6 +3,11 @@
 from storage.models.base import Base, UTCDateTime
 from storage.models.customers import Customer, StaffNote
 from storage.models.dialogs import DialogState
+from storage.models.orders import Order, OrderItem, OrderStatusChange, Product
 from storage.models.outbox import OutboxMessage
+from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
-__all__ = ["Base", "Customer", "DialogState", "OutboxMessage", "StaffNote", "UTCDateTime"]
+__all__ = [
+    "Base", "Customer", "DialogState", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
+    "StaffNote", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
+]
