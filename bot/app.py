@@ -26,6 +26,7 @@ from bot.config import LANGUAGES, Settings
 from bot.middlewares import DatabaseMiddleware, PersonMiddleware
 from bot.roles import Role
 from bot.texts import TextRenderer
+import jobs.all  # noqa: F401  (registers the scheduled jobs)
 from handlers import build_root_router
 from storage.db import Database
 from storage.dialog_state import SQLStorage
