@@ -46,6 +46,63 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_catalog_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 2 (nothing imported) when the file has any bad row; every one is listed."""
+    from pathlib import Path
+
+    from bot.catalog import CatalogError, import_file
+    from storage.db import Database
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"caredesk: no such file: {path}", file=sys.stderr)
+        return 2
+    _migrate(settings)
+
+    async def run() -> tuple[int, int, int]:
+        db = Database(settings.database_url)
+        try:
+            return await import_file(db, path, settings.currency)
+        finally:
+            await db.dispose()
+
+    try:
+        created, updated, unchanged = asyncio.run(run())
+    except CatalogError as exc:
+        print(f"caredesk: {path}: {len(exc.problems)} problem(s), nothing was imported:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    print(f"caredesk: imported {path}: {created} new, {updated} updated, {unchanged} unchanged")
+    return 0
+
+
+def cmd_catalog_export(args: argparse.Namespace, settings: Settings) -> int:
+    """CSV (or YAML for a .yaml/.yml FILE) to FILE, or CSV to standard output."""
+    from pathlib import Path
+
+    from bot.catalog import export_products, format_of
+    from storage.db import Database
+
+    _migrate(settings)
+    fmt = format_of(args.file) if args.file else "csv"
+
+    async def run() -> str:
+        db = Database(settings.database_url)
+        try:
+            return await export_products(db, fmt, settings.currency)
+        finally:
+            await db.dispose()
+
+    text = asyncio.run(run())
+    if args.file:
+        Path(args.file).write_text(text, encoding="utf-8")
+        print(f"caredesk: catalog written to {args.file}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="caredesk", description="CareDesk: a customer-care desk inside Telegram.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -54,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("shell", help="the offline sandbox: try the bot with no token and no network").set_defaults(
         func=cmd_shell)
     sub.add_parser("migrate", help="upgrade the database to the latest schema").set_defaults(func=cmd_migrate)
+    catalog = sub.add_parser("catalog", help="import or export the product catalog (CSV or YAML)")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    catalog_import = catalog_sub.add_parser("import", help="upsert products by SKU; a bad file imports nothing")
+    catalog_import.add_argument("file", metavar="FILE", help="a .csv file, or .yaml/.yml")
+    catalog_import.set_defaults(func=cmd_catalog_import)
+    catalog_export = catalog_sub.add_parser("export", help="write the catalog (to standard output without FILE)")
+    catalog_export.add_argument("file", metavar="FILE", nargs="?", help="a .csv file, or .yaml/.yml")
+    catalog_export.set_defaults(func=cmd_catalog_export)
     return parser
 
 

@@ -16,6 +16,8 @@ class Command:
 
 COMMANDS: list[Command] = [
     Command("start", Role.CUSTOMER),
+    Command("order", Role.CUSTOMER, customer_only=True),
+    Command("orders", Role.CUSTOMER, customer_only=True),
     Command("help", Role.CUSTOMER),
     Command("cancel", Role.CUSTOMER),
     Command("profile", Role.CUSTOMER, customer_only=True),
@@ -24,6 +26,11 @@ COMMANDS: list[Command] = [
     Command("resume", Role.CUSTOMER, customer_only=True),
     Command("mydata", Role.CUSTOMER, customer_only=True),
     Command("forget", Role.CUSTOMER, customer_only=True),
+    Command("complaint", Role.CUSTOMER, customer_only=True),
+    Command("tickets", Role.STAFF),
+    Command("ticket", Role.STAFF),
+    Command("customer", Role.STAFF),
+    Command("note", Role.STAFF),
 ]
 
 

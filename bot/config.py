@@ -86,10 +86,16 @@ class Settings(BaseSettings):
     rate_global_per_second: float = Field(25, gt=0)
     rate_chat_per_second: float = Field(1, gt=0)
     rate_group_per_minute: float = Field(18, gt=0)
+    outbox_max_attempts: int = Field(5, ge=1)  # network errors / 5xx: tries before a row fails
+    outbox_retry_seconds: float = Field(5, gt=0)  # first backoff; doubles per attempt, at most 1 h
 
     # Reports (issue: reports)
     abc_a_share: float = Field(0.75, gt=0, lt=1)
     abc_b_share: float = Field(0.20, gt=0, lt=1)
+    report_top_n: int = Field(10, ge=1, le=30)  # rows in "top" lists
+    churn_grace_days: int = Field(3, ge=0)  # days past the expected next order before /churn lists a customer
+    churn_lookback_days: int = Field(365, ge=30)  # last order older than this: lost, not at risk
+    digest_default_hour: int = Field(8, ge=0, le=23)
 
     # Sandbox
     sandbox_files_dir: Path = Path("./sandbox-files")
@@ -117,6 +123,17 @@ class Settings(BaseSettings):
         value = value.upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown phone region {value!r} (a two-letter country code, e.g. CN)")
+        return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _check_business_hours(cls, value: str) -> str:
+        from bot.rules.sla import BusinessHoursError, parse_business_hours
+
+        try:
+            parse_business_hours(value)
+        except BusinessHoursError as exc:
+            raise ValueError(f"{exc} (e.g. 'mon-fri 09:00-18:00; sat 10:00-14:00')") from exc
         return value
 
     @field_validator("database_url")

@@ -19,20 +19,33 @@ from bot.middlewares import LANG_KEY
 
 AskFn = Callable[[Message, dict[str, Any]], Awaitable[None]]
 _ASKERS: dict[str, AskFn] = {}
+# States answered only by pressing a button (wrong input there: "use the buttons").
+_BUTTONS_ONLY: set[str] = set()
 
 # Keys in dialog data that outlive a dialog.
 KEPT_KEYS = (LANG_KEY,)
 
 
-def asks(*states: State) -> Callable[[AskFn], AskFn]:
-    """Register the function that asks the question of these states."""
+def asks(*states: State, buttons_only: bool = False) -> Callable[[AskFn], AskFn]:
+    """Register the function that asks the question of these states.
+
+    ``buttons_only``: the question is answered with its buttons, so any
+    message there is told to use them (instead of "I need a text message").
+    """
 
     def register(fn: AskFn) -> AskFn:
         for state in states:
             _ASKERS[state.state] = fn  # type: ignore[index]
+            if buttons_only:
+                _BUTTONS_ONLY.add(state.state)  # type: ignore[arg-type]
         return fn
 
     return register
+
+
+def expects_buttons(state_name: str | None) -> bool:
+    """True when the question of this state is answered by a button press."""
+    return state_name in _BUTTONS_ONLY
 
 
 async def ask_again(message: Message, data: dict[str, Any]) -> bool:

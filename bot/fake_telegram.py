@@ -286,7 +286,9 @@ class FakeTelegram:
                 raise ScriptedError(400, "Bad Request: chat not found")
             if fault.kind == "server":
                 raise ScriptedError(502, "Bad Gateway")
-            if fault.kind in ("network", "timeout_after_send"):
+            if fault.kind == "network":  # the connection failed: the request never went out
+                raise TelegramNetworkError(method=None, message="ClientConnectorError: Cannot connect to host api.telegram.org:443")  # type: ignore[arg-type]
+            if fault.kind == "timeout_after_send":  # sent, but no answer came back (as aiogram words a timeout)
                 raise TelegramNetworkError(method=None, message="Request timeout error")  # type: ignore[arg-type]
         self.faults = [f for f in self.faults if f.times > 0]
 

@@ -19,8 +19,11 @@ class MenuCallback(CallbackData, prefix="menu"):
 
 # (action, button template) in display order.
 MENU_ENTRIES: list[tuple[str, str]] = [
+    ("order", "menu_order"),
+    ("orders", "menu_orders"),
     ("profile", "menu_profile"),
     ("language", "menu_language"),
+    ("complaint", "menu_complaint"),
     ("help", "menu_help"),
 ]
 

@@ -41,6 +41,34 @@ async def _customer_file(repos: Repos, customer: Customer) -> dict[str, Any]:
 COLLECTORS.append(_customer_file)
 
 
+async def _tickets(repos: Repos, customer: Customer) -> dict[str, Any]:
+    """Complaints: what the customer wrote, what staff answered, ratings."""
+    return {"complaints": await repos.tickets.export_customer(customer.id)}
+
+
+async def _forget_tickets(repos: Repos, customer: Customer, now: datetime) -> None:
+    """Tickets stay (anonymised) for the reports; their texts go; open ones are closed."""
+    await repos.tickets.anonymise_customer(customer.id, now)
+
+
+COLLECTORS.append(_tickets)
+FORGETTERS.append(_forget_tickets)
+
+
+async def _orders(repos: Repos, customer: Customer) -> dict[str, Any]:
+    """Orders with their items, prices and status history."""
+    return {"orders": await repos.orders.export_customer(customer.id)}
+
+
+async def _forget_orders(repos: Repos, customer: Customer, now: datetime) -> None:
+    """Orders stay for the reports; their delivery addresses and notes go."""
+    await repos.orders.anonymise_customer(customer.id)
+
+
+COLLECTORS.append(_orders)
+FORGETTERS.append(_forget_orders)
+
+
 async def collect(repos: Repos, customer: Customer) -> dict[str, Any]:
     document: dict[str, Any] = {}
     for collector in COLLECTORS:

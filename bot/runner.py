@@ -23,7 +23,7 @@ def _hooks(app: App) -> None:
     async def on_shutdown() -> None:
         from jobs.scheduler import stop_scheduler
 
-        stop_scheduler(app)
+        await stop_scheduler(app)
 
     app.dispatcher.startup.register(on_startup)
     app.dispatcher.shutdown.register(on_shutdown)

@@ -35,6 +35,7 @@ HELP = """Sandbox commands:
   :press TEXT | :press N   press a button of the latest message with buttons
   :contact [PHONE]         share the persona's phone number
   :sticker | :photo [CAPTION] | :voice    send a sticker, a photo, a voice note
+  :reply TEXT              as staff, reply in the staff chat to the latest ticket card or relayed message
   :advance DURATION        move the clock (e.g. 3d, 2h, 30m, 1d12h) and run the jobs
   :time                    show the sandbox clock
   :restart                 rebuild the bot from the database
@@ -44,6 +45,7 @@ Anything else is sent as a message from the current persona."""
 StartHook = Callable[[App], Awaitable[None]]
 # Work to do when the sandbox starts (e.g. load the sample catalog).
 START_HOOKS: list[StartHook] = []
+import bot.catalog  # noqa: E402,F401  (registers the sample-catalog start hook; needs START_HOOKS)
 
 _DURATION = re.compile(r"(\d+)\s*([wdhms])")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
@@ -92,7 +94,7 @@ class Sandbox:
             "as": self._cmd_as, "lang": self._cmd_lang, "press": self._cmd_press, "contact": self._cmd_contact,
             "sticker": self._cmd_sticker, "photo": self._cmd_photo, "voice": self._cmd_voice,
             "advance": self._cmd_advance, "time": self._cmd_time, "restart": self._cmd_restart,
-            "help": self._cmd_help,
+            "help": self._cmd_help, "reply": self._cmd_reply,
         }
 
     # ----- personas -----------------------------------------------------------
@@ -247,6 +249,21 @@ class Sandbox:
     async def _cmd_time(self, _: str) -> None:
         local = self.clock.now().astimezone(self.settings.tz)
         self.say(f"-- sandbox time: {local:%Y-%m-%d %H:%M %A} ({self.settings.default_timezone})")
+
+    async def _cmd_reply(self, rest: str) -> None:
+        """Typing a Telegram reply is not possible here: reply to the newest ticket message in the staff chat."""
+        from handlers.ticket_desk import latest_reply_target
+
+        if not rest:
+            raise SandboxError("usage: :reply TEXT")
+        assert self.app is not None
+        target = await latest_reply_target(self.app)
+        if target is None:
+            raise SandboxError("no ticket card or customer message in the staff chat yet")
+        staff_chat = self.settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID
+        in_staff_chat = self.persona.chat_id == staff_chat and self.persona.id in self.settings.all_staff_ids
+        staff = self.persona if in_staff_chat else self._staff_like(SANDBOX_STAFF_ID, "Sam (staff)", False)
+        await staff.send(rest, reply_to=target)
 
     async def _cmd_restart(self, _: str) -> None:
         await self.close()

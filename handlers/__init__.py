@@ -10,11 +10,24 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import common, profile, registration
+from handlers import my_orders, order_desk, ordering
+from handlers import complaint, csat, staff_tools, ticket_desk, ticket_relay
 
 # Feature routers in order; add a new conversation here.
 FEATURE_ROUTERS: list[Router] = [
     registration.router,
     profile.router,
+    # Orders: the /order dialog, /orders, and the staff order desk.
+    ordering.router,
+    my_orders.router,
+    order_desk.router,
+    # Complaints and the service desk; the relay of a customer's free text
+    # to their open ticket goes last.
+    complaint.router,
+    csat.router,
+    ticket_desk.router,
+    staff_tools.router,
+    ticket_relay.router,
 ]
 
 

@@ -15,7 +15,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.commands import commands_for
-from bot.dialogs import ask_again, end_dialog
+from bot.dialogs import ask_again, end_dialog, expects_buttons
 from bot.menu import MenuCallback
 from bot.roles import Role
 from bot.texts import Texts
@@ -26,11 +26,23 @@ guard_router = Router(name="dialog-guard")
 fallback_router = Router(name="fallback")
 
 # Commands that work in the middle of a dialog; any other gets "finish or /cancel first".
-ALWAYS_ALLOWED = {"cancel", "help", "stop", "resume"}
+# /help, /stop, /resume and /language ask the dialog's question again afterwards.
+ALWAYS_ALLOWED = {"cancel", "help", "language"}
+# Allowed in a dialog only to a registered customer (they change the customer file).
+ALLOWED_TO_CUSTOMERS = {"stop", "resume"}
 
 
 def _command_name(message: Message) -> str:
     return (message.text or "/").split()[0][1:].split("@")[0].lower()
+
+
+def _blocked_in_dialog(message: Message, customer: Customer | None = None) -> bool:
+    name = _command_name(message)
+    if name in ALWAYS_ALLOWED:
+        return False
+    if name in ALLOWED_TO_CUSTOMERS:
+        return customer is None
+    return True
 
 
 def help_text(texts: Texts, role: Role) -> str:
@@ -39,8 +51,10 @@ def help_text(texts: Texts, role: Role) -> str:
 
 
 @commands_router.message(Command("help"))
-async def show_help(message: Message, texts: Texts, role: Role) -> None:
-    await message.answer(help_text(texts, role))
+async def show_help(message: Message, **data: Any) -> None:
+    await message.answer(help_text(data["texts"], data["role"]))
+    # In the middle of a dialog: remind the person where they were.
+    await ask_again(message, data)
 
 
 @commands_router.callback_query(MenuCallback.filter(F.action == "help"))
@@ -59,9 +73,7 @@ async def cancel_handler(message: Message, state: FSMContext, texts: Texts) -> N
     await message.answer(texts("common/cancelled"), reply_markup=ReplyKeyboardRemove())
 
 
-@guard_router.message(
-    ~StateFilter(None), F.text.startswith("/"), F.func(lambda m: _command_name(m) not in ALWAYS_ALLOWED)
-)
+@guard_router.message(~StateFilter(None), F.text.startswith("/"), _blocked_in_dialog)
 async def command_in_dialog(message: Message, **data: Any) -> None:
     """Another command in the middle of a dialog: finish it or /cancel first."""
     texts: Texts = data["texts"]
@@ -73,7 +85,11 @@ async def command_in_dialog(message: Message, **data: Any) -> None:
 async def wrong_input_in_dialog(message: Message, **data: Any) -> None:
     """Nothing in the dialog accepted this message (a sticker where text is needed...)."""
     texts: Texts = data["texts"]
-    await message.answer(texts("common/expected_text" if not message.text else "common/not_understood"))
+    state: FSMContext = data["state"]
+    if message.text or expects_buttons(await state.get_state()):
+        await message.answer(texts("common/not_understood"))
+    else:
+        await message.answer(texts("common/expected_text"))
     await ask_again(message, data)
 
 

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -16,7 +17,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import privacy
 from bot.clock import Clock
 from bot.config import LANGUAGES
-from bot.dialogs import end_dialog
+from bot.dialogs import ask_again
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
 from bot.texts import TextRenderer, Texts
@@ -32,6 +33,9 @@ router.callback_query.filter(F.message.chat.type == "private")
 class ProfileCallback(CallbackData, prefix="prof"):
     action: str  # edit | forget_yes | forget_no | lang
     value: str = ""
+    # The customer file the button was made for: after /forget and a new
+    # registration, the old file's buttons are stale.
+    cid: int = 0
 
 
 async def show_profile(message: Message, data: dict[str, Any]) -> None:
@@ -42,7 +46,8 @@ async def show_profile(message: Message, data: dict[str, Any]) -> None:
         return
     builder = InlineKeyboardBuilder()
     for step in STEPS:
-        builder.button(text=texts.button(f"field_{step}"), callback_data=ProfileCallback(action="edit", value=step))
+        builder.button(text=texts.button(f"field_{step}"),
+                       callback_data=ProfileCallback(action="edit", value=step, cid=customer.id))
     builder.adjust(2)
     await message.answer(
         texts("profile/show", file=file_fields(customer_values(customer)), customer=customer),
@@ -66,7 +71,9 @@ async def profile_from_menu(callback: CallbackQuery, **data: Any) -> None:
 async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]
-    if data.get("customer") is None or callback_data.value not in STEPS or not isinstance(callback.message, Message):
+    customer: Customer | None = data.get("customer")
+    if (customer is None or customer.id != callback_data.cid or callback_data.value not in STEPS
+            or not isinstance(callback.message, Message)):
         await callback.answer(texts("common/button_expired.txt"))
         return
     if await state.get_state() is not None:
@@ -79,23 +86,34 @@ async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, **
 # ----- care messages on and off --------------------------------------------
 
 @router.message(Command("stop"))
-async def stop_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts) -> None:
+async def stop_care(message: Message, **data: Any) -> None:
+    """Works in the middle of a dialog too; the dialog's question is asked again."""
+    customer: Customer | None = data.get("customer")
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    texts: Texts = data["texts"]
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
     await repos.customers.update_field(customer, "care_consent", False, clock.now())
     skipped = await repos.outbox.skip_pending_care(customer.id, "stopped by customer")
     await message.answer(texts("profile/stopped", skipped=skipped))
+    await ask_again(message, data)
 
 
 @router.message(Command("resume"))
-async def resume_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts) -> None:
+async def resume_care(message: Message, **data: Any) -> None:
+    customer: Customer | None = data.get("customer")
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    texts: Texts = data["texts"]
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
     await repos.customers.update_field(customer, "care_consent", True, clock.now())
     await repos.customers.mark_reachable(customer)
     await message.answer(texts("profile/resumed"))
+    await ask_again(message, data)
 
 
 # ----- privacy ----------------------------------------------------------------
@@ -119,8 +137,8 @@ async def forget_ask(message: Message, customer: Customer | None, texts: Texts) 
         await message.answer(texts("common/register_first"))
         return
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("forget_yes"), callback_data=ProfileCallback(action="forget_yes"))
-    builder.button(text=texts.button("forget_no"), callback_data=ProfileCallback(action="forget_no"))
+    builder.button(text=texts.button("forget_yes"), callback_data=ProfileCallback(action="forget_yes", cid=customer.id))
+    builder.button(text=texts.button("forget_no"), callback_data=ProfileCallback(action="forget_no", cid=customer.id))
     await message.answer(texts("profile/forget_confirm"), reply_markup=builder.as_markup())
 
 
@@ -128,7 +146,7 @@ async def forget_ask(message: Message, customer: Customer | None, texts: Texts) 
 async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
                         repos: Repos, clock: Clock, texts: Texts, state: FSMContext) -> None:
     message = callback.message
-    if customer is None or not isinstance(message, Message):
+    if customer is None or customer.id != callback_data.cid or not isinstance(message, Message):
         await callback.answer(texts("common/button_expired.txt"))
         return
     await callback.answer()
@@ -165,8 +183,13 @@ async def language_from_menu(callback: CallbackQuery, texts: Texts) -> None:
 
 
 @router.callback_query(ProfileCallback.filter(F.action == "lang"))
-async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
-                       repos: Repos, clock: Clock, texts: Texts, state: FSMContext) -> None:
+async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, **data: Any) -> None:
+    """Set the language; in the middle of a dialog, ask its question again in it."""
+    customer: Customer | None = data.get("customer")
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
     lang = callback_data.value
     if lang not in LANGUAGES or not isinstance(callback.message, Message):
         await callback.answer(texts("common/button_expired.txt"))
@@ -177,4 +200,8 @@ async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, 
     else:
         await state.update_data({LANG_KEY: lang})
     new_texts = texts.renderer.for_language(lang)
-    await callback.message.edit_text(new_texts("profile/language_set"))
+    try:
+        await callback.message.edit_text(new_texts("profile/language_set"))
+    except TelegramBadRequest:
+        await callback.message.answer(new_texts("profile/language_set"))  # e.g. pressed twice
+    await ask_again(callback.message, {**data, "texts": new_texts, "lang": lang})

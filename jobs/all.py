@@ -1,1 +1,4 @@
 """Imports every job module so each registers its jobs in jobs.registry.JOBS."""
+
+import jobs.sla  # noqa: F401  (watch_tickets)
+import jobs.delivery  # noqa: F401  (deliver_outbox)

@@ -43,13 +43,22 @@ def start_scheduler(app: "App") -> AsyncIOScheduler:
             replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=spec.misfire_grace_time,
         )
     scheduler.start()
+    # The outbox is delivered by a loop task; its job only keeps it alive.
+    from jobs.delivery import worker_for
+
+    app.extras["outbox_live"] = True
+    worker_for(app).start()
     app.extras["scheduler"] = scheduler
     app.extras["scheduler_key"] = key
     return scheduler
 
 
-def stop_scheduler(app: "App") -> None:
+async def stop_scheduler(app: "App") -> None:
     scheduler: AsyncIOScheduler | None = app.extras.pop("scheduler", None)
     if scheduler is not None:
         scheduler.shutdown(wait=False)
     _APPS.pop(app.extras.pop("scheduler_key", ""), None)
+    app.extras.pop("outbox_live", None)
+    worker = app.extras.get("outbox_worker")
+    if worker is not None:
+        await worker.stop()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StateType, StorageKey
 from sqlalchemy import delete, select
@@ -74,8 +75,8 @@ class SQLStorage(BaseStorage):
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         if not isinstance(data, dict):
-            msg = f"Data must be a dict, got {type(data).__name__}"
-            raise TypeError(msg)
+            msg = f"Data must be a dict or dict-like object, got {type(data).__name__}"
+            raise DataNotDictLikeError(msg)  # as MemoryStorage and RedisStorage do
         await self._upsert(key, data=json.dumps(data, ensure_ascii=False))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """All models; importing this module registers every table on ``Base.metadata``."""
 
 from storage.models.base import Base, UTCDateTime
+from storage.models.care import CareStop, SurveyAnswer
 from storage.models.customers import Customer, StaffNote
 from storage.models.dialogs import DialogState
 from storage.models.orders import Order, OrderItem, OrderStatusChange, Product
@@ -8,6 +9,6 @@ from storage.models.outbox import OutboxMessage
 from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
 __all__ = [
-    "Base", "Customer", "DialogState", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
-    "StaffNote", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
+    "Base", "CareStop", "Customer", "DialogState", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
+    "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
 ]

@@ -35,6 +35,9 @@ class Order(Base):
         Index("ix_orders_customer_created", "customer_id", "created_at"),
         Index("ix_orders_status_created", "status", "created_at"),
         Index("ix_orders_created", "created_at"),
+        # Care engine: surveys after delivery, supply predictions from the last delivery.
+        Index("ix_orders_customer_delivered", "customer_id", "delivered_at"),
+        Index("ix_orders_delivered", "delivered_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -83,6 +86,7 @@ class OrderItem(Base):
 
 class OrderStatusChange(Base):
     __tablename__ = "order_status_changes"
+    __table_args__ = (Index("ix_order_status_changes_to_created", "to_status", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), index=True)

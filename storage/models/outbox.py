@@ -55,3 +55,6 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A care message held by quiet hours or caps is skipped once it is no
+    # longer worth sending (a survey weeks late, a reminder after the run-out).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

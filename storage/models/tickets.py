@@ -20,6 +20,8 @@ class Ticket(Base):
         Index("ix_tickets_status_created", "status", "created_at"),
         Index("ix_tickets_customer_status", "customer_id", "status"),
         Index("ix_tickets_created", "created_at"),
+        Index("ix_tickets_staff_message", "staff_chat_id", "staff_message_id"),
+        Index("ix_tickets_staff_thread", "staff_chat_id", "staff_thread_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -28,6 +30,8 @@ class Ticket(Base):
     category: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(8), default="normal")
     status: Mapped[str] = mapped_column(String(20), default="new")
+    # The Submit button's idempotency key: one ticket per complaint dialog.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text)
     photo_file_ids: Mapped[str | None] = mapped_column(Text)  # JSON list of Telegram file_ids
     assignee_telegram_id: Mapped[int | None] = mapped_column(BigInteger)

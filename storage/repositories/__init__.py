@@ -12,7 +12,10 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.repositories.customers import CustomerRepo
+from storage.repositories.orders import OrderRepo, ProductRepo
 from storage.repositories.outbox import OutboxRepo
+from storage.repositories.reports import ReportRepo
+from storage.repositories.tickets import TicketRepo
 
 
 class Repos:
@@ -26,6 +29,22 @@ class Repos:
     @cached_property
     def outbox(self) -> OutboxRepo:
         return OutboxRepo(self.session)
+
+    @cached_property
+    def products(self) -> ProductRepo:
+        return ProductRepo(self.session)
+
+    @cached_property
+    def orders(self) -> OrderRepo:
+        return OrderRepo(self.session, self)
+
+    @cached_property
+    def tickets(self) -> TicketRepo:
+        return TicketRepo(self.session)
+
+    @cached_property
+    def reports(self) -> ReportRepo:
+        return ReportRepo(self.session)
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models.outbox import CATEGORY_SERVICE, PRIORITY_SERVICE, OutboxMessage
+from storage.models.outbox import CATEGORY_CARE, CATEGORY_SERVICE, PRIORITY_SERVICE, OutboxMessage
+
+# Statuses counted as "went out" for caps and attribution (uncertain: it may have).
+SENT_LIKE = ("sent", "uncertain")
 
 
 class OutboxRepo:
@@ -31,6 +35,7 @@ class OutboxRepo:
         ref_order_id: int | None = None,
         ref_ticket_id: int | None = None,
         ref_product_id: int | None = None,
+        expires_at: datetime | None = None,
     ) -> bool:
         """Write one outbox row; the same ``dedupe_key`` twice is a no-op.
 
@@ -50,6 +55,7 @@ class OutboxRepo:
             ref_order_id=ref_order_id,
             ref_ticket_id=ref_ticket_id,
             ref_product_id=ref_product_id,
+            expires_at=expires_at,
             not_before=not_before or now,
             status="pending",
             attempts=0,
@@ -81,3 +87,105 @@ class OutboxRepo:
             .values(status="skipped", skip_reason=reason)
         )
         return result.rowcount or 0
+
+    # ----- delivery (jobs.delivery) ------------------------------------------------------
+    # Each of these is one short statement; the worker commits after each, so
+    # a crash between "sending" and "sent" leaves the row "sending".
+
+    async def due(self, now: datetime, limit: int, exclude_chats: Collection[int] = ()) -> list[OutboxMessage]:
+        """Pending rows whose time has come: service before care, then oldest first."""
+        stmt = (
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "pending", OutboxMessage.not_before <= now)
+            .order_by(OutboxMessage.priority, OutboxMessage.not_before, OutboxMessage.id)
+            .limit(limit)
+        )
+        if exclude_chats:
+            stmt = stmt.where(OutboxMessage.chat_id.notin_(list(exclude_chats)))
+        return list(await self.session.scalars(stmt))
+
+    async def next_due_at(self) -> datetime | None:
+        return await self.session.scalar(
+            select(func.min(OutboxMessage.not_before)).where(OutboxMessage.status == "pending")
+        )
+
+    async def claim(self, row_id: int, now: datetime) -> bool:
+        """pending → sending (compare-and-set: False when someone else took it)."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
+            .values(status="sending", attempts=OutboxMessage.attempts + 1, sent_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return (result.rowcount or 0) == 1
+
+    async def _set(self, row_id: int, expected: str | Sequence[str], **values: Any) -> bool:
+        expected = (expected,) if isinstance(expected, str) else tuple(expected)
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status.in_(expected))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return (result.rowcount or 0) == 1
+
+    async def mark_sent(self, row_id: int, now: datetime, message_id: int | None) -> bool:
+        return await self._set(row_id, "sending", status="sent", sent_at=now, telegram_message_id=message_id)
+
+    async def mark_failed(self, row_id: int, error: str) -> bool:
+        return await self._set(row_id, ("sending", "pending"), status="failed", last_error=error[:1000], sent_at=None)
+
+    async def mark_uncertain(self, row_id: int, error: str) -> bool:
+        return await self._set(row_id, "sending", status="uncertain", last_error=error[:1000])
+
+    async def retry_later(self, row_id: int, not_before: datetime, error: str | None, *,
+                          count_attempt: bool = True) -> bool:
+        """Back to pending, to be tried again at ``not_before``."""
+        values: dict[str, Any] = dict(status="pending", not_before=not_before, sent_at=None)
+        if error is not None:
+            values["last_error"] = error[:1000]
+        if not count_attempt:
+            values["attempts"] = OutboxMessage.attempts - 1
+        return await self._set(row_id, "sending", **values)
+
+    async def hold(self, row_id: int, until: datetime, reason: str) -> bool:
+        """A pending row waits (quiet hours, caps) until ``until``."""
+        return await self._set(row_id, "pending", not_before=until, skip_reason=reason)
+
+    async def skip(self, row_id: int, reason: str) -> bool:
+        return await self._set(row_id, "pending", status="skipped", skip_reason=reason)
+
+    async def recover_interrupted(self) -> int:
+        """Rows left in "sending" by a crash: they may or may not have gone out."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "sending")
+            .values(status="uncertain", last_error="interrupted while sending")
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
+    async def care_sent_times(self, customer_id: int, since: datetime) -> list[datetime]:
+        """When this customer's care messages went out (or may have), since ``since``."""
+        rows = await self.session.scalars(
+            select(OutboxMessage.sent_at).where(
+                OutboxMessage.customer_id == customer_id,
+                OutboxMessage.category == CATEGORY_CARE,
+                OutboxMessage.status.in_(SENT_LIKE),
+                OutboxMessage.sent_at >= since,
+            )
+        )
+        return [r for r in rows if r is not None]
+
+    async def skip_pending_care_of_chat(self, chat_id: int, reason: str) -> int:
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.chat_id == chat_id, OutboxMessage.category == CATEGORY_CARE,
+                   OutboxMessage.status == "pending")
+            .values(status="skipped", skip_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
+    async def get(self, row_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, row_id)

@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('category', sa.String(length=16), nullable=False),
     sa.Column('priority', sa.String(length=8), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=64), nullable=True),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('photo_file_ids', sa.Text(), nullable=True),
     sa.Column('assignee_telegram_id', sa.BigInteger(), nullable=True),
@@ -55,12 +56,15 @@ def upgrade() -> None:
     sa.Column('staff_thread_id', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_tickets_customer_id_customers'), ondelete='RESTRICT'),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_tickets_order_id_orders'), ondelete='SET NULL'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_tickets_idempotency_key'))
     )
     with op.batch_alter_table('tickets', schema=None) as batch_op:
         batch_op.create_index('ix_tickets_created', ['created_at'], unique=False)
         batch_op.create_index('ix_tickets_customer_status', ['customer_id', 'status'], unique=False)
         batch_op.create_index('ix_tickets_status_created', ['status', 'created_at'], unique=False)
+        batch_op.create_index('ix_tickets_staff_message', ['staff_chat_id', 'staff_message_id'], unique=False)
+        batch_op.create_index('ix_tickets_staff_thread', ['staff_chat_id', 'staff_thread_id'], unique=False)
 
     op.create_table('ticket_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -113,6 +117,8 @@ def downgrade() -> None:
 
     op.drop_table('ticket_events')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_index('ix_tickets_staff_thread')
+        batch_op.drop_index('ix_tickets_staff_message')
         batch_op.drop_index('ix_tickets_status_created')
         batch_op.drop_index('ix_tickets_customer_status')
         batch_op.drop_index('ix_tickets_created')

@@ -1,0 +1,172 @@
+"""Report charts as PNG bytes (matplotlib, Agg backend, no pyplot state).
+
+Each function takes figures and ready-made (translated) labels and returns a
+PNG of about 900×500 pixels. Figures are built with the object API
+(``Figure`` + ``FigureCanvasAgg``), so rendering never touches pyplot's
+global state and may run in a worker thread.
+
+Chinese labels need a CJK font; when none is installed, :func:`chart_language`
+says to draw the chart in English rather than show empty boxes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+import matplotlib
+
+matplotlib.use("Agg")  # before anything imports pyplot; the bot never opens a window
+
+from matplotlib import font_manager  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+WIDTH, HEIGHT, DPI = 9.0, 5.0, 100
+COLOR = "#2f6f9f"
+COLOR_SOFT = "#9cc3e0"
+COLOR_PREVIOUS = "#e07b39"
+COLOR_TARGET = "#c0392b"
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN")
+
+
+@lru_cache(maxsize=1)
+def cjk_font() -> str | None:
+    names = {font.name for font in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in names), None)
+
+
+def chart_language(lang: str) -> str:
+    """The language to draw a chart in: Chinese only when a CJK font is installed."""
+    if lang == "zh" and cjk_font() is None:
+        return "en"
+    return lang
+
+
+def _figure(title: str) -> tuple[Figure, object]:
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.set_title(title, fontsize=13, loc="left", fontweight="bold")
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.grid(axis="y", color="#dddddd", linewidth=0.8)
+    axes.set_axisbelow(True)
+    return figure, axes
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _style() -> dict[str, object]:
+    """Fonts for the labels: DejaVu Sans, and a CJK font behind it when there is one."""
+    font = cjk_font()
+    return {"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", font] if font else ["DejaVu Sans"]}
+
+
+def _thin_ticks(axes: object, labels: Sequence[str], most: int = 12) -> None:
+    step = max(1, (len(labels) + most - 1) // most)
+    positions = list(range(0, len(labels), step))
+    axes.set_xticks(positions, [labels[i] for i in positions], rotation=45 if len(labels) > 8 else 0,
+                    ha="right" if len(labels) > 8 else "center", fontsize=9)
+
+
+def revenue_trend(labels: Sequence[str], values: Sequence[float], previous: Sequence[float] | None, *,
+                  title: str, current_label: str, previous_label: str,
+                  money: Callable[[float], str]) -> bytes:
+    """Revenue per day (or month) as bars, the previous period as a line."""
+    with matplotlib.rc_context(_style()):
+        figure, axes = _figure(title)
+        positions = list(range(len(labels)))
+        axes.bar(positions, values, color=COLOR, label=current_label, width=0.8)
+        if previous:
+            count = min(len(previous), len(labels))
+            axes.plot(positions[:count], list(previous)[:count], color=COLOR_PREVIOUS, linewidth=2, marker="o",
+                      markersize=3, label=previous_label)
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
+        axes.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        _thin_ticks(axes, labels)
+        axes.legend(frameon=False, loc="upper left")
+        return _png(figure)
+
+
+def segment_sizes(labels: Sequence[str], counts: Sequence[int], revenue_shares: Sequence[float | None], *,
+                  title: str, count_label: str, share_label: str) -> bytes:
+    """Customers per segment (bars), with each segment's share of revenue written beside it."""
+    with matplotlib.rc_context(_style()):
+        figure, axes = _figure(title)
+        axes.grid(axis="y", visible=False)
+        axes.grid(axis="x", color="#dddddd", linewidth=0.8)
+        positions = list(range(len(labels)))[::-1]
+        bars = axes.barh(positions, counts, color=COLOR, height=0.7)
+        axes.set_yticks(positions, labels, fontsize=10)
+        axes.set_xlabel(count_label)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+        top = max(counts) if counts and max(counts) > 0 else 1
+        axes.set_xlim(0, top * 1.25)
+        for bar, count, revenue_share in zip(bars, counts, revenue_shares):
+            note = f"{count}" if revenue_share is None else f"{count} · {revenue_share * 100:.0f}% {share_label}"
+            axes.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, note, va="center",
+                      fontsize=9, color="#333333")
+        return _png(figure)
+
+
+def seasonal_index(labels: Sequence[str], values: Sequence[float | None], *, title: str, baseline_label: str) -> bytes:
+    """The 12 monthly indexes as bars around the 100 line."""
+    with matplotlib.rc_context(_style()):
+        figure, axes = _figure(title)
+        positions = list(range(len(labels)))
+        heights = [v if v is not None else 0 for v in values]
+        colors = [COLOR if (v or 0) >= 100 else COLOR_SOFT for v in values]
+        bars = axes.bar(positions, heights, color=colors, width=0.75)
+        axes.axhline(100, color=COLOR_TARGET, linewidth=1.5, linestyle="--", label=baseline_label)
+        for bar, value in zip(bars, values):
+            if value is not None:
+                axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 1.5, f"{value:.0f}",
+                          ha="center", fontsize=9)
+        axes.set_xticks(positions, labels, fontsize=10)
+        top = max([v for v in values if v is not None] or [100])
+        axes.set_ylim(0, max(120, top * 1.15))
+        axes.legend(frameon=False, loc="upper left")
+        return _png(figure)
+
+
+def response_times(labels: Sequence[str], medians: Sequence[float | None], p90s: Sequence[float | None], *,
+                   title: str, median_label: str, p90_label: str, axis_label: str,
+                   target: float | None = None, target_label: str = "") -> bytes:
+    """Median and 90th percentile (minutes) per group, side by side."""
+    with matplotlib.rc_context(_style()):
+        figure, axes = _figure(title)
+        positions = list(range(len(labels)))
+        width = 0.38
+        axes.bar([p - width / 2 for p in positions], [v or 0 for v in medians], width, color=COLOR,
+                 label=median_label)
+        axes.bar([p + width / 2 for p in positions], [v or 0 for v in p90s], width, color=COLOR_SOFT,
+                 label=p90_label)
+        if target is not None:
+            axes.axhline(target, color=COLOR_TARGET, linewidth=1.5, linestyle="--", label=target_label)
+        axes.set_xticks(positions, labels, fontsize=9, rotation=20 if len(labels) > 5 else 0,
+                        ha="right" if len(labels) > 5 else "center")
+        axes.set_ylabel(axis_label)
+        axes.legend(frameon=False, loc="upper left")
+        return _png(figure)
+
+
+def rating_distribution(counts: Sequence[int], *, title: str, axis_label: str) -> bytes:
+    """How many tickets got each rating, 1 to 5."""
+    with matplotlib.rc_context(_style()):
+        figure, axes = _figure(title)
+        labels = ["1", "2", "3", "4", "5"]
+        colors = ["#c0392b", "#e67e22", "#f1c40f", "#7fb77e", "#2e8b57"]
+        bars = axes.bar(labels, counts, color=colors, width=0.7)
+        for bar, count in zip(bars, counts):
+            axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), str(count), ha="center", va="bottom",
+                      fontsize=10)
+        axes.set_xlabel(axis_label)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=6))
+        return _png(figure)

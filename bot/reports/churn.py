@@ -1,0 +1,162 @@
+"""``/churn``: customers whose next order is overdue, most valuable first.
+
+The expected next order is the care engine's rule of thumb, computed here in
+SQL for every customer at once: the last order plus the customer's average
+interval between orders, ``(last − first) / (orders − 1)``. A customer is
+*overdue* when that moment plus ``churn_grace_days`` has passed. Only
+customers with at least two counted orders (an interval to go by) whose last
+order is within ``churn_lookback_days`` are considered — those further back
+are already lost and show up in ``/rfm``.
+
+Value is the customer's revenue over their counted orders. Last contact is
+the last message the bot sent the customer (any outbox message).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.reports.periods import Period
+from bot.reports.sql import counted_orders, epoch_days, epoch_days_value
+from storage.models import Customer, Order, OutboxMessage
+
+
+@dataclass
+class ChurnCustomer:
+    customer_id: int
+    name: str | None
+    orders: int
+    revenue: int
+    last_order: datetime
+    interval_days: float
+    overdue_days: float
+    last_contact: datetime | None = None
+
+    @property
+    def expected(self) -> datetime:
+        return self.last_order + timedelta(days=self.interval_days)
+
+
+@dataclass
+class ChurnReport:
+    as_of: date
+    considered: int  # customers with an interval to go by
+    overdue: int
+    overdue_revenue: int
+    top: list[ChurnCustomer]
+    grace_days: int
+    lookback_days: int
+
+
+def overdue_customers(session: AsyncSession, settings: Settings, now: datetime) -> Any:
+    """A subquery of overdue customers: customer_id, orders, revenue, last_at, interval_days, overdue_days."""
+    now_days = epoch_days_value(session, now)
+    since = now - timedelta(days=settings.churn_lookback_days)
+    first = epoch_days(session, func.min(Order.created_at))
+    last = epoch_days(session, func.max(Order.created_at))
+    count = func.count()
+    per_customer = (
+        select(
+            Order.customer_id.label("customer_id"),
+            count.label("orders"),
+            func.sum(Order.total).label("revenue"),
+            func.max(Order.created_at).label("last_at"),
+            last.label("last_days"),
+            ((last - first) / (count - 1)).label("interval_days"),
+        )
+        .where(counted_orders(None, now))
+        .group_by(Order.customer_id)
+        .having(count >= 2, func.max(Order.created_at) >= since)
+        .subquery("per_customer")
+    )
+    overdue = (now_days - per_customer.c.last_days - per_customer.c.interval_days).label("overdue_days")
+    return (
+        select(per_customer, overdue)
+        .where(per_customer.c.last_days + per_customer.c.interval_days + settings.churn_grace_days < now_days)
+        .subquery("overdue")
+    )
+
+
+async def considered_count(session: AsyncSession, settings: Settings, now: datetime) -> int:
+    since = now - timedelta(days=settings.churn_lookback_days)
+    inner = (
+        select(Order.customer_id)
+        .where(counted_orders(None, now))
+        .group_by(Order.customer_id)
+        .having(func.count() >= 2, func.max(Order.created_at) >= since)
+        .subquery()
+    )
+    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+
+
+async def compute(session: AsyncSession, settings: Settings, period: Period | None, now: datetime) -> ChurnReport:
+    overdue = overdue_customers(session, settings, now)
+    totals = (await session.execute(
+        select(func.count().label("n"), func.coalesce(func.sum(overdue.c.revenue), 0).label("revenue"))
+    )).one()
+    top: list[ChurnCustomer] = []
+    if totals.n:
+        stmt = (
+            select(overdue, Customer.name)
+            .join(Customer, Customer.id == overdue.c.customer_id)
+            .order_by(overdue.c.revenue.desc(), overdue.c.customer_id)
+            .limit(settings.report_top_n)
+        )
+        for row in (await session.execute(stmt)).all():
+            top.append(ChurnCustomer(
+                customer_id=row.customer_id, name=row.name, orders=int(row.orders), revenue=int(row.revenue),
+                last_order=_aware(row.last_at), interval_days=float(row.interval_days),
+                overdue_days=float(row.overdue_days),
+            ))
+        contacts = await last_contacts(session, [c.customer_id for c in top], now)
+        for item in top:
+            item.last_contact = contacts.get(item.customer_id)
+    return ChurnReport(
+        as_of=now.astimezone(settings.tz).date(),
+        considered=await considered_count(session, settings, now),
+        overdue=int(totals.n),
+        overdue_revenue=int(totals.revenue),
+        top=top,
+        grace_days=settings.churn_grace_days,
+        lookback_days=settings.churn_lookback_days,
+    )
+
+
+async def last_contacts(session: AsyncSession, customer_ids: list[int], now: datetime) -> dict[int, datetime]:
+    if not customer_ids:
+        return {}
+    stmt = (
+        select(OutboxMessage.customer_id, func.max(OutboxMessage.sent_at).label("at"))
+        .where(OutboxMessage.customer_id.in_(customer_ids), OutboxMessage.status == "sent",
+               OutboxMessage.sent_at <= now)
+        .group_by(OutboxMessage.customer_id)
+    )
+    return {row.customer_id: _aware(row.at) for row in (await session.execute(stmt)).all() if row.at is not None}
+
+
+def _aware(value: Any) -> datetime:
+    """Aggregates (max) may bypass the column type on SQLite: parse and mark UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+async def csv_detail(session: AsyncSession, settings: Settings, now: datetime) -> list[list[Any]]:
+    """Every overdue customer: id, name, orders, revenue, last order, interval, days overdue."""
+    overdue = overdue_customers(session, settings, now)
+    stmt = (
+        select(overdue, Customer.name)
+        .join(Customer, Customer.id == overdue.c.customer_id)
+        .order_by(overdue.c.revenue.desc(), overdue.c.customer_id)
+    )
+    return [[row.customer_id, row.name or "", row.orders, row.revenue, _aware(row.last_at).isoformat(),
+             f"{float(row.interval_days):.1f}", f"{float(row.overdue_days):.1f}"]
+            for row in (await session.execute(stmt)).all()]

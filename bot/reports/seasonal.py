@@ -1,0 +1,123 @@
+"""``/seasonal``: the monthly seasonal index.
+
+The window is up to 36 whole months (the business's months) ending with the
+last complete month — or with the month a period names (``/seasonal 2025-12``
+ends with December 2025) — starting no earlier than the month of the first
+counted order. For each calendar month, the index is that month's average
+sales over the average month of the window, × 100 (the textbook's "monthly
+seasonal index"): 100 is an ordinary month, 130 a month 30 % above it.
+Months of the window without any order count as zero sales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.reports.periods import Period, add_months, month_end, month_start
+from bot.reports.sql import counted_orders, local_bucket
+from storage.models import Order
+
+WINDOW_MONTHS = 36
+
+
+@dataclass
+class MonthSales:
+    label: str  # YYYY-MM
+    revenue: int
+    orders: int
+
+
+@dataclass
+class MonthIndex:
+    month: int  # 1..12
+    years: int  # how many times this calendar month is in the window
+    average_revenue: float | None
+    index: float | None  # None when the month is not in the window
+
+
+@dataclass
+class SeasonalReport:
+    window: Period | None  # None when there is no counted order at all
+    months: list[MonthSales]  # every month of the window, oldest first
+    indexes: list[MonthIndex]  # January..December
+    average_month: float | None
+
+    @property
+    def busiest(self) -> MonthIndex | None:
+        known = [i for i in self.indexes if i.index is not None]
+        return max(known, key=lambda i: (i.index, -i.month)) if known else None
+
+    @property
+    def quietest(self) -> MonthIndex | None:
+        known = [i for i in self.indexes if i.index is not None]
+        return min(known, key=lambda i: (i.index, i.month)) if known else None
+
+
+async def compute(session: AsyncSession, settings: Settings, period: Period | None, now: datetime) -> SeasonalReport:
+    tz = settings.tz
+    today = now.astimezone(tz).date()
+    if period is not None:
+        last_month = month_start(period.end)
+        if period.end < month_end(period.end) and last_month == month_start(today):
+            last_month = add_months(last_month, -1)  # the current month is not complete yet
+    else:
+        last_month = add_months(month_start(today), -1)
+    first_month = add_months(last_month, -(WINDOW_MONTHS - 1))
+    window_end = add_months(last_month, 1)
+    start, end = Period(first_month, window_end).bounds(tz)
+    first_order = await session.scalar(select(func.min(Order.created_at)).where(counted_orders(start, end)))
+    if first_order is None:
+        return SeasonalReport(window=None, months=[], indexes=[MonthIndex(m, 0, None, None) for m in range(1, 13)],
+                              average_month=None)
+    if isinstance(first_order, str):
+        first_order = datetime.fromisoformat(first_order)
+    if first_order.tzinfo is None:
+        first_order = first_order.replace(tzinfo=timezone.utc)
+    first_month = max(first_month, month_start(first_order.astimezone(tz).date()))
+    start, end = Period(first_month, window_end).bounds(tz)
+    bucket = local_bucket(session, Order.created_at, tz, start, end, "month").label("bucket")
+    stmt = (
+        select(bucket, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))
+        .where(counted_orders(start, end))
+        .group_by("bucket")
+    )
+    found = {str(row.bucket): (int(row.revenue), int(row.orders)) for row in (await session.execute(stmt)).all()}
+    months: list[MonthSales] = []
+    cursor = first_month
+    while cursor <= last_month:
+        label = f"{cursor.year:04d}-{cursor.month:02d}"
+        months.append(MonthSales(label, *found.get(label, (0, 0))))
+        cursor = add_months(cursor, 1)
+    average_month = sum(m.revenue for m in months) / len(months)
+    indexes = []
+    for month in range(1, 13):
+        values = [m.revenue for m in months if int(m.label[5:7]) == month]
+        if not values:
+            indexes.append(MonthIndex(month, 0, None, None))
+            continue
+        average = sum(values) / len(values)
+        index = average / average_month * 100 if average_month else None
+        indexes.append(MonthIndex(month, len(values), average, index))
+    return SeasonalReport(window=Period(first_month, month_end(last_month), "range"), months=months,
+                          indexes=indexes, average_month=average_month)
+
+
+def csv_rows(report: SeasonalReport) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for item in report.indexes:
+        rows.append(["index", f"{item.month:02d}", item.years,
+                     "" if item.average_revenue is None else f"{item.average_revenue:.0f}",
+                     "" if item.index is None else f"{item.index:.1f}"])
+    for month in report.months:
+        rows.append(["month", month.label, 1, month.revenue, month.orders])
+    return rows
+
+
+def month_of(label: str) -> date:
+    return date(int(label[:4]), int(label[5:7]), 1)

@@ -1,0 +1,154 @@
+"""Segment actions: a care message to an RFM segment or to the churn list.
+
+The manager picks a segment and one of the campaign templates
+(``templates/<lang>/reports/campaigns/``); each member who can receive care
+messages gets one outbox row (category ``care``, kind ``segment``), rendered
+in their language. The outbox's delivery applies the care rules (daily and
+weekly caps, quiet hours, consent, /stop) when it sends them.
+
+One campaign per source, segment and template per business day: its key is
+stored (unique) and every row's dedupe key is ``seg:<campaign key>:<customer>``,
+so a double press, or two managers pressing at once, queue each message once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.reports import churn, rfm
+from bot.reports.care import SEGMENT_KIND
+from bot.reports.periods import Period
+from bot.texts import TextRenderer
+from storage.models import Customer
+from storage.models.outbox import CATEGORY_CARE, PRIORITY_CARE
+from storage.repositories import Repos
+
+SOURCES = ("rfm", "churn")
+CHURN_SEGMENT = "overdue"
+CAMPAIGN_TEMPLATES = ("miss_you", "thanks", "restock", "feedback")
+
+
+@dataclass
+class Recipient:
+    customer_id: int
+    telegram_id: int
+    name: str | None
+    language: str
+
+
+@dataclass
+class CampaignResult:
+    status: str  # queued | already | empty
+    key: str
+    members: int
+    queued: int = 0
+
+
+def valid_segment(source: str, segment: str) -> bool:
+    if source == "rfm":
+        return segment in rfm.SEGMENTS
+    return source == "churn" and segment == CHURN_SEGMENT
+
+
+def _members_query(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
+                   now: datetime) -> Any:
+    """A subquery with the member customers' ids (``customer_id``)."""
+    if source == "rfm":
+        assert period is not None
+        return rfm.members(session, settings, period, segment).subquery("members")
+    return churn.overdue_customers(session, settings, now)
+
+
+async def segment_sizes(session: AsyncSession, settings: Settings, period: Period,
+                        now: datetime) -> list[tuple[str, int]]:
+    """RFM segments with members, in the rule table's order."""
+    report = await rfm.compute(session, settings, period, now)
+    return [(s.code, s.customers) for s in report.segments if s.customers]
+
+
+def _reachable(customer: type[Customer]) -> Any:
+    return (
+        customer.telegram_id.is_not(None),
+        customer.forgotten_at.is_(None),
+        customer.care_consent.is_(True),
+        customer.reachable.is_(True),
+    )
+
+
+async def audience(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
+                   now: datetime) -> tuple[int, int]:
+    """(members of the segment, of whom can receive care messages now)."""
+    members = _members_query(session, settings, source, segment, period, now)
+    total = await session.scalar(select(func.count()).select_from(members))
+    reachable = await session.scalar(
+        select(func.count()).select_from(members).join(Customer, Customer.id == members.c.customer_id)
+        .where(*_reachable(Customer)))
+    return int(total or 0), int(reachable or 0)
+
+
+async def recipients(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
+                     now: datetime) -> list[Recipient]:
+    members = _members_query(session, settings, source, segment, period, now)
+    stmt = (
+        select(Customer.id, Customer.telegram_id, Customer.name, Customer.language)
+        .join(members, members.c.customer_id == Customer.id)
+        .where(*_reachable(Customer))
+        .order_by(Customer.id)
+    )
+    return [Recipient(row.id, row.telegram_id, row.name, row.language or settings.default_language)
+            for row in (await session.execute(stmt)).all()]
+
+
+def campaign_key(source: str, segment: str, template: str, day: date) -> str:
+    return f"{source}:{segment}:{template}:{day:%Y%m%d}"
+
+
+def campaign_text(renderer: TextRenderer, lang: str, template: str, name: str | None) -> str:
+    texts = renderer.for_language(lang)
+    return texts(f"reports/campaigns/{template}", name=name or texts("reports/campaign_customer.txt"))
+
+
+async def queue_campaign(repos: Repos, renderer: TextRenderer, settings: Settings, *, source: str, segment: str,
+                         template: str, period: Period | None, manager_id: int, now: datetime) -> CampaignResult:
+    """Write the campaign and its care messages (in the caller's transaction)."""
+    if template not in CAMPAIGN_TEMPLATES or not valid_segment(source, segment):
+        raise ValueError(f"unknown campaign {source}/{segment}/{template}")
+    key = campaign_key(source, segment, template, now.astimezone(settings.tz).date())
+    if await repos.reports.campaign(key) is not None:
+        return CampaignResult("already", key, 0)
+    session = repos.session
+    members, _ = await audience(session, settings, source, segment, period, now)
+    people = await recipients(session, settings, source, segment, period, now)
+    if not people:
+        return CampaignResult("empty", key, members)
+    try:
+        async with session.begin_nested():
+            await repos.reports.add_campaign(key=key, source=source, segment=segment, template=template,
+                                             period=period.token if period else "", created_by=manager_id,
+                                             now=now, members=members, queued=0)
+    except IntegrityError:  # another manager pressed at the same moment
+        return CampaignResult("already", key, 0)
+    queued = 0
+    texts_cache: dict[tuple[str, str | None], str] = {}
+    for person in people:
+        cache_key = (person.language, person.name)
+        text = texts_cache.get(cache_key)
+        if text is None:
+            text = texts_cache[cache_key] = campaign_text(renderer, person.language, template, person.name)
+        written = await repos.outbox.enqueue(
+            dedupe_key=f"seg:{key}:{person.customer_id}", kind=SEGMENT_KIND, chat_id=person.telegram_id, text=text,
+            now=now, category=CATEGORY_CARE, priority=PRIORITY_CARE, customer_id=person.customer_id,
+        )
+        queued += int(written)
+    campaign = await repos.reports.campaign(key)
+    if campaign is not None:
+        campaign.queued = queued
+    await session.flush()
+    return CampaignResult("queued", key, members, queued)

@@ -1,0 +1,193 @@
+"""SQL building blocks the reports share; every one works on SQLite and PostgreSQL.
+
+* Which orders count as sales (``counted_orders``): everything but cancelled
+  (and refunded, should such a status appear).
+* The business's day or month of a stored UTC instant, computed in SQL
+  (``local_bucket``): PostgreSQL converts with its time-zone database; SQLite
+  has none, so the zone's UTC offsets over the queried range are computed
+  here and applied with a ``CASE`` on the instants where the offset changes
+  (none at all for zones without daylight saving, such as Asia/Shanghai).
+* Percentiles (``percentiles``, ``grouped_percentiles``): the same linear
+  interpolation as PostgreSQL's ``percentile_cont``, done with ``row_number``
+  so SQLite can do it too; only the two values around each percentile leave
+  the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import Order
+
+# Orders with these statuses are not sales.
+REVENUE_EXCLUDED = ("cancelled", "refunded")
+
+
+def dialect_of(session: AsyncSession) -> str:
+    bind = session.bind
+    return bind.dialect.name if bind is not None else "sqlite"
+
+
+def counted_orders(start: datetime | None = None, end: datetime | None = None) -> ColumnElement[bool]:
+    """Orders that are sales, created in ``[start, end)``."""
+    conditions: list[ColumnElement[bool]] = [Order.status.notin_(REVENUE_EXCLUDED)]
+    if start is not None:
+        conditions.append(Order.created_at >= start)
+    if end is not None:
+        conditions.append(Order.created_at < end)
+    return and_(*conditions)
+
+
+def in_range(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
+    return and_(column >= start, column < end)
+
+
+# ----- the business's day ----------------------------------------------------
+
+def _offset_minutes(tz: ZoneInfo, moment: datetime) -> int:
+    offset = moment.astimezone(tz).utcoffset() or timedelta(0)
+    return int(offset.total_seconds() // 60)
+
+
+def offset_segments(tz: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime | None, int]]:
+    """The zone's UTC offset over ``[start, end)`` as ``[(until, minutes), ...]``.
+
+    ``until`` is the instant the offset stops applying (None for the last
+    segment). Transitions are found by scanning days and bisecting to the
+    second.
+    """
+    start = start.astimezone(timezone.utc)
+    end = end.astimezone(timezone.utc)
+    segments: list[tuple[datetime | None, int]] = []
+    current = _offset_minutes(tz, start)
+    cursor = start
+    step = timedelta(days=1)
+    while cursor < end:
+        probe = min(cursor + step, end)
+        offset = _offset_minutes(tz, probe)
+        if offset != current:
+            low, high = cursor, probe  # offset(low) == current, offset(high) != current
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                if _offset_minutes(tz, middle) == current:
+                    low = middle
+                else:
+                    high = middle
+            segments.append((high.replace(microsecond=0), current))
+            current = offset
+        cursor = probe
+    segments.append((None, current))
+    return segments
+
+
+def local_bucket(session: AsyncSession, column: Any, tz: ZoneInfo, start: datetime, end: datetime,
+                 unit: str = "day") -> ColumnElement[str]:
+    """The local day (``YYYY-MM-DD``) or month (``YYYY-MM``) of ``column``, as text.
+
+    ``start``/``end`` bound the rows the query reads (the offsets are computed
+    for that range only). Group by the label of this expression, not by the
+    expression itself: PostgreSQL does not see two bound copies as equal.
+    """
+    if unit not in ("day", "month"):
+        raise ValueError(unit)
+    if dialect_of(session) == "postgresql":
+        pattern = "YYYY-MM-DD" if unit == "day" else "YYYY-MM"
+        return func.to_char(func.timezone(tz.key, column), pattern)
+    segments = offset_segments(tz, start, end)
+    modifiers = [(until, f"{minutes:+d} minutes") for until, minutes in segments]
+    if len(modifiers) == 1:
+        modifier: Any = literal(modifiers[0][1])
+    else:
+        modifier = case(*[(column < until, text) for until, text in modifiers[:-1]], else_=modifiers[-1][1])
+    if unit == "day":
+        return func.date(column, modifier)
+    return func.strftime("%Y-%m", column, modifier)
+
+
+def epoch_days(session: AsyncSession, column: Any) -> ColumnElement[float]:
+    """An instant as a number of days (for intervals between orders)."""
+    if dialect_of(session) == "postgresql":
+        return func.extract("epoch", column) / 86400.0
+    return func.julianday(column)
+
+
+def epoch_days_value(session: AsyncSession, moment: datetime) -> float:
+    """The Python side of :func:`epoch_days`, for comparing with a fixed instant."""
+    days = moment.timestamp() / 86400.0
+    if dialect_of(session) == "postgresql":
+        return days
+    return days + 2440587.5  # the Julian day of 1970-01-01 00:00 UTC
+
+
+# ----- percentiles --------------------------------------------------------------
+
+async def grouped_percentiles(session: AsyncSession, value: Any, where: ColumnElement[bool] | None,
+                              group_by: tuple[Any, ...] = (), qs: tuple[float, ...] = (0.5, 0.9),
+                              ) -> dict[tuple[Any, ...], list[float | None]]:
+    """Percentiles of ``value`` per group, one query.
+
+    Numbers each group's values in order (``row_number``) and fetches only
+    the one or two rows around each percentile's position; the interpolation
+    (PostgreSQL's ``percentile_cont``) happens here. NULL values are left out.
+    """
+    partition = list(group_by) or None
+    conditions = [value.is_not(None)]
+    if where is not None:
+        conditions.append(where)
+    inner = (
+        select(
+            *[g.label(f"g{i}") for i, g in enumerate(group_by)],
+            value.label("v"),
+            func.row_number().over(partition_by=partition, order_by=value).label("rn"),
+            func.count().over(partition_by=partition).label("n"),
+        )
+        .where(and_(*conditions))
+        .subquery()
+    )
+    wanted = []
+    for q in qs:
+        low = ((inner.c.n - 1) * int(round(q * 100))) // 100
+        wanted += [inner.c.rn == low + 1, inner.c.rn == low + 2]
+    keys = [inner.c[f"g{i}"] for i in range(len(group_by))]
+    rows = (await session.execute(select(*keys, inner.c.v, inner.c.rn, inner.c.n).where(or_(*wanted)))).all()
+    found: dict[tuple[Any, ...], tuple[int, dict[int, float]]] = {}
+    for row in rows:
+        key = tuple(row[: len(keys)])
+        count, values = found.setdefault(key, (int(row.n), {}))
+        values[int(row.rn)] = float(row.v)
+    out: dict[tuple[Any, ...], list[float | None]] = {}
+    for key, (count, values) in found.items():
+        result: list[float | None] = []
+        for q in qs:
+            position = (count - 1) * q
+            low = (count - 1) * int(round(q * 100)) // 100
+            fraction = position - low
+            value_at = values.get(low + 1)
+            if value_at is None:
+                result.append(None)
+                continue
+            above = values.get(low + 2)
+            if fraction > 1e-12 and above is not None:
+                value_at += fraction * (above - value_at)
+            result.append(value_at)
+        out[key] = result
+    return out
+
+
+async def percentiles(session: AsyncSession, value: Any, where: ColumnElement[bool] | None,
+                      qs: tuple[float, ...] = (0.5, 0.9)) -> list[float | None]:
+    """Percentiles of ``value`` over the rows ``where`` selects (None when there are none)."""
+    found = await grouped_percentiles(session, value, where, (), qs)
+    return found.get((), [None for _ in qs])
+
+
+def share(part: int | float | None, whole: int | float | None) -> float | None:
+    """``part / whole``, or None when there is nothing to divide."""
+    if not whole or part is None:
+        return None
+    return float(part) / float(whole)

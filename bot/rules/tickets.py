@@ -1,0 +1,303 @@
+"""The rules of a ticket: its lifecycle, priority and response-target clock.
+
+Lifecycle::
+
+    new ──Take──▶ taken ──staff reply──▶ waiting_customer ◀──▶ in_progress
+     │              │                          │                   │
+     └──────────────┴──────────Resolve─────────┴───────────────────┘
+                                  ▼
+                              resolved ──rating / no answer in N days──▶ closed
+                                  │                                        │
+                                  └───── "not solved" within N days ◀──────┘
+                                              (back to in_progress)
+
+A delivered staff reply puts the ticket in ``waiting_customer``; the
+customer's next message puts it back ``in_progress``. Time spent waiting for
+the customer, and time between a resolution and a reopening, is *paused*: it
+does not count toward the resolution target. Pauses start only after the
+first response, so the first-response clock never pauses.
+
+Everything here works on a :class:`~storage.models.Ticket` in memory and takes
+the time as an argument; the repository stores the events.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from bot.rules.customer_file import Invalid
+from bot.rules.sla import Schedule, counted_minutes, due_after
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from storage.models import Ticket
+
+CATEGORIES = ("quality", "delivery", "staff", "billing", "other")
+PRIORITIES = ("high", "normal", "low")
+PRIORITY_ORDER = {p: i for i, p in enumerate(PRIORITIES)}
+OPEN_STATUSES = ("new", "taken", "in_progress", "waiting_customer")
+DONE_STATUSES = ("resolved", "closed")
+
+# The allowed moves; closing an open ticket is only done by the system
+# (the customer asked to be forgotten).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"taken", "in_progress", "waiting_customer", "resolved", "closed"}),
+    "taken": frozenset({"in_progress", "waiting_customer", "resolved", "closed"}),
+    "in_progress": frozenset({"waiting_customer", "resolved", "closed"}),
+    "waiting_customer": frozenset({"in_progress", "resolved", "closed"}),
+    "resolved": frozenset({"closed", "in_progress"}),
+    "closed": frozenset({"in_progress"}),
+}
+
+# Priority by category; a valuable customer, or one already waiting on
+# another complaint, is always high. A late delivery leaves a household
+# without its rice or water today, so it starts high too.
+CATEGORY_PRIORITY = {
+    "quality": "normal",
+    "delivery": "high",
+    "staff": "normal",
+    "billing": "normal",
+    "other": "low",
+}
+RECENT_COMPLAINT_DAYS = 30  # "a recent unresolved complaint" looks this far back
+TOP_CLASS_MONTHS = 12  # revenue class over this many months
+
+DESCRIPTION_MAX = 3500
+NOTE_MAX = 1000  # resolution notes, staff notes
+COMMENT_MAX = 1000  # satisfaction comments
+PHOTOS_MAX = 5
+LOW_RATING = 2  # a rating at or below this alerts the managers
+CONFIRMING_RATING = 3  # a rating at or above this confirms the resolution (closes)
+
+
+class TransitionError(ValueError):
+    def __init__(self, from_status: str, to_status: str) -> None:
+        super().__init__(f"{from_status} → {to_status} is not allowed")
+        self.from_status = from_status
+        self.to_status = to_status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did something: a customer, a staff member, or the system."""
+
+    role: str  # customer | staff | system
+    telegram_id: int | None = None
+    name: str | None = None
+
+
+SYSTEM = Actor("system")
+
+
+@dataclass(frozen=True)
+class Targets:
+    first_response: int  # minutes
+    resolution: int
+
+
+def targets(priority: str, settings: "Settings") -> Targets:
+    if priority not in PRIORITIES:
+        priority = "normal"
+    return Targets(
+        first_response=getattr(settings, f"sla_first_response_{priority}"),
+        resolution=getattr(settings, f"sla_resolution_{priority}"),
+    )
+
+
+def priority_for(category: str, *, top_customer: bool, recent_unresolved: bool) -> tuple[str, list[str]]:
+    """The priority of a new ticket and why (reason codes for the staff card)."""
+    reasons: list[str] = []
+    if top_customer:
+        reasons.append("top_customer")
+    if recent_unresolved:
+        reasons.append("recent_unresolved")
+    if reasons:
+        return "high", reasons
+    return CATEGORY_PRIORITY.get(category, "normal"), reasons
+
+
+# ----- what people type --------------------------------------------------------
+
+def parse_description(text: str) -> str:
+    value = (text or "").strip()
+    if not value:
+        raise Invalid("description_empty")
+    if len(value) > DESCRIPTION_MAX:
+        raise Invalid("description_too_long", limit=DESCRIPTION_MAX, length=len(value))
+    return value
+
+
+def parse_note(text: str) -> str:
+    value = (text or "").strip()
+    if not value:
+        raise Invalid("note_empty")
+    if len(value) > NOTE_MAX:
+        raise Invalid("note_too_long", limit=NOTE_MAX, length=len(value))
+    return value
+
+
+def parse_comment(text: str) -> str:
+    value = (text or "").strip()
+    if not value:
+        raise Invalid("comment_empty")
+    if len(value) > COMMENT_MAX:
+        raise Invalid("comment_too_long", limit=COMMENT_MAX, length=len(value))
+    return value
+
+
+_NUMBER = re.compile(r"^#?\s*(\d{1,9})$")
+
+
+def parse_ticket_number(text: str) -> int | None:
+    match = _NUMBER.match((text or "").strip())
+    return int(match.group(1)) if match else None
+
+
+# ----- the clock ------------------------------------------------------------------
+
+def _paused_now(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> float:
+    """Counted minutes paused so far, including a pause still running."""
+    paused = ticket.waiting_minutes or 0.0
+    if ticket.waiting_since is not None:
+        paused += counted_minutes(ticket.waiting_since, now, schedule)
+    return paused
+
+
+def first_response_elapsed(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> float:
+    end = ticket.first_response_at or now
+    return counted_minutes(ticket.created_at, end, schedule)
+
+
+def resolution_elapsed(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> float:
+    end = ticket.resolved_at if ticket.status in DONE_STATUSES and ticket.resolved_at else now
+    total = counted_minutes(ticket.created_at, end, schedule) - _paused_now(ticket, end, schedule)
+    return max(total, 0.0)
+
+
+def refresh_due(ticket: "Ticket", settings: "Settings", schedule: Schedule | None, now: datetime) -> None:
+    """Due moments for both targets, as if the clock keeps running from now."""
+    t = targets(ticket.priority, settings)
+    ticket.first_response_due_at = due_after(ticket.created_at, t.first_response, schedule)
+    ticket.resolution_due_at = due_after(
+        ticket.created_at, t.resolution + _paused_now(ticket, now, schedule), schedule
+    )
+
+
+def _unpause(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> None:
+    if ticket.waiting_since is not None:
+        ticket.waiting_minutes = (ticket.waiting_minutes or 0.0) + counted_minutes(ticket.waiting_since, now, schedule)
+        ticket.waiting_since = None
+
+
+def record_first_response(ticket: "Ticket", now: datetime, settings: "Settings", schedule: Schedule | None) -> bool:
+    """The first answer the customer got; False if there was one already."""
+    if ticket.first_response_at is not None:
+        return False
+    minutes = first_response_elapsed(ticket, now, schedule)
+    ticket.first_response_at = now
+    ticket.first_response_minutes = round(minutes, 2)
+    target = targets(ticket.priority, settings).first_response
+    ticket.first_response_breached = bool(ticket.first_response_breached) or minutes > target
+    return True
+
+
+def change_status(ticket: "Ticket", to: str, now: datetime, settings: "Settings",
+                  schedule: Schedule | None) -> str:
+    """Move the ticket and keep its clock right; returns the old status."""
+    old = ticket.status
+    if to not in TRANSITIONS.get(old, frozenset()):
+        raise TransitionError(old, to)
+    if old == "waiting_customer":
+        _unpause(ticket, now, schedule)
+    if old in DONE_STATUSES and to in OPEN_STATUSES:  # reopened
+        if ticket.resolved_at is not None:
+            ticket.waiting_minutes = (ticket.waiting_minutes or 0.0) + counted_minutes(ticket.resolved_at, now, schedule)
+        ticket.resolved_at = None
+        ticket.closed_at = None
+        ticket.resolution_minutes = None
+        if not ticket.resolution_breached:
+            ticket.resolution_breached = None
+        ticket.reopen_count = (ticket.reopen_count or 0) + 1
+    if to == "taken" and ticket.taken_at is None:
+        ticket.taken_at = now
+    if to == "waiting_customer":
+        ticket.waiting_since = now
+    if to == "resolved":
+        record_first_response(ticket, now, settings, schedule)
+        ticket.status = to  # resolution_elapsed reads the status
+        ticket.resolved_at = now
+        minutes = resolution_elapsed(ticket, now, schedule)
+        ticket.resolution_minutes = round(minutes, 2)
+        target = targets(ticket.priority, settings).resolution
+        ticket.resolution_breached = bool(ticket.resolution_breached) or minutes > target
+    if to == "closed":
+        _unpause(ticket, now, schedule)
+        ticket.closed_at = now
+    ticket.status = to
+    ticket.updated_at = now
+    refresh_due(ticket, settings, schedule, now)
+    return old
+
+
+def can_reopen(ticket: "Ticket", now: datetime, settings: "Settings") -> bool:
+    if ticket.status not in DONE_STATUSES or ticket.resolved_at is None:
+        return False
+    return (now - ticket.resolved_at).total_seconds() <= settings.ticket_reopen_days * 86400
+
+
+# ----- where a ticket stands against its targets ------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One running target of an open ticket."""
+
+    target: str  # first | resolution
+    minutes: int  # the target
+    elapsed: float  # counted minutes so far
+
+    def level(self, warn_ratio: float) -> str:
+        if self.elapsed > self.minutes:
+            return "breach"
+        if self.elapsed >= self.minutes * warn_ratio:
+            return "warn"
+        return "ok"
+
+
+def running_checks(ticket: "Ticket", now: datetime, settings: "Settings", schedule: Schedule | None) -> list[Check]:
+    """The targets still running: first response until answered, resolution until resolved (not while paused)."""
+    if ticket.status not in OPEN_STATUSES:
+        return []
+    t = targets(ticket.priority, settings)
+    checks = []
+    if ticket.first_response_at is None:
+        checks.append(Check("first", t.first_response, first_response_elapsed(ticket, now, schedule)))
+    if ticket.waiting_since is None:
+        checks.append(Check("resolution", t.resolution, resolution_elapsed(ticket, now, schedule)))
+    return checks
+
+
+@dataclass(frozen=True)
+class SlaState:
+    """What /tickets shows: the most urgent running target."""
+
+    level: str  # ok | warn | breach | paused | done
+    target: str | None  # first | resolution
+    minutes_left: float | None  # counted minutes; negative when overdue
+    due_at: datetime | None
+
+
+def sla_state(ticket: "Ticket", now: datetime, settings: "Settings", schedule: Schedule | None) -> SlaState:
+    if ticket.status not in OPEN_STATUSES:
+        return SlaState("done", None, None, None)
+    checks = running_checks(ticket, now, settings, schedule)
+    if not checks:
+        return SlaState("paused", None, None, None)
+    check = min(checks, key=lambda c: c.minutes - c.elapsed)
+    if check.target == "first":
+        due = due_after(ticket.created_at, check.minutes, schedule)
+    else:
+        due = due_after(ticket.created_at, check.minutes + _paused_now(ticket, now, schedule), schedule)
+    return SlaState(check.level(settings.sla_warn_ratio), check.target, check.minutes - check.elapsed, due)

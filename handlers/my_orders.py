@@ -1,0 +1,162 @@
+"""/orders: the customer's last orders, "Order again" in one tap, and Cancel
+while an order is still new."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.menu import MenuCallback
+from bot.rules import orders as rules
+from bot.texts import TextRenderer, Texts
+from handlers.order_desk import refresh_card, status_label, tell_staff
+from handlers.ordering import begin_reorder
+from storage.models import Customer, Order
+from storage.repositories import Repos
+from storage.repositories.orders import Actor
+
+router = Router(name="my-orders")
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+
+ITEMS_SHOWN = 3  # per order in the list; the rest are counted
+
+
+class MyOrderCallback(CallbackData, prefix="myo"):
+    action: str  # again | cancel | cancel_yes | cancel_no
+    order_id: int
+
+
+def _view(order: Order, texts: Texts, renderer: TextRenderer) -> dict[str, Any]:
+    items = [f"{item.quantity} × {item.product.name(texts.lang)}" for item in order.items]
+    return {
+        "number": order.id, "created_at": order.created_at, "status": status_label(renderer, texts.lang, order.status),
+        "total": order.total, "products": items[:ITEMS_SHOWN], "more": max(len(items) - ITEMS_SHOWN, 0),
+    }
+
+
+async def show_orders(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    customer: Customer | None = data.get("customer")
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    orders = await repos.orders.recent(customer.id, rules.HISTORY_LIMIT)
+    if not orders:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=texts.button("menu_order"), callback_data=MenuCallback(action="order"))
+        await message.answer(texts("orders/none"), reply_markup=builder.as_markup())
+        return
+    builder = InlineKeyboardBuilder()
+    for order in orders:
+        row = [InlineKeyboardButton(text=texts.button("order_again", number=order.id),
+                                    callback_data=MyOrderCallback(action="again", order_id=order.id).pack())]
+        if rules.can_change(order.status, rules.CANCELLED, by_customer=True):
+            row.append(InlineKeyboardButton(text=texts.button("order_cancel", number=order.id),
+                                            callback_data=MyOrderCallback(action="cancel", order_id=order.id).pack()))
+        builder.row(*row)
+    await message.answer(
+        texts("orders/list", orders=[_view(o, texts, renderer) for o in orders],
+              tz=customer.timezone or settings.default_timezone),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@router.message(Command("orders"))
+async def orders_command(message: Message, **data: Any) -> None:
+    await show_orders(message, data)
+
+
+@router.callback_query(MenuCallback.filter(F.action == "orders"))
+async def orders_from_menu(callback: CallbackQuery, **data: Any) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await show_orders(callback.message, data)
+
+
+@router.callback_query(MyOrderCallback.filter())
+async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    state: FSMContext = data["state"]
+    customer: Customer | None = data.get("customer")
+    message = callback.message
+    order = await repos.orders.of_customer(callback_data.order_id, customer.id) if customer else None
+    if order is None or not isinstance(message, Message):
+        # Someone else's order and no order at all get the same answer.
+        await callback.answer(texts("orders/not_found.txt"), show_alert=True)
+        return
+    action = callback_data.action
+    if action == "again":
+        current = await state.get_state()
+        if current is not None and not current.startswith("OrderForm:"):
+            await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+            return
+        await callback.answer()
+        await begin_reorder(message, data, order_id=order.id)
+        return
+    if action not in ("cancel", "cancel_yes", "cancel_no"):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    if action == "cancel_no":
+        await callback.answer()
+        await _take_buttons(message)
+        await message.answer(texts("orders/kept", number=order.id))
+        return
+    renderer: TextRenderer = data["renderer"]
+    if not rules.can_change(order.status, rules.CANCELLED, by_customer=True):
+        await callback.answer(texts("orders/cannot_cancel.txt", number=order.id,
+                                    status=status_label(renderer, texts.lang, order.status)), show_alert=True)
+        return
+    await callback.answer()
+    if action == "cancel":
+        builder = InlineKeyboardBuilder()
+        builder.button(text=texts.button("order_cancel_yes"),
+                       callback_data=MyOrderCallback(action="cancel_yes", order_id=order.id))
+        builder.button(text=texts.button("order_cancel_no"),
+                       callback_data=MyOrderCallback(action="cancel_no", order_id=order.id))
+        await message.answer(texts("orders/cancel_confirm", number=order.id, total=order.total),
+                             reply_markup=builder.as_markup())
+        return
+    await _take_buttons(message)
+    await _cancel(message, data, order, customer)  # type: ignore[arg-type]
+
+
+async def _take_buttons(message: Message) -> None:
+    try:
+        await message.edit_reply_markup(reply_markup=None)
+    except TelegramBadRequest:
+        pass
+
+
+async def _cancel(message: Message, data: dict[str, Any], order: Order, customer: Customer) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    actor = Actor("customer", customer.telegram_id, (customer.name or "")[:64] or None)
+    won = await repos.orders.change_status(order.id, rules.NEW, rules.CANCELLED, actor, clock.now())
+    fresh = await repos.orders.get(order.id)
+    assert fresh is not None
+    if not won:
+        # Staff moved it first: it is on its way and can no longer be cancelled here.
+        await message.answer(texts("orders/cannot_cancel", number=fresh.id,
+                                   status=status_label(renderer, texts.lang, fresh.status)))
+        return
+    await message.answer(texts("orders/cancelled_by_you", number=fresh.id))
+    await refresh_card(data["bot"], settings, renderer, fresh, customer)
+    await tell_staff(data["bot"], settings, renderer.render(
+        settings.default_language, "orders/desk/customer_cancelled", number=fresh.id, name=customer.name), fresh)

@@ -1,0 +1,333 @@
+"""The staff order desk: a card per order in the staff chat, with status buttons.
+
+The card shows the order's current status and who changed it when; its
+buttons move the order (Accept, Out for delivery, Delivered, Cancel). Every
+move is a compare-and-set on the status the card showed, so when two staff
+press at once one wins and the other is told what happened. Cancel asks the
+staff member for a reason first (a small dialog of that person in the group).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters, User
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dialogs import ask_again, asks, end_dialog
+from bot.roles import Role
+from bot.rules import orders as rules
+from bot.rules.customer_file import Invalid
+from bot.texts import TextRenderer, Texts
+from storage.models import Customer, Order
+from storage.repositories import Repos
+from storage.repositories.orders import Actor
+
+log = logging.getLogger(__name__)
+
+router = Router(name="order-desk")
+
+QUICK_REASONS = ("out_of_stock", "customer_asked", "cannot_deliver")
+STAFF_ACTIONS = (rules.ACCEPTED, rules.OUT_FOR_DELIVERY, rules.DELIVERED, rules.CANCELLED)
+
+
+class DeskCallback(CallbackData, prefix="desk"):
+    action: str  # accepted | out_for_delivery | delivered | cancelled | reason | keep
+    order_id: int
+    expected: str = ""  # the status the card showed when it was drawn
+    value: str = ""  # a quick reason's code
+
+
+class DeskForm(StatesGroup):
+    reason = State()
+
+
+# ----- showing an order ---------------------------------------------------------
+
+def status_label(renderer: TextRenderer, lang: str, status: str) -> str:
+    return renderer.render(lang, "orders/status_name.txt", status=status)
+
+
+def line_views(order: Order, lang: str) -> list[dict[str, Any]]:
+    return [
+        {"name": item.product.name(lang), "unit": item.product.unit, "quantity": item.quantity,
+         "price": item.unit_price, "total": rules.line_total(item.quantity, item.unit_price)}
+        for item in order.items
+    ]
+
+
+def history_views(renderer: TextRenderer, lang: str, order: Order) -> list[dict[str, Any]]:
+    return [
+        {"status": status_label(renderer, lang, change.to_status), "role": change.actor_role,
+         "by": change.actor_name, "at": change.created_at, "reason": change.reason}
+        for change in order.history
+    ]
+
+
+def card_view(renderer: TextRenderer, settings: Settings, order: Order,
+              customer: Customer | None) -> tuple[str, InlineKeyboardMarkup | None]:
+    lang = settings.default_language
+    text = renderer.render(
+        lang, "orders/desk/card", order=order, customer=customer, lines=line_views(order, lang),
+        status=status_label(renderer, lang, order.status), history=history_views(renderer, lang, order),
+        tz=settings.default_timezone,
+    )
+    steps = rules.next_steps(order.status)
+    if not steps:
+        return text, None
+    builder = InlineKeyboardBuilder()
+    for step in steps:
+        builder.button(text=renderer.render(lang, f"buttons/desk_{step}"),
+                       callback_data=DeskCallback(action=step, order_id=order.id, expected=order.status))
+    builder.adjust(2)
+    return text, builder.as_markup()
+
+
+async def post_card(bot: Bot, settings: Settings, renderer: TextRenderer, repos: Repos, order: Order,
+                    customer: Customer | None) -> None:
+    """Post a new order to the staff chat (skipped when none is configured)."""
+    if settings.staff_chat_id is None:
+        return
+    text, markup = card_view(renderer, settings, order, customer)
+    try:
+        sent = await bot.send_message(settings.staff_chat_id, text, reply_markup=markup)
+    except TelegramAPIError as exc:
+        log.warning("could not post order %s to the staff chat: %s", order.id, exc)
+        return
+    await repos.orders.set_card(order.id, sent.chat.id, sent.message_id)
+    order.staff_chat_id, order.staff_message_id = sent.chat.id, sent.message_id
+
+
+async def refresh_card(bot: Bot, settings: Settings, renderer: TextRenderer, order: Order,
+                       customer: Customer | None, fallback: Message | None = None) -> None:
+    """Redraw the card so it shows the order as it is now."""
+    chat_id, message_id = order.staff_chat_id, order.staff_message_id
+    if (chat_id is None or message_id is None) and fallback is not None:
+        chat_id, message_id = fallback.chat.id, fallback.message_id
+    if chat_id is None or message_id is None:
+        return
+    text, markup = card_view(renderer, settings, order, customer)
+    try:
+        await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
+    except TelegramBadRequest as exc:
+        if "not modified" not in str(exc):
+            log.warning("could not redraw the card of order %s: %s", order.id, exc)
+    except TelegramAPIError as exc:
+        log.warning("could not redraw the card of order %s: %s", order.id, exc)
+
+
+async def tell_staff(bot: Bot, settings: Settings, text: str, order: Order) -> None:
+    """A line in the staff chat, as a reply to the order's card when there is one."""
+    if settings.staff_chat_id is None:
+        return
+    reply = None
+    if order.staff_message_id is not None and order.staff_chat_id == settings.staff_chat_id:
+        reply = ReplyParameters(message_id=order.staff_message_id, allow_sending_without_reply=True)
+    try:
+        await bot.send_message(settings.staff_chat_id, text, reply_parameters=reply)
+    except TelegramAPIError as exc:
+        log.warning("could not tell the staff chat about order %s: %s", order.id, exc)
+
+
+async def notify_customer(data: dict[str, Any], order: Order, customer: Customer | None,
+                          reason_code: str | None = None) -> bool:
+    """Tell the customer, in their language, what became of their order.
+
+    A customer who blocked the bot is marked unreachable and staff are told.
+    """
+    if customer is None or customer.telegram_id is None:
+        return False
+    bot: Bot = data["bot"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    lang = customer.language
+    reason = order.cancel_reason
+    if reason_code is not None:
+        reason = renderer.render(lang, f"orders/reasons/{reason_code}.txt")
+    text = renderer.render(
+        lang, "orders/status_changed", number=order.id, status=order.status,
+        status_label=status_label(renderer, lang, order.status), reason=reason, total=order.total,
+    )
+    try:
+        await bot.send_message(customer.telegram_id, text)
+    except (TelegramForbiddenError, TelegramBadRequest) as exc:
+        log.info("customer %s not told about order %s: %s", customer.id, order.id, exc)
+        await repos.customers.mark_unreachable(customer.id, clock.now())
+        await tell_staff(bot, settings, renderer.render(
+            settings.default_language, "orders/desk/customer_unreachable", number=order.id, blocked=True), order)
+        return False
+    except TelegramAPIError as exc:
+        log.warning("customer %s not told about order %s: %s", customer.id, order.id, exc)
+        await tell_staff(bot, settings, renderer.render(
+            settings.default_language, "orders/desk/customer_unreachable", number=order.id, blocked=False), order)
+        return False
+    await repos.customers.mark_reachable(customer)
+    return True
+
+
+def _actor(user: User) -> Actor:
+    return Actor("staff", user.id, user.full_name[:64])
+
+
+def _last_change(renderer: TextRenderer, settings: Settings, lang: str, order: Order) -> dict[str, Any]:
+    change = order.history[-1] if order.history else None
+    return {
+        "number": order.id, "status": status_label(renderer, lang, order.status),
+        "by": change.actor_name if change else None, "role": change.actor_role if change else None,
+        "at": change.created_at if change else None, "tz": settings.default_timezone,
+    }
+
+
+# ----- status buttons ------------------------------------------------------------
+
+@router.callback_query(DeskCallback.filter(F.action.in_(STAFF_ACTIONS)))
+async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    role: Role = data["role"]
+    repos: Repos = data["repos"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    state: FSMContext = data["state"]
+    if role < Role.STAFF:
+        await callback.answer(texts("orders/desk/staff_only.txt"), show_alert=True)
+        return
+    card = callback.message if isinstance(callback.message, Message) else None
+    order = await repos.orders.get(callback_data.order_id)
+    if order is None:
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    customer = await repos.customers.get(order.customer_id)
+    target, expected = callback_data.action, callback_data.expected
+    if order.status != expected or not rules.can_change(expected, target):
+        # Someone else moved it first (or the card is old): show the truth.
+        await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
+                              show_alert=True)
+        await refresh_card(data["bot"], settings, renderer, order, customer, card)
+        return
+    if target == rules.CANCELLED:
+        current = await state.get_state()
+        if current is not None and not current.startswith("DeskForm:"):
+            await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+            return
+        await callback.answer()
+        await state.set_state(DeskForm.reason)
+        await state.update_data(desk={"order": order.id, "expected": expected})
+        if card is not None:
+            await ask_reason(card, data)
+        return
+    clock: Clock = data["clock"]
+    won = await repos.orders.change_status(order.id, expected, target, _actor(callback.from_user), clock.now())
+    order = await repos.orders.get(order.id)
+    assert order is not None
+    if not won:
+        await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
+                              show_alert=True)
+        await refresh_card(data["bot"], settings, renderer, order, customer, card)
+        return
+    await callback.answer(texts("orders/desk/done.txt", number=order.id,
+                                status=status_label(renderer, texts.lang, order.status)))
+    await refresh_card(data["bot"], settings, renderer, order, customer, card)
+    await notify_customer(data, order, customer)
+
+
+# ----- cancelling with a reason --------------------------------------------------
+
+@asks(DeskForm.reason)
+async def ask_reason(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    user: User | None = data.get("event_from_user")
+    desk = (await state.get_data()).get("desk") or {}
+    order_id = int(desk.get("order", 0))
+    builder = InlineKeyboardBuilder()
+    for code in QUICK_REASONS:
+        builder.button(text=texts(f"orders/reasons/{code}.txt"),
+                       callback_data=DeskCallback(action="reason", order_id=order_id, value=code))
+    builder.button(text=texts.button("desk_keep"), callback_data=DeskCallback(action="keep", order_id=order_id))
+    builder.adjust(1)
+    await message.answer(texts("orders/desk/ask_reason", number=order_id, name=user.first_name if user else ""),
+                         reply_markup=builder.as_markup())
+
+
+async def _reason_dialog(state: FSMContext) -> dict[str, Any] | None:
+    if await state.get_state() != DeskForm.reason.state:
+        return None
+    desk = (await state.get_data()).get("desk")
+    return desk if isinstance(desk, dict) and desk.get("order") else None
+
+
+async def _cancel_with_reason(message: Message, data: dict[str, Any], reason: str, code: str | None) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    user: User = data["event_from_user"]
+    desk = await _reason_dialog(state) or {}
+    await end_dialog(state)
+    order_id, expected = int(desk.get("order", 0)), str(desk.get("expected", ""))
+    won = await repos.orders.change_status(order_id, expected, rules.CANCELLED, _actor(user), clock.now(), reason)
+    order = await repos.orders.get(order_id)
+    if order is None:
+        await message.answer(texts("orders/not_found"))
+        return
+    customer = await repos.customers.get(order.customer_id)
+    await refresh_card(data["bot"], settings, renderer, order, customer)
+    if not won:
+        await message.answer(texts("orders/desk/changed_meanwhile", **_last_change(renderer, settings, texts.lang,
+                                                                                   order)))
+        return
+    told = await notify_customer(data, order, customer, reason_code=code)
+    await message.answer(texts("orders/desk/cancelled_done", number=order.id, reason=reason, told=told))
+
+
+@router.message(DeskForm.reason, F.text, ~F.text.startswith("/"))
+async def process_reason(message: Message, **data: Any) -> None:
+    if data["role"] < Role.STAFF:
+        return
+    try:
+        reason = rules.parse_reason(message.text or "")
+    except Invalid as error:
+        texts: Texts = data["texts"]
+        await message.answer(texts(f"orders/errors/{error.code}", **error.params))
+        await ask_again(message, data)
+        return
+    await _cancel_with_reason(message, data, reason, None)
+
+
+@router.callback_query(DeskCallback.filter(F.action.in_({"reason", "keep"})))
+async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    message = callback.message
+    desk = await _reason_dialog(state)
+    # Only the staff member who pressed Cancel, while still asked, for this order.
+    if (data["role"] < Role.STAFF or desk is None or int(desk["order"]) != callback_data.order_id
+            or not isinstance(message, Message)
+            or (callback_data.action == "reason" and callback_data.value not in QUICK_REASONS)):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    await callback.answer()
+    try:
+        await message.edit_reply_markup(reply_markup=None)
+    except TelegramBadRequest:
+        pass
+    if callback_data.action == "keep":
+        await end_dialog(state)
+        await message.answer(texts("orders/desk/kept", number=callback_data.order_id))
+        return
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    reason = renderer.render(settings.default_language, f"orders/reasons/{callback_data.value}.txt")
+    await _cancel_with_reason(message, data, reason, callback_data.value)

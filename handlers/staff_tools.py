@@ -1,0 +1,256 @@
+"""Staff commands, in the staff chat or in private: /tickets, /ticket N,
+/customer TEXT and /note. Customers can use none of them (the commands fall
+through to "unknown command" for them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, ForceReply, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dialogs import ask_again, asks, end_dialog
+from bot.roles import HasRole, Role
+from bot.rules import tickets as rules
+from bot.rules.customer_file import Invalid
+from bot.rules.sla import schedule_for
+from bot.texts import Texts
+from handlers.ticket_views import card_context, card_markup, learn_forum
+from storage.models import Customer
+from storage.repositories import Repos
+
+router = Router(name="staff-tools")
+router.message.filter(HasRole(Role.STAFF))
+router.callback_query.filter(HasRole(Role.STAFF))
+
+LIST_LIMIT = 40  # tickets in one /tickets message
+MATCH_LIMIT = 8  # customers offered by /customer
+CHUNK = 3800  # characters of history per message (Telegram allows 4096)
+
+
+class NoteForm(StatesGroup):
+    text = State()
+
+
+class CustomerCallback(CallbackData, prefix="cust"):
+    action: str  # open | note
+    customer: int
+
+
+# ----- /tickets -----------------------------------------------------------------------
+
+@router.message(Command("tickets"))
+async def list_tickets(message: Message, repos: Repos, clock: Clock, settings: Settings, texts: Texts,
+                       **data: Any) -> None:
+    learn_forum(data.get("app"), message.chat, settings)
+    now = clock.now()
+    schedule = schedule_for(settings)
+    tickets = await repos.tickets.open_tickets()
+    customers = await repos.tickets.customers({t.customer_id for t in tickets})
+    rows = [(t, rules.sla_state(t, now, settings, schedule)) for t in tickets]
+    far = now.replace(year=now.year + 100)
+    # Due soonest first; paused tickets (waiting for the customer) last.
+    rows.sort(key=lambda r: (r[1].due_at is None, r[1].due_at or far, rules.PRIORITY_ORDER[r[0].priority], r[0].id))
+    shown = rows[:LIST_LIMIT]
+    await message.answer(texts(
+        "tickets/list", rows=[(t, s, customers.get(t.customer_id)) for t, s in shown],
+        more=len(rows) - len(shown), total=len(rows), tz=settings.default_timezone,
+    ))
+
+
+# ----- /ticket N -------------------------------------------------------------------------
+
+@router.message(Command("ticket"))
+async def show_ticket(message: Message, command: CommandObject, repos: Repos, clock: Clock, settings: Settings,
+                      texts: Texts) -> None:
+    number = rules.parse_ticket_number(command.args or "")
+    if number is None:
+        await message.answer(texts("tickets/ticket_usage"))
+        return
+    ticket = await repos.tickets.get(number)
+    if ticket is None:
+        await message.answer(texts("tickets/ticket_not_found", number=number))
+        return
+    now = clock.now()
+    context = await card_context(repos, ticket, settings, now)
+    await message.answer(texts("tickets/detail", **context), reply_markup=card_markup(texts, ticket))
+    entries: list[tuple[str, Any, Any]] = [("event", e.created_at, e) for e in await repos.tickets.events(ticket.id)]
+    entries += [("message", m.created_at, m) for m in await repos.tickets.messages(ticket.id)]
+    if ticket.resolution_note:
+        entries.append(("note", ticket.resolved_at or ticket.updated_at, ticket))
+    if ticket.rating_comment:
+        entries.append(("comment", ticket.rated_at or ticket.updated_at, ticket))
+    order = {"event": 0, "message": 1, "note": 2, "comment": 3}
+    entries.sort(key=lambda e: (e[1], order[e[0]], getattr(e[2], "id", 0)))
+    tz = settings.default_timezone
+    chunks: list[list[tuple[str, Any]]] = [[]]
+    size = 0
+    for kind, _, item in entries:
+        length = len(texts("tickets/history_entry", kind=kind, item=item, tz=tz)) + 2
+        if chunks[-1] and size + length > CHUNK:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((kind, item))
+        size += length
+    for part, chunk in enumerate(chunks, start=1):
+        await message.answer(texts("tickets/history", ticket=ticket, entries=chunk, part=part, parts=len(chunks),
+                                   tz=tz))
+
+
+# ----- /customer TEXT ------------------------------------------------------------------------
+
+async def show_customer(message: Message, data: dict[str, Any], customer: Customer) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    settings: Settings = data["settings"]
+    notes = await repos.customers.notes(customer.id)
+    builder = InlineKeyboardBuilder()
+    builder.button(text=texts.button("customer_add_note"),
+                   callback_data=CustomerCallback(action="note", customer=customer.id))
+    await message.answer(
+        texts("tickets/customer_file", customer=customer, notes=notes[-10:], more_notes=max(len(notes) - 10, 0),
+              orders=await repos.tickets.recent_orders(customer.id, 5),
+              tickets=await repos.tickets.for_customer(customer.id, 5), tz=settings.default_timezone),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@router.message(Command("customer"))
+async def find_customer(message: Message, command: CommandObject, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    query = (command.args or "").strip()
+    if not query:
+        await message.answer(texts("tickets/customer_usage"))
+        return
+    found = await repos.customers.search(query, limit=MATCH_LIMIT + 1)
+    if not found:
+        await message.answer(texts("tickets/customer_none", query=query))
+        return
+    if len(found) == 1:
+        await show_customer(message, data, found[0])
+        return
+    builder = InlineKeyboardBuilder()
+    for customer in found[:MATCH_LIMIT]:
+        builder.button(text=texts.button("customer_open", customer=customer),
+                       callback_data=CustomerCallback(action="open", customer=customer.id))
+    builder.adjust(1)
+    await message.answer(texts("tickets/customer_matches", query=query, customers=found[:MATCH_LIMIT],
+                               more=len(found) > MATCH_LIMIT),
+                         reply_markup=builder.as_markup())
+
+
+@router.callback_query(CustomerCallback.filter())
+async def customer_button(callback: CallbackQuery, callback_data: CustomerCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    state: FSMContext = data["state"]
+    customer = await repos.customers.get(callback_data.customer)
+    if customer is None or customer.is_forgotten or not isinstance(callback.message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    if callback_data.action == "open":
+        await callback.answer()
+        await show_customer(callback.message, data, customer)
+    elif callback_data.action == "note":
+        if await state.get_state() is not None:
+            await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+            return
+        await callback.answer()
+        await state.set_state(NoteForm.text)
+        await state.update_data(note_customer=customer.id)
+        await ask_note(callback.message, data)
+    else:
+        await callback.answer(texts("common/button_expired.txt"))
+
+
+# ----- /note ---------------------------------------------------------------------------------------
+
+@asks(NoteForm.text)
+async def ask_note(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    customer_id = (await data["state"].get_data()).get("note_customer")
+    customer = await repos.customers.get(int(customer_id or 0))
+    user = data.get("event_from_user")
+    await message.answer(
+        texts("tickets/ask_note", customer=customer, limit=rules.NOTE_MAX, user_id=user.id if user else 0,
+              name=user.full_name if user else ""),
+        reply_markup=ForceReply(selective=True),
+    )
+
+
+async def _save_note(message: Message, data: dict[str, Any], customer: Customer, text: str) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    assert message.from_user is not None
+    note = await repos.customers.add_note(customer, message.from_user.id, message.from_user.full_name[:64],
+                                          text, clock.now())
+    await message.answer(texts("tickets/note_saved", customer=customer, note=note))
+
+
+@router.message(NoteForm.text, F.text, ~F.text.startswith("/"))
+async def process_note(message: Message, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    state: FSMContext = data["state"]
+    try:
+        text = rules.parse_note(message.text or "")
+    except Invalid as error:
+        await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
+        await ask_again(message, data)
+        return
+    customer_id = (await state.get_data()).get("note_customer")
+    await end_dialog(state)
+    customer = await repos.customers.get(int(customer_id or 0))
+    if customer is None or customer.is_forgotten:
+        await message.answer(texts("tickets/customer_gone"))
+        return
+    await _save_note(message, data, customer, text)
+
+
+@router.message(Command("note"))
+async def note_command(message: Message, command: CommandObject, **data: Any) -> None:
+    """``/note N TEXT`` (N = customer number), or ``/note TEXT`` replying to a ticket's message."""
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    args = (command.args or "").strip()
+    customer: Customer | None = None
+    text = args
+    reply = message.reply_to_message
+    if reply is not None:
+        ticket = await repos.tickets.by_staff_message(message.chat.id, reply.message_id)
+        if ticket is None and message.is_topic_message and message.message_thread_id:
+            ticket = await repos.tickets.by_thread(message.chat.id, message.message_thread_id)
+        if ticket is not None:
+            customer = await repos.customers.get(ticket.customer_id)
+    if customer is None:
+        head, _, rest = args.partition(" ")
+        if head.lstrip("#").isdigit():
+            customer = await repos.customers.get(int(head.lstrip("#")))
+            text = rest
+            if customer is None or customer.is_forgotten:
+                await message.answer(texts("tickets/customer_not_found", number=head.lstrip("#")))
+                return
+    if customer is None:
+        await message.answer(texts("tickets/note_usage"))
+        return
+    if customer.is_forgotten:
+        await message.answer(texts("tickets/customer_gone"))
+        return
+    try:
+        text = rules.parse_note(text)
+    except Invalid as error:
+        await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
+        await message.answer(texts("tickets/note_usage"))
+        return
+    await _save_note(message, data, customer, text)

@@ -1,0 +1,358 @@
+"""The service desk in the staff chat: Take, Resolve and Priority on a ticket's
+card, the resolution note, and staff replies relayed to the customer.
+
+A staff member answers a customer with a Telegram *reply* to the ticket's
+card or to any relayed message of that ticket (in a forum, any message in
+the ticket's topic). Only staff may press the buttons or be relayed; anyone
+else in the group is ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import BaseFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, ReactionTypeEmoji
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.dialogs import ask_again, asks, end_dialog
+from bot.roles import Role
+from bot.rules import tickets as rules
+from bot.rules.customer_file import Invalid
+from bot.rules.sla import schedule_for
+from bot.texts import TextRenderer, Texts
+from handlers.ticket_views import (
+    TicketCallback,
+    actor_of,
+    customer_texts,
+    enqueue_survey,
+    learn_forum,
+    refresh_card,
+    send_to_customer,
+    split_text,
+    staff_texts,
+    tell_staff,
+)
+from storage.models import Ticket
+from storage.repositories import Repos
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+router = Router(name="ticket-desk")
+
+
+class ResolveForm(StatesGroup):
+    note = State()
+
+
+# ----- buttons on the card ----------------------------------------------------------------
+
+@router.callback_query(TicketCallback.filter())
+async def ticket_button(callback: CallbackQuery, callback_data: TicketCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    role: Role = data["role"]
+    repos: Repos = data["repos"]
+    learn_forum(data.get("app"), data.get("event_chat"), data["settings"])
+    if role < Role.STAFF:
+        await callback.answer(texts("tickets/staff_only.txt"), show_alert=True)
+        return
+    if not isinstance(callback.message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    ticket = await repos.tickets.get(callback_data.ticket)
+    if ticket is None:
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    handler = {
+        "take": _take, "resolve": _ask_resolution, "prio": _show_priorities, "setprio": _set_priority,
+        "back": _back_to_card,
+    }.get(callback_data.action)
+    if handler is None:
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    await handler(callback, callback_data, ticket, data)
+
+
+def _closed_alert(texts: Texts, ticket: Ticket) -> str:
+    return texts("tickets/already_done.txt", ticket=ticket)
+
+
+async def _take(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    bot: Bot = data["bot"]
+    me = actor_of(callback.from_user)
+    # Claim the row first: of two presses at once, the second waits here and then sees the owner.
+    claimed = await repos.tickets.claim(ticket.id, rules.OPEN_STATUSES)
+    if claimed is None:
+        await callback.answer(_closed_alert(texts, ticket), show_alert=True)
+        return
+    ticket = claimed
+    if ticket.assignee_telegram_id == me.telegram_id:
+        await callback.answer(texts("tickets/take_yours.txt", ticket=ticket))
+        return
+    if ticket.assignee_telegram_id is not None:
+        await callback.answer(texts("tickets/take_taken.txt", ticket=ticket, name=ticket.assignee_name), show_alert=True)
+        return
+    now = clock.now()
+    await repos.tickets.assign(ticket, me, now, settings, schedule_for(settings))
+    await callback.answer(texts("tickets/take_done.txt", ticket=ticket))
+    await refresh_card(bot, repos, renderer, settings, ticket, now)
+    customer = await repos.customers.get(ticket.customer_id)
+    if customer is not None:
+        failure = await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(
+            "tickets/taken_for_customer", ticket=ticket, name=me.name))
+        if failure:
+            await tell_staff(bot, settings, ticket, staff_texts(renderer, settings)(
+                "tickets/not_delivered", ticket=ticket, reason=failure))
+
+
+async def _ask_resolution(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
+                          data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    if ticket.status not in rules.OPEN_STATUSES:
+        await callback.answer(_closed_alert(texts, ticket), show_alert=True)
+        return
+    current = await state.get_state()
+    if current is not None and current != ResolveForm.note.state:
+        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+        return
+    await callback.answer()
+    await state.set_state(ResolveForm.note)
+    await state.update_data(resolve_ticket=ticket.id)
+    assert isinstance(callback.message, Message)
+    await ask_resolution_note(callback.message, data)
+
+
+@asks(ResolveForm.note)
+async def ask_resolution_note(message: Message, data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    ticket_id = (await state.get_data()).get("resolve_ticket")
+    user = data.get("event_from_user")
+    # ForceReply (selective: for the one mentioned) opens a reply: in a group with
+    # privacy mode on, the bot only sees messages that reply to it (and commands).
+    asked = await message.answer(
+        texts("tickets/ask_resolution", ticket_id=ticket_id, user_id=user.id if user else 0,
+              name=user.full_name if user else "", limit=rules.NOTE_MAX),
+        reply_markup=ForceReply(selective=True, input_field_placeholder=texts.button("ticket_note_placeholder")),
+    )
+    await state.update_data(resolve_ask=asked.message_id)
+
+
+class IsResolutionNote(BaseFilter):
+    """The next message, or a reply to the bot's question; a reply to another message is not the note
+    (it may be an answer to a customer, and goes on to be relayed)."""
+
+    async def __call__(self, message: Message, state: FSMContext, **_: Any) -> bool:
+        reply = message.reply_to_message
+        if reply is None:
+            return True
+        if message.is_topic_message and reply.message_id == message.message_thread_id:
+            return True  # in a forum topic every message "replies" to the topic's first message
+        return reply.message_id == (await state.get_data()).get("resolve_ask")
+
+
+@router.message(ResolveForm.note, F.text, ~F.text.startswith("/"), IsResolutionNote())
+async def process_resolution_note(message: Message, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    state: FSMContext = data["state"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    bot: Bot = data["bot"]
+    try:
+        note = rules.parse_note(message.text or "")
+    except Invalid as error:
+        await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
+        await ask_again(message, data)
+        return
+    ticket_id = (await state.get_data()).get("resolve_ticket")
+    await end_dialog(state)
+    ticket = await repos.tickets.claim(int(ticket_id or 0), rules.OPEN_STATUSES)
+    if ticket is None:
+        done = await repos.tickets.get(int(ticket_id or 0))
+        await message.reply(texts("tickets/already_done.txt", ticket=done) if done else texts("common/button_expired.txt"))
+        return
+    assert message.from_user is not None
+    me = actor_of(message.from_user)
+    now = clock.now()
+    schedule = schedule_for(settings)
+    if ticket.assignee_telegram_id is None:
+        await repos.tickets.assign(ticket, me, now, settings, schedule)
+    ticket.resolution_note = note
+    await repos.tickets.transition(ticket, "resolved", me, now, settings, schedule)
+    customer = await repos.customers.get(ticket.customer_id)
+    await enqueue_survey(repos, renderer, settings, ticket, customer, now)
+    await refresh_card(bot, repos, renderer, settings, ticket, now)
+    await message.reply(texts("tickets/resolved_done", ticket=ticket,
+                              reachable=bool(customer and customer.telegram_id)))
+
+
+# ----- priority ------------------------------------------------------------------------------
+
+async def _show_priorities(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
+                           data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    if ticket.status not in rules.OPEN_STATUSES:
+        await callback.answer(_closed_alert(texts, ticket), show_alert=True)
+        return
+    await callback.answer()
+    await _edit_markup(callback, _markup(data, ticket, "priority"))
+
+
+async def _back_to_card(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
+                        data: dict[str, Any]) -> None:
+    await callback.answer()
+    await _edit_markup(callback, _markup(data, ticket, "main"))
+
+
+def _markup(data: dict[str, Any], ticket: Ticket, mode: str) -> InlineKeyboardMarkup | None:
+    from handlers.ticket_views import card_markup
+
+    return card_markup(staff_texts(data["renderer"], data["settings"]), ticket, mode)
+
+
+async def _edit_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
+    assert isinstance(callback.message, Message)
+    try:
+        await callback.message.edit_reply_markup(reply_markup=markup)
+    except TelegramAPIError as exc:  # "message is not modified" after a double press
+        log.debug("card buttons not changed: %s", exc)
+
+
+async def _set_priority(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
+                        data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    priority = callback_data.value
+    if priority not in rules.PRIORITIES:
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    claimed = await repos.tickets.claim(ticket.id, rules.OPEN_STATUSES)
+    if claimed is None:
+        await callback.answer(_closed_alert(texts, ticket), show_alert=True)
+        return
+    ticket = claimed
+    now = clock.now()
+    if ticket.priority != priority:
+        await repos.tickets.set_priority(ticket, priority, actor_of(callback.from_user), now, settings,
+                                         schedule_for(settings))
+    await callback.answer(texts("tickets/priority_set.txt", ticket=ticket))
+    if ticket.staff_message_id == callback.message.message_id and ticket.staff_chat_id == callback.message.chat.id:  # type: ignore[union-attr]
+        await refresh_card(data["bot"], repos, data["renderer"], settings, ticket, now)
+    else:  # the buttons of a /ticket view
+        await _edit_markup(callback, _markup(data, ticket, "main"))
+
+
+# ----- staff replies --------------------------------------------------------------------------
+
+class TicketReply(BaseFilter):
+    """A staff message in the staff chat that answers a ticket: passes ``ticket``."""
+
+    async def __call__(self, message: Message, settings: Settings, repos: Repos, role: Role = Role.CUSTOMER,
+                       app: "App | None" = None, **_: Any) -> bool | dict[str, Any]:
+        if settings.staff_chat_id is None or message.chat.id != settings.staff_chat_id:
+            return False
+        learn_forum(app, message.chat, settings)
+        if role < Role.STAFF or (message.text or "").startswith("/"):
+            return False
+        ticket = None
+        reply = message.reply_to_message
+        if reply is not None:
+            ticket = await repos.tickets.by_staff_message(message.chat.id, reply.message_id)
+        if ticket is None and message.is_topic_message and message.message_thread_id:
+            ticket = await repos.tickets.by_thread(message.chat.id, message.message_thread_id)
+        return {"ticket": ticket} if ticket is not None else False
+
+
+@router.message(TicketReply())
+async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> None:
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    bot: Bot = data["bot"]
+    texts = staff_texts(renderer, settings)
+    if ticket.status == "closed":
+        await message.reply(texts("tickets/reply_closed", ticket=ticket))
+        return
+    if not message.text and not message.photo:
+        await message.reply(texts("tickets/reply_unsupported", ticket=ticket))
+        return
+    assert message.from_user is not None
+    me = actor_of(message.from_user)
+    now = clock.now()
+    customer = await repos.customers.get(ticket.customer_id)
+    photo = message.photo[-1].file_id if message.photo else None
+    body = message.text if message.text is not None else message.caption
+    failure = "gone"
+    if customer is not None:
+        ctexts = customer_texts(renderer, customer)
+        if photo is not None:
+            caption = ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=body or "")
+            extra = None
+            if len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
+                caption, extra = ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=""), body
+            failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
+            if failure is None and extra:
+                failure = await _send_text(bot, repos, customer, now, ctexts, ticket, me.name, extra)
+        else:
+            failure = await _send_text(bot, repos, customer, now, ctexts, ticket, me.name, body or "")
+    await repos.tickets.add_message(
+        ticket, direction="out", actor=me, now=now, text=body, photo_file_id=photo,
+        staff_chat_id=message.chat.id, staff_message_id=message.message_id, delivered=failure is None,
+    )
+    if failure is not None:
+        await message.reply(texts("tickets/not_delivered", ticket=ticket, reason=failure))
+        return
+    schedule = schedule_for(settings)
+    if ticket.assignee_telegram_id is None:
+        await repos.tickets.assign(ticket, me, now, settings, schedule)
+    if rules.record_first_response(ticket, now, settings, schedule):
+        await repos.tickets.add_event(ticket, "first_response", me, now,
+                                      detail=f"{ticket.first_response_minutes:g} min")
+    if ticket.status in ("taken", "in_progress"):
+        await repos.tickets.transition(ticket, "waiting_customer", me, now, settings, schedule)
+    await refresh_card(bot, repos, renderer, settings, ticket, now)
+    try:
+        await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
+    except TelegramAPIError:
+        pass
+
+
+async def _send_text(bot: Bot, repos: Repos, customer: Any, now: Any, ctexts: Texts, ticket: Ticket,
+                     name: str | None, body: str) -> str | None:
+    header_len = len(ctexts("tickets/staff_reply", ticket=ticket, name=name, text=""))
+    for piece in split_text(body, 4000 - header_len):
+        failure = await send_to_customer(bot, repos, customer, now,
+                                         text=ctexts("tickets/staff_reply", ticket=ticket, name=name, text=piece))
+        if failure:
+            return failure
+    return None
+
+
+# ----- the sandbox's :reply --------------------------------------------------------------------
+
+async def latest_reply_target(app: "App") -> int | None:
+    """The newest ticket card or relayed customer message in the staff chat."""
+    if app.settings.staff_chat_id is None:
+        return None
+    async with app.db.session() as session:
+        return await Repos(session).tickets.latest_staff_target(app.settings.staff_chat_id)

@@ -1,0 +1,122 @@
+"""``watch_tickets``, every minute: response targets and auto-closing.
+
+* At ``SLA_WARN_RATIO`` of a target, a reminder goes to the assignee's
+  private chat (or the staff chat, replying to the card, when nobody took the
+  ticket).
+* Past a target, the managers are told — once per ticket and target — and the
+  ticket is marked breached for the reports.
+* A resolved ticket the customer did not answer for ``TICKET_AUTOCLOSE_DAYS``
+  is closed, and the customer told.
+
+Everything goes through the outbox, in this run's transaction, with dedupe
+keys ``sla:<ticket>:<first|resolution>:<warn|breach>[:<manager>]`` and
+``autoclose:<ticket>``, so a run repeated after a crash sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy import select
+
+from bot.rules import tickets as rules
+from bot.rules.sla import schedule_for
+from handlers.ticket_views import CsatCallback, customer_texts, notify_managers, staff_chat_route, staff_texts
+from jobs.registry import JobContext, job
+from storage.models import Ticket, TicketEvent
+from storage.repositories import Repos
+
+log = logging.getLogger(__name__)
+
+
+@job("watch_tickets", every=timedelta(minutes=1), misfire_grace_time=120)
+async def watch_tickets(ctx: JobContext) -> None:
+    settings = ctx.settings
+    renderer = ctx.app.renderer
+    schedule = schedule_for(settings)
+    now = ctx.now
+    texts = staff_texts(renderer, settings)
+    async with ctx.db.session() as session:
+        repos = Repos(session)
+        tickets = await repos.tickets.open_tickets()
+        done: set[tuple[int, str, str | None]] = set()
+        if tickets:
+            rows = await session.execute(
+                select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.detail).where(
+                    TicketEvent.kind.in_(("sla_warning", "sla_breach")),
+                    TicketEvent.ticket_id.in_([t.id for t in tickets]),
+                )
+            )
+            done = {(r[0], r[1], r[2]) for r in rows}
+        customers = await repos.tickets.customers({t.customer_id for t in tickets})
+        for ticket in tickets:
+            for check in rules.running_checks(ticket, now, settings, schedule):
+                level = check.level(settings.sla_warn_ratio)
+                if level == "breach" and (ticket.id, "sla_breach", check.target) not in done:
+                    await _escalate(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
+                elif level == "warn" and (ticket.id, "sla_warning", check.target) not in done:
+                    await _remind(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
+        await _autoclose(repos, ctx)
+        await repos.commit()
+
+
+async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
+    settings = ctx.settings
+    options = None
+    if ticket.assignee_telegram_id is not None:
+        chat_id = ticket.assignee_telegram_id
+    elif settings.staff_chat_id is not None:
+        chat_id = settings.staff_chat_id
+        options = staff_chat_route(ticket, settings) or None
+    else:
+        return
+    text = texts("tickets/sla_warning", ticket=ticket, customer=customer, target=check.target,
+                 minutes=check.minutes, left=max(check.minutes - check.elapsed, 0),
+                 assigned=ticket.assignee_telegram_id is not None)
+    written = await repos.outbox.enqueue(
+        dedupe_key=f"sla:{ticket.id}:{check.target}:warn", kind="sla_warning", chat_id=chat_id, text=text,
+        now=ctx.now, category="service", options=options, ref_ticket_id=ticket.id,
+    )
+    if written:
+        await repos.tickets.add_event(ticket, "sla_warning", rules.SYSTEM, ctx.now, detail=check.target)
+
+
+async def _escalate(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
+    if check.target == "first":
+        ticket.first_response_breached = True
+    else:
+        ticket.resolution_breached = True
+    text = texts("tickets/sla_breach", ticket=ticket, customer=customer, target=check.target,
+                 minutes=check.minutes, over=check.elapsed - check.minutes)
+    await notify_managers(repos, ctx.settings, ticket, key=f"sla:{ticket.id}:{check.target}:breach",
+                          kind="sla_breach", text=text, now=ctx.now)
+    await repos.tickets.add_event(ticket, "sla_breach", rules.SYSTEM, ctx.now, detail=check.target)
+
+
+async def _autoclose(repos: Repos, ctx: JobContext) -> None:
+    settings = ctx.settings
+    schedule = schedule_for(settings)
+    cutoff = ctx.now - timedelta(days=settings.ticket_autoclose_days)
+    for ticket in await repos.tickets.resolved_before(cutoff):
+        await repos.tickets.transition(ticket, "closed", rules.SYSTEM, ctx.now, settings, schedule,
+                                       detail="no answer")
+        customer = await repos.customers.get(ticket.customer_id)
+        if customer is None or customer.telegram_id is None:
+            continue
+        texts = customer_texts(ctx.app.renderer, customer)
+        markup = None
+        if rules.can_reopen(ticket, ctx.now, settings):
+            builder = InlineKeyboardBuilder()
+            builder.button(text=texts.button("csat_not_solved"),
+                           callback_data=CsatCallback(action="notsolved", ticket=ticket.id))
+            markup = builder.as_markup().model_dump(exclude_none=True)
+        reopen_until = ticket.resolved_at + timedelta(days=settings.ticket_reopen_days) if ticket.resolved_at else None
+        await repos.outbox.enqueue(
+            dedupe_key=f"autoclose:{ticket.id}" + (f":r{ticket.reopen_count}" if ticket.reopen_count else ""),
+            kind="ticket_closed", chat_id=customer.telegram_id, customer_id=customer.id, category="service",
+            text=texts("tickets/autoclosed", ticket=ticket, reopen=markup is not None, until=reopen_until,
+                       tz=customer.timezone or settings.default_timezone),
+            now=ctx.now, reply_markup=markup, ref_ticket_id=ticket.id,
+        )
