@@ -31,6 +31,16 @@ COMMANDS: list[Command] = [
     Command("ticket", Role.STAFF),
     Command("customer", Role.STAFF),
     Command("note", Role.STAFF),
+    Command("report", Role.MANAGER),
+    Command("abc", Role.MANAGER),
+    Command("rfm", Role.MANAGER),
+    Command("churn", Role.MANAGER),
+    Command("seasonal", Role.MANAGER),
+    Command("sla", Role.MANAGER),
+    Command("csat", Role.MANAGER),
+    Command("care", Role.MANAGER),
+    Command("export", Role.MANAGER),
+    Command("digest", Role.MANAGER),
 ]
 
 

@@ -6,6 +6,8 @@ see :func:`load_settings`.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import sys
 from datetime import time
 from pathlib import Path
@@ -31,7 +33,9 @@ def _id_set(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # env_ignore_empty: ``STAFF_CHAT_ID=`` (blank, as in a .env template) means "not set".
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore",
+                                      env_ignore_empty=True)
 
     # Telegram
     bot_token: SecretStr | None = None
@@ -139,14 +143,66 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _check_database(cls, value: str) -> str:
+        # The async drivers are the only ones CareDesk uses: accept the plain forms too.
+        for plain, driver in (("sqlite://", "sqlite+aiosqlite://"), ("postgresql://", "postgresql+asyncpg://"),
+                              ("postgres://", "postgresql+asyncpg://")):
+            if value.startswith(plain):
+                value = driver + value.removeprefix(plain)
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db")
+        if value.startswith("postgresql") and not _installed("asyncpg"):
+            raise ValueError("PostgreSQL needs the asyncpg driver: pip install 'caredesk[postgres]'")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("use redis://host:6379/0 (or rediss://, unix://)")
+        if not _installed("redis"):
+            raise ValueError("dialog state in Redis needs the redis client: pip install 'caredesk[redis]'")
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _TOKEN.match(value.get_secret_value()):
+            raise ValueError("does not look like a token from @BotFather (digits, a colon, then letters)")
+        return value
+
+    @field_validator("telegram_api_url", "webhook_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _check_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"must start with /, got {value!r}")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET.match(value.get_secret_value()):
+            raise ValueError("1 to 256 characters: letters, digits, _ and - (Telegram's rule)")
         return value
 
     @model_validator(mode="after")
     def _check_webhook(self) -> "Settings":
-        if self.mode == "webhook" and not self.webhook_url:
-            raise ValueError("WEBHOOK_URL is required when MODE=webhook")
+        if self.mode != "webhook":
+            return self
+        if not self.webhook_url:
+            raise ValueError("WEBHOOK_URL: is required when MODE=webhook (the public base URL Telegram posts to)")
+        if not self.webhook_secret:
+            raise ValueError("WEBHOOK_SECRET: is required when MODE=webhook (requests without it are refused)")
+        if self.webhook_url.startswith("http://") and not self.telegram_api_url:
+            raise ValueError("WEBHOOK_URL: Telegram only posts to https:// URLs")
         return self
 
     @property
@@ -159,18 +215,27 @@ class Settings(BaseSettings):
         return ZoneInfo(self.default_timezone)
 
 
+_TOKEN = re.compile(r"^\d+:[\w-]+$")
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 class ConfigError(SystemExit):
     pass
 
 
 def describe_error(exc: ValidationError) -> str:
+    """One line: the first problem, naming its variable (whole-model checks name theirs themselves)."""
     first = exc.errors()[0]
     loc = [str(p) for p in first.get("loc", ()) if p != "__root__"]
-    name = loc[0].upper() if loc else "configuration"
-    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    message = " ".join(str(first.get("msg", "invalid value")).removeprefix("Value error, ").split())
+    what = f"{loc[0].upper()}: {message}" if loc else message
     more = len(exc.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"caredesk: bad configuration: {name}: {message}{suffix}"
+    return f"caredesk: bad configuration: {what}{suffix}"
 
 
 def load_settings(**overrides: object) -> Settings:

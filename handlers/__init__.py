@@ -12,6 +12,7 @@ from aiogram import Router
 from handlers import common, profile, registration
 from handlers import my_orders, order_desk, ordering
 from handlers import complaint, csat, staff_tools, ticket_desk, ticket_relay
+from handlers import reports
 
 # Feature routers in order; add a new conversation here.
 FEATURE_ROUTERS: list[Router] = [
@@ -28,6 +29,8 @@ FEATURE_ROUTERS: list[Router] = [
     ticket_desk.router,
     staff_tools.router,
     ticket_relay.router,
+    # Manager reports (commands and their buttons only).
+    reports.router,
 ]
 
 

@@ -29,6 +29,7 @@ from handlers.ticket_views import (
     customer_actor,
     notify_managers,
     refresh_card,
+    set_buttons,
     staff_texts,
     tell_staff,
 )
@@ -121,7 +122,7 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
         builder.button(text=texts.button("csat_not_solved"),
                        callback_data=CsatCallback(action="notsolved", ticket=ticket.id))
         markup = builder.as_markup()
-    await callback.message.edit_reply_markup(reply_markup=markup)
+    await set_buttons(callback.message, markup)
     if callback_data.value <= rules.LOW_RATING:
         stexts = staff_texts(renderer, settings)
         await notify_managers(repos, settings, ticket, key=f"csat:{ticket.id}:low", kind="csat_low",
@@ -177,7 +178,7 @@ async def skip_comment(callback: CallbackQuery, callback_data: CsatCallback, **d
         return
     await callback.answer()
     await end_dialog(state)
-    await callback.message.edit_reply_markup(reply_markup=None)
+    await set_buttons(callback.message, None)
     ticket = await _own_ticket(callback, callback_data, data)
     await callback.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
@@ -201,7 +202,7 @@ async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **dat
         return
     if not rules.can_reopen(ticket, now, settings):
         await callback.answer()
-        await callback.message.edit_reply_markup(reply_markup=None)
+        await set_buttons(callback.message, None)
         await callback.message.answer(texts("tickets/reopen_too_late", ticket=ticket, days=settings.ticket_reopen_days))
         return
     claimed = await repos.tickets.claim(ticket.id, rules.DONE_STATUSES)
@@ -213,7 +214,7 @@ async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **dat
     await callback.answer()
     await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings,
                                    schedule_for(settings), detail="not solved")
-    await callback.message.edit_reply_markup(reply_markup=None)
+    await set_buttons(callback.message, None)
     if await state.get_state() == CsatForm.comment.state:
         await end_dialog(state)
     await callback.message.answer(texts("tickets/reopened_for_customer", ticket=ticket))

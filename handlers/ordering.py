@@ -525,6 +525,32 @@ async def process_note(message: Message, **data: Any) -> None:
 
 # ----- buttons ------------------------------------------------------------------
 
+# Which buttons belong to which step, and what their value must look like.
+_BUTTONS: dict[tuple[str, str], Any] = {
+    ("cat", "category"): lambda v, od: v.isdigit() and int(v) < len(od.get("cats") or []),
+    ("page", "product"): lambda v, od: v.isdigit(),
+    ("prod", "product"): lambda v, od: v.isdigit(),
+    ("back", "product"): None, ("back", "quantity"): None,
+    ("qty", "quantity"): lambda v, od: v.isdigit(),
+    ("more", "more"): None,
+    ("checkout", "category"): lambda v, od: bool(od.get("cart")),
+    ("checkout", "product"): lambda v, od: bool(od.get("cart")),
+    ("checkout", "more"): lambda v, od: bool(od.get("cart")),
+    ("saved", "address"): None,
+    ("save", "save_address"): lambda v, od: v in ("yes", "no"),
+    ("skip", "note"): None,
+    ("readdress", "confirm"): None, ("abort", "confirm"): None,
+    ("confirm", "confirm"): lambda v, od: bool(v) and v == od.get("key"),
+}
+
+
+def _fits(action: str, step: str, value: str, od: dict[str, Any]) -> bool:
+    if (action, step) not in _BUTTONS:
+        return False
+    check = _BUTTONS[(action, step)]
+    return check is None or bool(check(value, od))
+
+
 @router.callback_query(OrderCallback.filter())
 async def process_button(callback: CallbackQuery, callback_data: OrderCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
@@ -541,10 +567,11 @@ async def process_button(callback: CallbackQuery, callback_data: OrderCallback, 
                                   else texts("common/button_expired.txt"))
             return
     step = _step_of(await state.get_state())
-    if customer is None or step is None or step != callback_data.step or not isinstance(message, Message):
+    od = await _od(state)
+    if (customer is None or step is None or step != callback_data.step or not isinstance(message, Message)
+            or not _fits(action, step, value, od)):
         await callback.answer(texts("common/button_expired.txt"))
         return
-    od = await _od(state)
     if action == "page" and step == "product":
         # Turning a page redraws the same message.
         od["page"] = int(value) if value.isdigit() else 0
@@ -562,11 +589,11 @@ async def process_button(callback: CallbackQuery, callback_data: OrderCallback, 
         return
     await callback.answer()
     await _take_buttons(message)
-    if action == "cat" and step == "category" and value.isdigit() and int(value) < len(od.get("cats") or []):
+    if action == "cat" and step == "category":
         od["cat"], od["page"] = int(value), 0
         await _put(state, od)
         await go(message, data, "product")
-    elif action == "prod" and step == "product" and value.isdigit():
+    elif action == "prod" and step == "product":
         product = await repos.products.get(int(value))
         if product is None or not product.active:
             await _unavailable(message, data, product)
@@ -587,11 +614,14 @@ async def process_button(callback: CallbackQuery, callback_data: OrderCallback, 
         await _add(message, data, quantity)
     elif action == "more" and step == "more":
         await go(message, data, "category")
-    elif action == "checkout" and step in ("category", "product", "more") and _cart(od):
+    elif action == "checkout":
         await go(message, data, "address")
-    elif action == "saved" and step == "address" and customer.address:
+    elif action == "saved" and step == "address":
+        if not customer.address:  # forgotten meanwhile
+            await ask_again(message, data)
+            return
         await _address_chosen(message, data, customer.address, offer_save=False)
-    elif action == "save" and step == "save_address":
+    elif action == "save":
         if value == "yes" and od.get("address"):
             clock: Clock = data["clock"]
             await repos.customers.update_field(customer, "address", od["address"], clock.now())
@@ -608,11 +638,8 @@ async def process_button(callback: CallbackQuery, callback_data: OrderCallback, 
     elif action == "abort" and step == "confirm":
         await end_dialog(state)
         await message.answer(texts("orders/aborted"))
-    elif action == "confirm" and step == "confirm" and value and value == od.get("key"):
+    elif action == "confirm" and step == "confirm":
         await _confirm(message, data, od)
-    else:
-        await message.answer(texts("common/button_expired.txt"))
-        await ask_again(message, data)
 
 
 async def _confirm(message: Message, data: dict[str, Any], od: dict[str, Any]) -> None:

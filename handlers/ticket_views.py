@@ -277,6 +277,14 @@ async def send_to_customer(bot: Bot, repos: Repos, customer: Customer, now: date
     return None
 
 
+async def set_buttons(message: Message, markup: InlineKeyboardMarkup | None) -> None:
+    """Change (or take away) a message's buttons; a second press finds them changed already."""
+    try:
+        await message.edit_reply_markup(reply_markup=markup)
+    except TelegramBadRequest as exc:
+        log.debug("buttons not changed: %s", exc)
+
+
 # ----- the satisfaction survey ---------------------------------------------------------------
 
 def survey(renderer: TextRenderer, settings: Settings, ticket: Ticket, customer: Customer) -> tuple[str, dict[str, Any]]:

@@ -2,3 +2,4 @@
 
 import jobs.sla  # noqa: F401  (watch_tickets)
 import jobs.delivery  # noqa: F401  (deliver_outbox)
+import jobs.digest  # noqa: F401  (queue_digests)

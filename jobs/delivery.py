@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -118,13 +119,14 @@ class ClockTimer:
 
     def __init__(self, clock: ManualClock) -> None:
         self.clock = clock
+        self.origin = clock.now()
 
     def monotonic(self) -> float:
-        return self.clock.now().timestamp()
+        return (self.clock.now() - self.origin).total_seconds()
 
     async def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.clock.advance(timedelta(seconds=seconds))
+        if seconds > 0:  # whole microseconds, rounded up: the clock must move
+            self.clock.advance(timedelta(microseconds=math.ceil(seconds * 1_000_000)))
         await asyncio.sleep(0)
 
 
@@ -134,7 +136,7 @@ def timer_for(clock: "Clock") -> Timer:
 
 # ----- pacing ------------------------------------------------------------------------------
 
-_EPS = 1e-9
+_EPS = 1e-6
 
 
 class TokenBucket:
@@ -269,6 +271,8 @@ class OutboxWorker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Set each time the live loop has sent everything due (tests wait on it).
+        self.idle = asyncio.Event()
 
     # ----- running ----------------------------------------------------------------------
     @property
@@ -299,6 +303,7 @@ class OutboxWorker:
             except Exception:
                 log.exception("outbox delivery failed; trying again shortly")
             self._wake.clear()
+            self.idle.set()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 

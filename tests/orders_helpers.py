@@ -13,7 +13,8 @@ from bot.catalog import SAMPLE_CATALOG, import_rows, parse_catalog
 from bot.fake_telegram import FakeUser, SentMessage
 from bot.telegram_html import check
 from bot.texts import TextRenderer
-from storage.models import Order, OrderItem, OrderStatusChange, Product
+from storage.repositories import Repos
+from storage.models import Customer, Order, OrderItem, OrderStatusChange, Product
 
 RENDERER = TextRenderer("CNY")
 
@@ -63,6 +64,23 @@ async def product(app: App, sku: str) -> Product:
 async def set_product(app: App, sku: str, **values: Any) -> None:
     async with app.db.session() as session:
         await session.execute(update(Product).where(Product.sku == sku).values(**values))
+        await session.commit()
+
+
+async def make_customer(app: App, user: FakeUser, name: str = "Mei Lin", *, address: str | None = "12 Rice Street",
+                        lang: str = "en") -> None:
+    """A registered customer, written straight to the database (registration has its own tests)."""
+    async with app.db.session() as session:
+        repos = Repos(session)
+        await repos.customers.register(user.id, {
+            "name": name, "phone": user.phone, "address": address, "household_size": 3, "care_consent": True,
+        }, lang, app.clock.now())
+        await repos.commit()
+
+
+async def set_language(app: App, telegram_id: int, lang: str) -> None:
+    async with app.db.session() as session:
+        await session.execute(update(Customer).where(Customer.telegram_id == telegram_id).values(language=lang))
         await session.commit()
 
 

@@ -4,17 +4,20 @@ Both are optional: a test that needs one calls the helper (or uses the
 fixture) and is skipped, with the reason, when the server does not answer.
 
 * ``postgres_url()`` — a SQLAlchemy URL (``postgresql+asyncpg://...``) to a
-  new, empty database of its own; ``postgres_url(migrated=True)`` — the same,
-  already migrated to head (copied from a template migrated once per test
-  session, so it is cheap). Every database made here is dropped when the test
-  process exits; the fixtures below drop theirs at teardown already.
+  new, empty, isolated place of its own: a schema (and a role whose default
+  search_path is that schema) in a database created once per test session.
+  ``postgres_url(migrated=True)`` — the same, upgraded to head.
+  ``shared_postgres_url()`` — one migrated schema shared by the session (fast;
+  keep to your own rows). ``drop_postgres(url)`` drops one early; everything
+  is dropped when the test process exits anyway, and leftovers of killed runs
+  are dropped by the next run.
 * ``redis_url()`` — the test Redis database; ``redis_prefix()`` a key prefix no
   other test (or other test run on the same server) uses.
 
 Where the servers are: ``TEST_POSTGRES_URL`` (default
-``postgresql+asyncpg://postgres@127.0.0.1:5432/test``; the database named
-there is only used to create and drop the test databases) and
-``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``).
+``postgresql+asyncpg://postgres@127.0.0.1:5432/test``; a user allowed to
+create databases and roles; its database is only used to create and drop the
+test database) and ``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``).
 
 Use in a test module::
 
@@ -22,7 +25,8 @@ Use in a test module::
 
     async def test_x(pg_migrated_url: str) -> None: ...
 
-or call ``postgres_url(migrated=True)`` inside a fixture of your own.
+or call ``postgres_url(migrated=True)`` inside a fixture of your own. The
+helpers are synchronous and safe to call from async tests and fixtures.
 """
 
 from __future__ import annotations
@@ -45,15 +49,18 @@ DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 CONNECT_TIMEOUT = 3.0
 
-# Databases made by this process are named caredesk_t_<pid>_<run>_<n>; one
-# whose process is gone is left over from a killed run and may be dropped.
-_DB_PREFIX = "caredesk_t_"
-_DB_NAME = re.compile(rf"^{_DB_PREFIX}(\d+)_[0-9a-f]+_\w+$")
+# What this process makes on the PostgreSQL server is named caredesk_t_<pid>_<run>
+# (one database per test session) and caredesk_t_<pid>_<run>_<n> (a role and its
+# schema per postgres_url() call). Names whose process is gone are left over from
+# a killed run and are dropped by the next one.
+_PREFIX = "caredesk_t_"
+_NAME = re.compile(rf"^{_PREFIX}(\d+)_[0-9a-f]+(_\d+)?$")
 _RUN = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
 _counter = itertools.count(1)
 _lock = threading.Lock()
-_created: list[str] = []
-_template: str | None = None
+_database: str | None = None
+_roles: list[str] = []
+_shared: str | None = None
 _reasons: dict[str, str | None] = {}
 
 T = TypeVar("T")
@@ -91,10 +98,11 @@ def _dsn(url: URL, database: str | None = None) -> str:
     return url.render_as_string(hide_password=False)
 
 
-async def _admin(*statements: str) -> list[Any]:
+async def _admin(*statements: str, database: str | None = None) -> list[Any]:
+    """Run statements as the configured (administrative) user, on its database or ``database``."""
     import asyncpg
 
-    connection = await asyncpg.connect(_dsn(postgres_server_url()), timeout=CONNECT_TIMEOUT)
+    connection = await asyncpg.connect(_dsn(postgres_server_url(), database), timeout=CONNECT_TIMEOUT)
     try:
         results = []
         for statement in statements:
@@ -113,14 +121,13 @@ def postgres_unreachable() -> str | None:
             _reasons["postgres"] = "asyncpg is not installed (pip install -e '.[test]')"
         else:
             try:
-                url = postgres_server_url()
                 _run(_admin("SELECT 1"))
             except Exception as exc:  # noqa: BLE001  (any failure means: not usable)
                 where = os.environ.get("TEST_POSTGRES_URL") or DEFAULT_POSTGRES_URL
                 _reasons["postgres"] = f"PostgreSQL at {where} is not reachable ({type(exc).__name__}: {exc})"
             else:
                 _reasons["postgres"] = None
-                _drop_leftovers(url)
+                _drop_leftovers()
     return _reasons["postgres"]
 
 
@@ -140,65 +147,95 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _drop_leftovers(url: URL) -> None:
-    """Drop test databases left by runs that were killed before they could clean up."""
+def _stale(name: str) -> bool:
+    match = _NAME.match(name)
+    return bool(match) and not _pid_alive(int(match.group(1)))
+
+
+def _drop_leftovers() -> None:
+    """Drop test databases and roles left by runs that were killed before they could clean up."""
     try:
-        (rows,) = _run(_admin(f"SELECT datname FROM pg_database WHERE datname LIKE '{_DB_PREFIX}%'"))
-        stale = [r["datname"] for r in rows
-                 if (m := _DB_NAME.match(r["datname"])) and not _pid_alive(int(m.group(1)))]
-        if stale:
-            _run(_admin(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in stale)))
+        databases, roles = _run(_admin(
+            f"SELECT datname AS name FROM pg_database WHERE datname LIKE '{_PREFIX}%'",
+            f"SELECT rolname AS name FROM pg_roles WHERE rolname LIKE '{_PREFIX}%'",
+        ))
+        statements = [f'DROP DATABASE IF EXISTS "{r["name"]}" WITH (FORCE)' for r in databases if _stale(r["name"])]
+        statements += [f'DROP ROLE IF EXISTS "{r["name"]}"' for r in roles if _stale(r["name"])]
+        if statements:
+            _run(_admin(*statements))
     except Exception:  # noqa: BLE001  (cleaning up is best effort)
         pass
 
 
-def _new_name(kind: str) -> str:
-    return f"{_DB_PREFIX}{_RUN}_{kind}{next(_counter)}"
-
-
-def _create(name: str, template: str | None = None) -> None:
-    clause = f' TEMPLATE "{template}"' if template else ""
-    _run(_admin(f'CREATE DATABASE "{name}"{clause}'))
-    _created.append(name)
-
-
-def _migrated_template() -> str:
-    """A database migrated to head, made once per test session, copied by CREATE DATABASE ... TEMPLATE."""
-    global _template
-    if _template is None:
-        from storage.migrate import upgrade
-
-        name = _new_name("tmpl")
-        _create(name)
-        _in_thread(upgrade, postgres_server_url().set(database=name).render_as_string(hide_password=False))
-        _template = name
-    return _template
+def _session_database() -> str:
+    """The database this test process works in, created on first use (CREATE DATABASE is slow)."""
+    global _database
+    if _database is None:
+        name = f"{_PREFIX}{_RUN}"
+        _run(_admin(f'CREATE DATABASE "{name}"'))
+        _database = name
+    return _database
 
 
 def postgres_url(*, migrated: bool = False) -> str:
-    """A URL to a new PostgreSQL database nobody else uses; skip the test when unreachable."""
+    """A URL to a new, empty PostgreSQL schema nobody else uses; skip the test when unreachable.
+
+    Isolation is a schema of its own, owned by a role of its own whose default
+    ``search_path`` (``"$user"``) puts it first, so plain URLs (alembic,
+    ``create_app``) work unchanged. ``migrated=True`` upgrades it to head.
+    """
     require_postgres()
     with _lock:
-        name = _new_name("db")
-        _create(name, _migrated_template() if migrated else None)
-    return postgres_server_url().set(database=name).render_as_string(hide_password=False)
+        database = _session_database()
+        role = f"{_PREFIX}{_RUN}_{next(_counter)}"
+        password = uuid.uuid4().hex  # for servers that ask for one (trust auth ignores it)
+        _run(_admin(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'", f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"',
+                    database=database))
+        _roles.append(role)
+    url = postgres_server_url().set(username=role, password=password, database=database)
+    text = url.render_as_string(hide_password=False)
+    if migrated:
+        from storage.migrate import upgrade
+
+        _in_thread(upgrade, text)
+    return text
+
+
+def shared_postgres_url() -> str:
+    """One migrated schema for the whole test session (cheap after the first call).
+
+    Tests that share it must keep to their own rows (unique ids or keys) or
+    clean up after themselves; use :func:`postgres_url` for a private one.
+    """
+    global _shared
+    if _shared is None:
+        _shared = postgres_url(migrated=True)
+    return _shared
 
 
 def drop_postgres(url: str) -> None:
-    """Drop a database made by :func:`postgres_url` (connections still open are closed)."""
-    name = make_url(url).database
-    if name and name in _created:
-        _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        _created.remove(name)
+    """Drop a schema made by :func:`postgres_url` (its open connections are closed)."""
+    role = make_url(url).username
+    if not role or role not in _roles or url == _shared:
+        return
+    _run(_admin(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'",
+        f'DROP SCHEMA IF EXISTS "{role}" CASCADE',
+        database=_database,
+    ))
+    _run(_admin(f'DROP ROLE IF EXISTS "{role}"'))
+    _roles.remove(role)
 
 
 @atexit.register
 def _drop_all() -> None:
-    if not _created:
+    """At exit: drop the session database, then the roles (they own nothing after)."""
+    if _database is None and not _roles:
         return
+    statements = [f'DROP DATABASE IF EXISTS "{_database}" WITH (FORCE)'] if _database else []
+    statements += [f'DROP ROLE IF EXISTS "{role}"' for role in _roles]
     try:
-        _run(_admin(*(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)' for name in reversed(_created))))
-        _created.clear()
+        asyncio.run(_admin(*statements))  # no thread pools at interpreter exit
     except Exception:  # noqa: BLE001  (the next run drops leftovers)
         pass
 
@@ -255,7 +292,7 @@ def redis_delete_prefix(prefix: str) -> None:
 # ----- fixtures ------------------------------------------------------------------------
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database (dropped after the test)."""
+    """A new, empty PostgreSQL schema (dropped after the test)."""
     url = postgres_url()
     yield url
     drop_postgres(url)
@@ -263,7 +300,7 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def pg_migrated_url() -> Iterator[str]:
-    """A new PostgreSQL database migrated to head (dropped after the test)."""
+    """A new PostgreSQL schema migrated to head (dropped after the test)."""
     url = postgres_url(migrated=True)
     yield url
     drop_postgres(url)

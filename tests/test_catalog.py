@@ -71,7 +71,7 @@ def test_every_bad_row_is_listed_with_its_line() -> None:
         "line 3: duplicate sku 'RICE-5' (first on line 2)",
         "line 4: price must not be negative (-1.00)",
         "line 5: missing name_en",
-        "line 6: not UTF-8: byte 0xe7 at column 21 (save the file as UTF-8)",
+        "line 6: not UTF-8: byte 0xe7 at column 15 (save the file as UTF-8)",
     ]
 
 

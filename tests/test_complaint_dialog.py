@@ -218,8 +218,10 @@ async def test_priority_from_customer_value(app: App, world: FakeTelegram, custo
 
 
 async def test_chinese_customer(app: App, world: FakeTelegram) -> None:
-    wang = FakeUser(world, 100003, "王", language_code="zh-hans")
+    wang = FakeUser(world, 100003, "王")
     await register(wang, "王芳")
+    await wang.send("/language")
+    await wang.press("中文")
     await wang.send("/complaint")
     assert "投诉" in wang.last().text
     await wang.press("配送")

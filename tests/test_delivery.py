@@ -239,23 +239,12 @@ async def test_a_crash_mid_send_then_restart_sends_nothing_twice(app: App, world
     await app.close()
 
 
-async def test_a_cancelled_live_loop_leaves_the_row_for_recovery(app: App, world: FakeTelegram) -> None:
+async def test_the_live_loop_sends_and_stops_cleanly(app: App, world: FakeTelegram) -> None:
     await enqueue(app, "svc:0", BASE, category="service")
-    gate = asyncio.Event()
-    original = world.handle
-
-    def slow(method, params):  # type: ignore[no-untyped-def]
-        return original(method, params)
-
-    world.handle = slow  # type: ignore[method-assign]
     worker = worker_for(app)
     worker.start()
-    await asyncio.sleep(0)
-    for _ in range(50):
-        await asyncio.sleep(0.01)
-        if (await outbox(app))["svc:0"].status == "sent":
-            break
-    await worker.stop()
-    gate.set()
+    worker.start()  # idempotent
+    await asyncio.wait_for(worker.idle.wait(), 10)
     assert (await outbox(app))["svc:0"].status == "sent"
+    await worker.stop()
     assert not worker.live

@@ -24,7 +24,7 @@ from storage.db import Database, current_session
 from storage.dialog_state import SQLStorage
 from storage.models import DialogState
 from tests.conftest import START
-from tests.servers import drop_postgres, postgres_url, redis_delete_prefix, redis_prefix, redis_url
+from tests.servers import redis_delete_prefix, redis_prefix, redis_url, shared_postgres_url
 
 BOT_ID = 42
 KEY = StorageKey(bot_id=BOT_ID, chat_id=-100123, user_id=42)
@@ -55,7 +55,8 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
         yield Subject(kind, MemoryStorage())
         return
     if kind in ("sqlite", "postgres"):
-        url = request.getfixturevalue("db_url") if kind == "sqlite" else postgres_url(migrated=True)
+        # PostgreSQL: one migrated schema for the module, emptied after each test.
+        url = request.getfixturevalue("db_url") if kind == "sqlite" else shared_postgres_url()
         databases: list[Database] = []
 
         def open_sql() -> SQLStorage:
@@ -63,11 +64,12 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
             databases.append(db)
             return SQLStorage(db.sessionmaker, clock=ManualClock(START))
 
-        yield Subject(kind, open_sql(), open_sql)
+        first = open_sql()
+        await first.clear_all()
+        yield Subject(kind, first, open_sql)
+        await first.clear_all()
         for db in databases:
             await db.dispose()
-        if kind == "postgres":
-            drop_postgres(url)
         return
     assert kind == "redis"
     from aiogram.fsm.storage.redis import RedisStorage

@@ -21,8 +21,9 @@ Accepted words (``parse_period``):
 =====================  ==================================================
 
 The previous period (for "each figure with the previous period beside it")
-has the same shape: the same days of the previous month or year for periods
-that start on the 1st, otherwise the same number of days just before.
+has the same shape: the previous whole month or year for a whole month or
+year; the same days of the previous month, year or week for "month", "year"
+and "week" so far; otherwise the same number of days just before.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ class Period:
     def previous(self) -> "Period":
         """The period to compare with: same shape, just before."""
         length = timedelta(days=self.days)
-        if self.days == 1 or self.kind in ("day", "week"):
+        if self.kind == "week":  # the same weekdays of the week before
+            return Period(self.start - timedelta(days=7), self.end - timedelta(days=7), self.kind)
+        if self.days == 1:
             return Period(self.start - length, self.end - length, self.kind)
         if self.start.month == 1 and self.start.day == 1 and (self.kind == "year" or self.days > 31):
             start = self.start.replace(year=self.start.year - 1)

@@ -151,3 +151,179 @@ def decide(recipient: Recipient | None, now: datetime, tz: ZoneInfo, sent: Seque
     if expires_at is not None and allowed >= expires_at:
         return Decision("skip", reason="cap" if held else "quiet hours")
     return Decision("hold", until=allowed, reason="cap" if held else "quiet hours")
+
+
+# ----- planners ----------------------------------------------------------------------------------
+# History comes in as "days": float days since 1970-01-01 UTC (what the SQL
+# feed returns cheaply), oldest first. Results are UTC datetimes.
+
+DAY_SECONDS = 86_400.0
+# Planners look this far ahead; the hourly run writes a message before its time.
+PLAN_HORIZON = timedelta(days=1)
+# Purchases older than this do not count (habits change; and it bounds the work).
+HISTORY_DAYS = 365
+# Two purchases closer than this are one top-up, not a new interval.
+MIN_INTERVAL_DAYS = 1.0
+
+
+def to_days(moment: datetime) -> float:
+    return moment.timestamp() / DAY_SECONDS
+
+
+def from_days(days: float) -> datetime:
+    return EPOCH + timedelta(days=days)
+
+
+def intervals(days: Sequence[float]) -> list[float]:
+    """Gaps between consecutive purchases, same-day top-ups left out."""
+    gaps = []
+    previous = None
+    for day in days:
+        if previous is not None:
+            gap = day - previous
+            if gap < MIN_INTERVAL_DAYS:
+                continue
+            gaps.append(gap)
+        previous = day
+    return gaps
+
+
+def usual_interval(days: Sequence[float]) -> float | None:
+    """The median gap between purchases (two or more purchases), in days."""
+    gaps = intervals(days)
+    return float(median(gaps)) if gaps else None
+
+
+def supply_days(quantity: int, days_per_unit_per_person: float | None, household_size: int | None) -> float | None:
+    """The rice-shop rule: how long ``quantity`` units last the household."""
+    if not days_per_unit_per_person or not household_size or household_size <= 0 or quantity <= 0:
+        return None
+    return quantity * days_per_unit_per_person / household_size
+
+
+def expected_next_purchase(days: Sequence[float], last_quantity: int, days_per_unit_per_person: float | None,
+                           household_size: int | None) -> float | None:
+    """When the customer will need the product again (days), or None when unknown.
+
+    Two or more purchases: the last one plus the median interval. One: the
+    last plus how long that quantity lasts the household, when both are known.
+    """
+    if not days:
+        return None
+    interval = usual_interval(days)
+    if interval is None:
+        interval = supply_days(last_quantity, days_per_unit_per_person, household_size)
+    if interval is None:
+        return None
+    return days[-1] + interval
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A care message a planner wants sent."""
+
+    kind: str
+    key: str
+    customer_id: int
+    send_at: datetime  # before quiet hours are applied
+    expires_at: datetime
+    product_id: int | None = None
+    order_id: int | None = None
+    due: date | None = None  # reorder: the expected run-out day (local)
+    quantity: int | None = None
+
+    @property
+    def priority(self) -> int:
+        return CARE_PRIORITY[self.kind]
+
+
+def plan_reorder(customer_id: int, product_id: int, days: Sequence[float], last_quantity: int,
+                 days_per_unit_per_person: float | None, household_size: int | None, now: datetime,
+                 tz: ZoneInfo, *, days_before: int, last_order_id: int | None = None,
+                 snoozed_until: datetime | None = None, stopped: bool = False,
+                 horizon: timedelta = PLAN_HORIZON) -> Planned | None:
+    """A reminder ``days_before`` days before the expected run-out (from the start of that local day)."""
+    if stopped:
+        return None
+    expected = expected_next_purchase(days, last_quantity, days_per_unit_per_person, household_size)
+    if expected is None:
+        return None
+    expected_at = from_days(expected)
+    if now > expected_at + timedelta(days=REORDER_LATE_DAYS):
+        return None  # long run out: the win-back takes over
+    due_day = expected_at.astimezone(tz).date()
+    send_at = local_moment(due_day - timedelta(days=days_before), time(0, 0), tz)
+    send_at = max(send_at, from_days(days[-1]) + timedelta(days=MIN_INTERVAL_DAYS))
+    key = f"reorder:{customer_id}:{product_id}:{due_day.isoformat()}"
+    if snoozed_until is not None and snoozed_until > send_at:
+        send_at = snoozed_until
+        key += f":s{snoozed_until.astimezone(timezone.utc):%Y%m%d%H%M}"
+    if send_at > now + horizon:
+        return None
+    expires = max(expected_at, send_at) + timedelta(days=REORDER_LATE_DAYS)
+    return Planned(KIND_REORDER, key, customer_id, send_at, expires, product_id=product_id,
+                   order_id=last_order_id, due=due_day, quantity=last_quantity)
+
+
+def birthday_in_year(birthday: date, year: int) -> date:
+    try:
+        return birthday.replace(year=year)
+    except ValueError:  # 29 February in a common year: the 28th
+        return date(year, 2, 28)
+
+
+def plan_birthday(customer_id: int, birthday: date | None, now: datetime, tz: ZoneInfo, *, hour: int,
+                  horizon: timedelta = PLAN_HORIZON) -> Planned | None:
+    """A greeting on the birthday at ``hour`` local time, once a year."""
+    if birthday is None:
+        return None
+    today = now.astimezone(tz).date()
+    for year in (today.year, today.year + 1):
+        day = birthday_in_year(birthday, year)
+        if day < today:
+            continue
+        send_at = local_moment(day, time(hour, 0), tz)
+        if send_at > now + horizon:
+            return None
+        expires = local_moment(day + timedelta(days=1), time(0, 0), tz)
+        return Planned(KIND_BIRTHDAY, f"birthday:{customer_id}:{year}", customer_id, send_at, expires)
+    return None
+
+
+def plan_winback(customer_id: int, order_days: Sequence[float], now: datetime, *, min_days: int,
+                 repeat_days: int, last_winback_at: datetime | None = None, last_order_id: int | None = None,
+                 horizon: timedelta = PLAN_HORIZON) -> Planned | None:
+    """One "we miss you" per lapse: no order for max(2 × usual interval, ``min_days``).
+
+    Not within ``repeat_days`` of the previous win-back; a lapse older than
+    :data:`HISTORY_DAYS` is a lost customer, not one to win back.
+    """
+    if not order_days:
+        return None
+    last = from_days(order_days[-1])
+    usual = usual_interval(order_days)
+    threshold = max(2 * usual, float(min_days)) if usual is not None else float(min_days)
+    send_at = last + timedelta(days=threshold)
+    if last_winback_at is not None:
+        send_at = max(send_at, last_winback_at + timedelta(days=repeat_days))
+    if send_at > now + horizon or now - last > timedelta(days=HISTORY_DAYS):
+        return None
+    return Planned(KIND_WINBACK, f"winback:{customer_id}:{last:%Y%m%d%H%M}", customer_id, send_at,
+                   max(send_at, now) + timedelta(days=WINBACK_VALID_DAYS), order_id=last_order_id)
+
+
+def plan_survey(customer_id: int, order_id: int, delivered_at: datetime | None, now: datetime, *,
+                days_after: int, horizon: timedelta = PLAN_HORIZON) -> Planned | None:
+    """Once per order, ``days_after`` days after delivery; stale a week later."""
+    if delivered_at is None:
+        return None
+    send_at = delivered_at + timedelta(days=days_after)
+    expires = send_at + timedelta(days=SURVEY_VALID_DAYS)
+    if send_at > now + horizon or now >= expires:
+        return None
+    return Planned(KIND_SURVEY, f"survey:{order_id}", customer_id, send_at, expires, order_id=order_id)
+
+
+def not_before(planned: Planned, now: datetime, tz: ZoneInfo, quiet_start: time, quiet_end: time) -> datetime:
+    """When the planned message may first go: not in the past, not in quiet hours."""
+    return quiet_hours_end(max(planned.send_at, now), tz, quiet_start, quiet_end)

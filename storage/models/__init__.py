@@ -6,9 +6,10 @@ from storage.models.customers import Customer, StaffNote
 from storage.models.dialogs import DialogState
 from storage.models.orders import Order, OrderItem, OrderStatusChange, Product
 from storage.models.outbox import OutboxMessage
+from storage.models.reports import ReportDigest, SegmentCampaign
 from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
 __all__ = [
     "Base", "CareStop", "Customer", "DialogState", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
-    "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
+    "ReportDigest", "SegmentCampaign", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
 ]
