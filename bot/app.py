@@ -18,7 +18,14 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import (
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeChat,
+    BotCommandScopeChatMember,
+    BotCommandScopeDefault,
+)
 
 from bot.clock import Clock, SystemClock
 from bot.commands import commands_for
@@ -99,20 +106,33 @@ def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseS
 
 
 async def register_commands(app: App) -> None:
-    """setMyCommands per language: customers by default, staff and managers per chat."""
+    """setMyCommands per language: customers by default, staff and managers per chat.
+
+    Managers also get their commands in the staff group (a per-member scope).
+    A staff member who never opened a chat with the bot makes Telegram refuse
+    their scope; that is logged and skipped, not a reason to stop the bot.
+    """
     settings, renderer = app.settings, app.renderer
 
     def commands(lang: str, role: Role) -> list[BotCommand]:
         return [BotCommand(command=c.name, description=renderer.render(lang, f"commands/{c.name}.txt"))
                 for c in commands_for(role)]
 
+    async def set_for(scope: BotCommandScope, role: Role, lang: str, code: str | None) -> None:
+        try:
+            await app.bot.set_my_commands(commands(lang, role), scope=scope, language_code=code)
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            log.warning("could not set the %s commands for %s: %s", role.name.lower(), scope.model_dump(), exc)
+
     for lang in LANGUAGES:
         code = None if lang == settings.default_language else lang
+        # The default scope must work: a failure here (a bad token...) stops start-up.
         await app.bot.set_my_commands(commands(lang, Role.CUSTOMER), scope=BotCommandScopeDefault(), language_code=code)
-        for user_id in settings.all_staff_ids:
+        for user_id in sorted(settings.all_staff_ids):
             role = Role.MANAGER if user_id in settings.manager_ids else Role.STAFF
-            await app.bot.set_my_commands(commands(lang, role), scope=BotCommandScopeChat(chat_id=user_id),
-                                          language_code=code)
+            await set_for(BotCommandScopeChat(chat_id=user_id), role, lang, code)
         if settings.staff_chat_id is not None:
-            await app.bot.set_my_commands(commands(lang, Role.STAFF),
-                                          scope=BotCommandScopeChat(chat_id=settings.staff_chat_id), language_code=code)
+            await set_for(BotCommandScopeChat(chat_id=settings.staff_chat_id), Role.STAFF, lang, code)
+            for user_id in sorted(settings.manager_ids):
+                await set_for(BotCommandScopeChatMember(chat_id=settings.staff_chat_id, user_id=user_id),
+                              Role.MANAGER, lang, code)

@@ -15,7 +15,7 @@ class Command:
 
 
 COMMANDS: list[Command] = [
-    Command("start", Role.CUSTOMER),
+    Command("start", Role.CUSTOMER, customer_only=True),  # staff's /start shows their /help
     Command("order", Role.CUSTOMER, customer_only=True),
     Command("orders", Role.CUSTOMER, customer_only=True),
     Command("help", Role.CUSTOMER),

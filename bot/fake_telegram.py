@@ -234,7 +234,8 @@ class FakeTelegram:
 
     # ----- the API ------------------------------------------------------
     def handle(self, method: str, params: dict[str, Any]) -> Any:
-        chat_id = params.get("chat_id")
+        # The chat a call is about (setMyCommands names it in its scope), for scripted faults.
+        chat_id = params.get("chat_id", (params.get("scope") or {}).get("chat_id"))
         self._check_fault(method, chat_id, before_send=True)
         if method in _MESSAGE_METHODS:
             result = self._send(method, params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -39,19 +40,42 @@ async def run_polling(settings: Settings) -> None:
         await app.close()
 
 
-def build_webhook_app(app: App) -> web.Application:
-    """The aiohttp application; a request without the secret token gets 401."""
+# The aiogram request handler of a webhook application (tests wait on its background updates).
+WEBHOOK_HANDLER = web.AppKey("caredesk_webhook_handler", SimpleRequestHandler)
+
+
+def build_webhook_app(app: App, *, handle_in_background: bool = True) -> web.Application:
+    """The aiohttp application; a request without the secret token gets 401.
+
+    On start it points Telegram at ``WEBHOOK_URL`` + ``WEBHOOK_PATH`` (through
+    ``app.bot``, so a fake session in tests); on stop it first lets updates
+    still being handled finish (Telegram was already told 200 for them), then
+    closes the bot.
+    """
     settings = app.settings
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    if settings.webhook_secret is None:
+        raise ValueError("WEBHOOK_SECRET is required for webhook mode")
+    secret = settings.webhook_secret.get_secret_value()
     web_app = web.Application()
-    SimpleRequestHandler(dispatcher=app.dispatcher, bot=app.bot, secret_token=secret).register(
-        web_app, path=settings.webhook_path
-    )
+    handler = SimpleRequestHandler(dispatcher=app.dispatcher, bot=app.bot, secret_token=secret,
+                                   handle_in_background=handle_in_background)
+
+    async def finish_updates(_: web.Application) -> None:
+        # Runs before the handler's own shutdown hook closes the bot's session.
+        pending = list(handler._background_feed_update_tasks)  # noqa: SLF001  (aiogram keeps no public handle)
+        if pending:
+            log.info("waiting for %d update(s) still being handled", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    web_app.on_shutdown.append(finish_updates)
+    handler.register(web_app, path=settings.webhook_path)
     setup_application(web_app, app.dispatcher, bot=app.bot)
+    web_app[WEBHOOK_HANDLER] = handler
 
     async def set_webhook(_: web.Application) -> None:
         url = (settings.webhook_url or "").rstrip("/") + settings.webhook_path
-        await app.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False)
+        await app.bot.set_webhook(url, secret_token=secret, drop_pending_updates=False,
+                                  allowed_updates=app.dispatcher.resolve_used_update_types())
 
     async def close(_: web.Application) -> None:
         await app.close()

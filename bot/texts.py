@@ -10,6 +10,7 @@ Handlers get a :class:`Texts` bound to the person's language (``texts``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, select_autoescape
 
 from bot.config import LANGUAGES
 
@@ -66,6 +67,17 @@ def _duration(minutes: float | int | None) -> str:
     return " ".join(parts)
 
 
+def _defined(fn: Callable[..., str]) -> Callable[..., str]:
+    """A filter given a missing variable says which one (instead of a TypeError about Undefined)."""
+
+    def checked(value: Any, *args: Any) -> str:
+        if isinstance(value, Undefined):
+            value._fail_with_undefined_error()
+        return fn(value, *args)
+
+    return checked
+
+
 class TextRenderer:
     """One Jinja environment for the whole bot."""
 
@@ -79,9 +91,9 @@ class TextRenderer:
             keep_trailing_newline=False,
             undefined=StrictUndefined,
         )
-        self.env.filters["money"] = lambda minor: format_money(minor, self.currency)
-        self.env.filters["date"] = _date
-        self.env.filters["duration"] = _duration
+        self.env.filters["money"] = _defined(lambda minor: format_money(minor, self.currency))
+        self.env.filters["date"] = _defined(_date)
+        self.env.filters["duration"] = _defined(_duration)
 
     def render(self, lang: str, name: str, /, **context: Any) -> str:
         lang = lang if lang in LANGUAGES else LANGUAGES[0]

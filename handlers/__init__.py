@@ -13,6 +13,7 @@ from handlers import common, profile, registration
 from handlers import my_orders, order_desk, ordering
 from handlers import complaint, csat, staff_tools, ticket_desk, ticket_relay
 from handlers import reports
+from handlers import care
 
 # Feature routers in order; add a new conversation here.
 FEATURE_ROUTERS: list[Router] = [
@@ -22,6 +23,8 @@ FEATURE_ROUTERS: list[Router] = [
     ordering.router,
     my_orders.router,
     order_desk.router,
+    # Care messages' buttons and the survey comment (before the ticket relay takes free text).
+    care.router,
     # Complaints and the service desk; the relay of a customer's free text
     # to their open ticket goes last.
     complaint.router,

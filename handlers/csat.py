@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -67,9 +68,10 @@ async def ask_comment(message: Message, data: dict[str, Any]) -> None:
         return
     low = (ticket.rating or 0) <= rules.LOW_RATING
     offer_reopen = low and rules.can_reopen(ticket, clock.now(), settings)
-    await message.answer(texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
-                               limit=rules.COMMENT_MAX),
-                         reply_markup=_comment_keyboard(texts, ticket, offer_reopen))
+    asked = await message.answer(texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
+                                       limit=rules.COMMENT_MAX),
+                                 reply_markup=_comment_keyboard(texts, ticket, offer_reopen))
+    await data["state"].update_data(csat_ask=asked.message_id)
 
 
 async def _own_ticket(callback: CallbackQuery, callback_data: CsatCallback, data: dict[str, Any]) -> Ticket | None:
@@ -150,9 +152,22 @@ async def process_comment(message: Message, **data: Any) -> None:
         await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
         await ask_again(message, data)
         return
-    ticket_id = (await state.get_data()).get("csat_ticket")
+    dialog = await state.get_data()
+    ticket_id, asked = dialog.get("csat_ticket"), dialog.get("csat_ask")
     await end_dialog(state)
     ticket = await repos.tickets.get(int(ticket_id or 0))
+    if asked and ticket is not None:  # the question's Skip is done with; Reopen stays while it can
+        markup = None
+        if (ticket.rating or 0) <= rules.LOW_RATING and rules.can_reopen(ticket, clock.now(), settings):
+            builder = InlineKeyboardBuilder()
+            builder.button(text=texts.button("csat_reopen"),
+                           callback_data=CsatCallback(action="reopen", ticket=ticket.id))
+            markup = builder.as_markup()
+        try:
+            await data["bot"].edit_message_reply_markup(chat_id=message.chat.id, message_id=asked,
+                                                        reply_markup=markup)
+        except TelegramAPIError:
+            pass
     if ticket is None or customer is None or ticket.customer_id != customer.id:
         await message.answer(texts("tickets/csat_thanks_done", ticket=None))
         return

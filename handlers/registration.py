@@ -23,7 +23,6 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
     CallbackQuery,
-    InlineKeyboardMarkup,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -39,6 +38,7 @@ from bot.menu import menu_keyboard
 from bot.roles import Role
 from bot.rules import customer_file as rules
 from bot.texts import Texts
+from handlers.common import help_text
 from storage.models import Customer
 from storage.repositories import Repos
 
@@ -243,8 +243,6 @@ async def start(message: Message, **data: Any) -> None:
         await message.answer(texts("menu/main", name=customer.name), reply_markup=menu_keyboard(texts))
         return
     if role >= Role.STAFF:
-        from handlers.common import help_text  # noqa: PLC0415  (common imports the routers' modules)
-
         await message.answer(help_text(texts, role))
         return
     await state.update_data(reg={}, mode="register", since=message.message_id)

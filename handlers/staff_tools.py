@@ -90,16 +90,10 @@ async def show_ticket(message: Message, command: CommandObject, repos: Repos, cl
         entries.append(("comment", ticket.rated_at or ticket.updated_at, ticket))
     order = {"event": 0, "message": 1, "note": 2, "comment": 3}
     entries.sort(key=lambda e: (e[1], order[e[0]], getattr(e[2], "id", 0)))
+    entries.insert(0, ("description", ticket.created_at, ticket))
     tz = settings.default_timezone
-    chunks: list[list[tuple[str, Any]]] = [[]]
-    size = 0
-    for kind, _, item in entries:
-        length = len(texts("tickets/history_entry", kind=kind, item=item, tz=tz)) + 2
-        if chunks[-1] and size + length > CHUNK:
-            chunks.append([])
-            size = 0
-        chunks[-1].append((kind, item))
-        size += length
+    chunks = _chunks([(kind, item) for kind, _, item in entries],
+                     lambda entry: len(texts("tickets/history_entry", kind=entry[0], item=entry[1], tz=tz)) + 2)
     for part, chunk in enumerate(chunks, start=1):
         await message.answer(texts("tickets/history", ticket=ticket, entries=chunk, part=part, parts=len(chunks),
                                    tz=tz))
@@ -108,19 +102,40 @@ async def show_ticket(message: Message, command: CommandObject, repos: Repos, cl
 # ----- /customer TEXT ------------------------------------------------------------------------
 
 async def show_customer(message: Message, data: dict[str, Any], customer: Customer) -> None:
+    """The customer file: details, recent orders and complaints; then the staff notes (as many messages as they need)."""
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]
     settings: Settings = data["settings"]
+    tz = settings.default_timezone
     notes = await repos.customers.notes(customer.id)
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.button("customer_add_note"),
                    callback_data=CustomerCallback(action="note", customer=customer.id))
     await message.answer(
-        texts("tickets/customer_file", customer=customer, notes=notes[-10:], more_notes=max(len(notes) - 10, 0),
+        texts("tickets/customer_file", customer=customer, notes_count=len(notes),
               orders=await repos.tickets.recent_orders(customer.id, 5),
-              tickets=await repos.tickets.for_customer(customer.id, 5), tz=settings.default_timezone),
+              tickets=await repos.tickets.for_customer(customer.id, 5), tz=tz),
         reply_markup=builder.as_markup(),
     )
+    chunks = _chunks(notes, lambda note: len(note.text) + len(note.author_name) + 40)
+    for part, chunk in enumerate(chunks, start=1):
+        if chunk:
+            await message.answer(texts("tickets/customer_notes", customer=customer, notes=chunk, part=part,
+                                       parts=len(chunks), tz=tz))
+
+
+def _chunks(items: list[Any], size_of: Any) -> list[list[Any]]:
+    """Consecutive groups of items whose sizes add up to at most CHUNK (one item alone may be bigger)."""
+    chunks: list[list[Any]] = [[]]
+    size = 0
+    for item in items:
+        length = size_of(item)
+        if chunks[-1] and size + length > CHUNK:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += length
+    return chunks
 
 
 @router.message(Command("customer"))

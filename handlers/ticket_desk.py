@@ -267,7 +267,8 @@ class TicketReply(BaseFilter):
     """A staff message in the staff chat that answers a ticket: passes ``ticket``."""
 
     async def __call__(self, message: Message, settings: Settings, repos: Repos, role: Role = Role.CUSTOMER,
-                       app: "App | None" = None, **_: Any) -> bool | dict[str, Any]:
+                       app: "App | None" = None, state: FSMContext | None = None,
+                       **_: Any) -> bool | dict[str, Any]:
         if settings.staff_chat_id is None or message.chat.id != settings.staff_chat_id:
             return False
         learn_forum(app, message.chat, settings)
@@ -278,7 +279,10 @@ class TicketReply(BaseFilter):
         if reply is not None:
             ticket = await repos.tickets.by_staff_message(message.chat.id, reply.message_id)
         if ticket is None and message.is_topic_message and message.message_thread_id:
-            ticket = await repos.tickets.by_thread(message.chat.id, message.message_thread_id)
+            # Any message in a ticket's topic answers the customer, unless its author is in the
+            # middle of something (typing a staff note, say): then only an explicit reply does.
+            if state is None or await state.get_state() is None:
+                ticket = await repos.tickets.by_thread(message.chat.id, message.message_thread_id)
         return {"ticket": ticket} if ticket is not None else False
 
 

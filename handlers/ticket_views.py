@@ -164,19 +164,21 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
     if chat_id is None:
         return False
     texts = staff_texts(renderer, settings)
-    text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
     forum = forum_known(app)
     thread_id: int | None = None
+    text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
     try:
         if forum:
-            thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
+            thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
+            text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
         sent = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
         if forum is None:
             forum = bool(sent.chat.is_forum)
             if app is not None:
                 app.extras["staff_forum"] = forum
             if forum:  # learned just now: give the ticket its own topic after all
-                thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
+                thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
+                text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
                 moved = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
                 try:
                     await bot.delete_message(chat_id, sent.message_id)
@@ -185,6 +187,8 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
                 sent = moved
     except TelegramAPIError as exc:
         log.warning("could not post the card of ticket %s: %s", ticket.id, exc)
+        ticket.staff_thread_id = None
+        text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
         await repos.outbox.enqueue(
             dedupe_key=f"card:{ticket.id}", kind="ticket_card", chat_id=chat_id, text=text, now=now,
             reply_markup=markup.model_dump(exclude_none=True) if markup else None, ref_ticket_id=ticket.id,

@@ -3,3 +3,4 @@
 import jobs.sla  # noqa: F401  (watch_tickets)
 import jobs.delivery  # noqa: F401  (deliver_outbox)
 import jobs.digest  # noqa: F401  (queue_digests)
+import jobs.care  # noqa: F401  (plan_care, care_daily; care checks and order attribution)

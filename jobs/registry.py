@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,14 +40,19 @@ class JobSpec:
     func: JobFn
     every: timedelta
     misfire_grace_time: int  # seconds
+    # Daily jobs: the local time (settings.default_timezone) they run at; ``every`` is then one day.
+    at: time | None = None
 
 
 JOBS: dict[str, JobSpec] = {}
 
 
-def job(job_id: str, every: timedelta, misfire_grace_time: int = 60) -> Callable[[JobFn], JobFn]:
+def job(job_id: str, every: timedelta = timedelta(days=1), misfire_grace_time: int = 60,
+        at: time | None = None) -> Callable[[JobFn], JobFn]:
+    """Register a job run every ``every``, or once a day at local time ``at``."""
+
     def register(fn: JobFn) -> JobFn:
-        JOBS[job_id] = JobSpec(job_id, fn, every, misfire_grace_time)
+        JOBS[job_id] = JobSpec(job_id, fn, timedelta(days=1) if at is not None else every, misfire_grace_time, at)
         return fn
 
     return register

@@ -10,7 +10,8 @@ whether it is.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING
 
 from bot.clock import ManualClock
@@ -43,12 +44,32 @@ async def advance(app: "App", delta: timedelta, step: timedelta | None = None) -
     end = clock.now() + delta
     step = step or _step_for(delta)
     last_run: dict[str, datetime] = app.extras.setdefault("job_last_run", {})
+    tz = ZoneInfo(app.settings.default_timezone)
     while clock.now() < end:
-        clock.set(min(clock.now() + step, end))
+        before = clock.now()
+        clock.set(min(before + step, end))
         now = clock.now()
         for spec in JOBS.values():
+            if spec.at is not None:  # a daily job: when its local time falls in this step
+                if _passes(spec.at, tz, before, now):
+                    last_run[spec.id] = now
+                    await run_job(app, spec.id)
+                continue
             previous = last_run.get(spec.id)
-            if previous is None or now - previous >= min(spec.every, step):
+            # An hourly job runs hourly, whatever the step; a job more frequent than the step runs every step.
+            if previous is None or now - previous >= spec.every:
                 last_run[spec.id] = now
                 await run_job(app, spec.id)
     return clock.now()
+
+
+def _passes(at: time, tz: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """Whether local time ``at`` occurs in (start, end]."""
+    day = start.astimezone(tz).date()
+    last = end.astimezone(tz).date()
+    while day <= last:
+        moment = datetime.combine(day, at, tzinfo=tz)
+        if start < moment <= end:
+            return True
+        day += timedelta(days=1)
+    return False

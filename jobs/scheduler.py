@@ -38,10 +38,13 @@ def start_scheduler(app: "App") -> AsyncIOScheduler:
     _APPS[key] = app
     scheduler = AsyncIOScheduler(timezone="UTC")
     for spec in JOBS.values():
-        scheduler.add_job(
-            _run, "interval", seconds=spec.every.total_seconds(), args=[key, spec.id], id=spec.id,
-            replace_existing=True, coalesce=True, max_instances=1, misfire_grace_time=spec.misfire_grace_time,
-        )
+        common = dict(args=[key, spec.id], id=spec.id, replace_existing=True, coalesce=True, max_instances=1,
+                      misfire_grace_time=spec.misfire_grace_time)
+        if spec.at is not None:  # daily, at a local time
+            scheduler.add_job(_run, "cron", hour=spec.at.hour, minute=spec.at.minute,
+                              timezone=app.settings.default_timezone, **common)
+        else:
+            scheduler.add_job(_run, "interval", seconds=spec.every.total_seconds(), **common)
     scheduler.start()
     # The outbox is delivered by a loop task; its job only keeps it alive.
     from jobs.delivery import worker_for

@@ -23,7 +23,14 @@ from sqlalchemy import select
 
 from bot.rules import tickets as rules
 from bot.rules.sla import schedule_for
-from handlers.ticket_views import CsatCallback, customer_texts, notify_managers, staff_chat_route, staff_texts
+from handlers.ticket_views import (
+    CsatCallback,
+    customer_texts,
+    notify_managers,
+    refresh_card,
+    staff_chat_route,
+    staff_texts,
+)
 from jobs.registry import JobContext, job
 from storage.models import Ticket, TicketEvent
 from storage.repositories import Repos
@@ -58,8 +65,20 @@ async def watch_tickets(ctx: JobContext) -> None:
                     await _escalate(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
                 elif level == "warn" and (ticket.id, "sla_warning", check.target) not in done:
                     await _remind(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
-        await _autoclose(repos, ctx)
+        closed = await _autoclose(repos, ctx)
         await repos.commit()
+    if closed:
+        await _refresh_cards(ctx, closed)
+
+
+async def _refresh_cards(ctx: JobContext, ticket_ids: list[int]) -> None:
+    """Show "closed" on the staff-chat cards (an edit, not a message: best effort, after the commit)."""
+    async with ctx.db.session() as session:
+        repos = Repos(session)
+        for ticket_id in ticket_ids:
+            ticket = await repos.tickets.get(ticket_id)
+            if ticket is not None:
+                await refresh_card(ctx.app.bot, repos, ctx.app.renderer, ctx.settings, ticket, ctx.now)
 
 
 async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
@@ -95,13 +114,15 @@ async def _escalate(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.
     await repos.tickets.add_event(ticket, "sla_breach", rules.SYSTEM, ctx.now, detail=check.target)
 
 
-async def _autoclose(repos: Repos, ctx: JobContext) -> None:
+async def _autoclose(repos: Repos, ctx: JobContext) -> list[int]:
     settings = ctx.settings
     schedule = schedule_for(settings)
     cutoff = ctx.now - timedelta(days=settings.ticket_autoclose_days)
+    closed = []
     for ticket in await repos.tickets.resolved_before(cutoff):
         await repos.tickets.transition(ticket, "closed", rules.SYSTEM, ctx.now, settings, schedule,
                                        detail="no answer")
+        closed.append(ticket.id)
         customer = await repos.customers.get(ticket.customer_id)
         if customer is None or customer.telegram_id is None:
             continue
@@ -120,3 +141,4 @@ async def _autoclose(repos: Repos, ctx: JobContext) -> None:
                        tz=customer.timezone or settings.default_timezone),
             now=ctx.now, reply_markup=markup, ref_ticket_id=ticket.id,
         )
+    return closed

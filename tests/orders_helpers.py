@@ -14,6 +14,7 @@ from bot.fake_telegram import FakeUser, SentMessage
 from bot.telegram_html import check
 from bot.texts import TextRenderer
 from storage.repositories import Repos
+from storage.repositories.orders import Actor
 from storage.models import Customer, Order, OrderItem, OrderStatusChange, Product
 
 RENDERER = TextRenderer("CNY")
@@ -76,6 +77,26 @@ async def make_customer(app: App, user: FakeUser, name: str = "Mei Lin", *, addr
             "name": name, "phone": user.phone, "address": address, "household_size": 3, "care_consent": True,
         }, lang, app.clock.now())
         await repos.commit()
+
+
+async def quick_order(app: App, user: FakeUser, lines: list[tuple[str, int]] | None = None, *,
+                      card: bool = True) -> int:
+    """An order written straight to the database, its card posted (the dialog has its own tests); its id."""
+    from handlers.order_desk import post_card
+
+    lines = lines or [("RICE-1", 2), ("OIL-1", 1)]
+    async with app.db.session() as session:
+        repos = Repos(session)
+        customer = await repos.customers.by_telegram_id(user.id)
+        assert customer is not None
+        products = {p.sku: p for p in await repos.products.all()}
+        order, _ = await repos.orders.create(
+            customer_id=customer.id, lines=[(products[sku], qty) for sku, qty in lines], currency="CNY",
+            now=app.clock.now(), address=customer.address, actor=Actor("customer", user.id, customer.name))
+        if card:
+            await post_card(app.bot, app.settings, app.renderer, repos, order, customer)
+        await repos.commit()
+        return order.id
 
 
 async def set_language(app: App, telegram_id: int, lang: str) -> None:

@@ -128,12 +128,13 @@ def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> date
 class Data:
     """Adds rows with explicit ids and times; call ``commit`` at the end."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, first_id: int = 1) -> None:
         self.session = session
+        self.first_id = first_id
         self._ids: dict[str, int] = {}
 
     def _next(self, kind: str) -> int:
-        self._ids[kind] = self._ids.get(kind, 0) + 1
+        self._ids[kind] = self._ids.get(kind, self.first_id - 1) + 1
         return self._ids[kind]
 
     def customer(self, name: str | None = None, *, registered: datetime | None = None, telegram_id: int | None = None,

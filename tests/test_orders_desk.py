@@ -20,7 +20,7 @@ from tests.orders_helpers import (
     load_catalog,
     make_customer,
     orders,
-    place_order,
+    quick_order,
     shown,
     texts_of,
 )
@@ -31,7 +31,7 @@ async def ordered(app: App, customer: FakeUser) -> FakeUser:
     """A customer who has just placed order #1 (2 × Jasmine rice, 1 × Peanut oil)."""
     await load_catalog(app, SMALL_CATALOG)
     await make_customer(app, customer)
-    await place_order(customer)
+    await quick_order(app, customer)
     return customer
 
 
@@ -94,25 +94,10 @@ async def test_the_customer_is_told_in_their_language(app: App, world: FakeTeleg
     await load_catalog(app, SMALL_CATALOG)
     mei = FakeUser(world, 100009, "梅")
     await make_customer(app, mei, "梅", lang="zh")
-    await place_order_zh(mei)
+    await quick_order(app, mei)
     await staff.press("Accept")
     assert mei.last().text == told("accepted", "zh")
     assert card(world).text.startswith("🧾 Order #1 · Accepted")  # the card stays in the staff language
-
-
-async def place_order_zh(user: FakeUser) -> None:
-    await user.send("/order")
-    await user.press("大米")
-    await user.press("泰国香米")
-    await user.send("2")
-    await user.press(label("order_add_more", "zh"))
-    await user.press("食用油")
-    await user.press("花生油")
-    await user.press("1")
-    await user.press("去结算")
-    await user.press("📍")
-    await user.press(label("skip", "zh"))
-    await user.press(label("order_confirm", "zh"))
 
 
 async def test_only_staff_may_press(app: App, world: FakeTelegram, ordered: FakeUser) -> None:
@@ -206,7 +191,7 @@ async def test_a_quick_reason_reaches_the_customer_in_their_language(app: App, w
     await load_catalog(app, SMALL_CATALOG)
     mei = FakeUser(world, 100009, "梅")
     await make_customer(app, mei, "梅", lang="zh")
-    await place_order_zh(mei)
+    await quick_order(app, mei)
     await staff.press("Cancel")
     await staff.press("Out of stock")
     assert mei.last().text == told("cancelled", "zh", reason="商品缺货")

@@ -16,7 +16,7 @@ from bot.fake_telegram import FakeTelegram, FakeUser
 from handlers.ordering import begin_reorder
 from storage.models import Order
 from storage.repositories import Repos
-from storage.repositories.orders import ORDER_CREATED_HOOKS
+from storage.repositories.orders import ORDER_CREATED_HOOKS, Actor
 from tests.conftest import STAFF_CHAT_ID
 from tests.customer_helpers import customer_row
 from tests.orders_helpers import (
@@ -27,7 +27,7 @@ from tests.orders_helpers import (
     load_catalog,
     make_customer,
     orders,
-    place_order,
+    quick_order,
     set_product,
     shown,
     texts_of,
@@ -55,24 +55,25 @@ async def test_no_orders_yet(app: App, shop: FakeUser) -> None:
     assert texts_of(replies) == [shown("orders/ask_category", cart_count=0)]
 
 
-async def test_the_last_ten_orders_newest_first(app: App, world: FakeTelegram, shop: FakeUser,
-                                               staff: FakeUser) -> None:
+async def test_the_last_ten_orders_newest_first(app: App, world: FakeTelegram, shop: FakeUser) -> None:
     for _ in range(12):
-        await place_order(shop)
         app.clock.advance(timedelta(days=1))
-    await staff.press("Accept", next(m for m in world.sent(STAFF_CHAT_ID) if m.text.startswith("🧾 Order #12")))
+        await quick_order(app, shop)
+    async with app.db.session() as session:
+        await Repos(session).orders.change_status(12, "new", "accepted", Actor("staff", 1, "Kim"), app.clock.now())
+        await session.commit()
     [listing] = await shop.send("/orders")
     numbers = [line.split(" · ")[0] for line in listing.text.splitlines() if line.startswith("#")]
     assert numbers == [f"#{n}" for n in range(12, 2, -1)]
-    assert "#12 · 2026-03-13 10:00 · Accepted · ¥275.00" in listing.text
+    assert "#12 · 2026-03-14 10:00 · Accepted · ¥275.00" in listing.text
     assert "2 × Jasmine rice, 1 × Peanut oil" in listing.text
     assert listing.labels[:3] == [label("order_again", number=12), label("order_again", number=11),
                                   label("order_cancel", number=11)]  # #12 is accepted: no Cancel
     assert len(listing.text) < 4096
 
 
-async def test_the_menu_shows_orders(shop: FakeUser) -> None:
-    await place_order(shop)
+async def test_the_menu_shows_orders(app: App, shop: FakeUser) -> None:
+    await quick_order(app, shop)
     await shop.send("/start")
     [listing] = await shop.press(label("menu_orders"))
     assert listing.text.startswith("📦 Your last orders")
@@ -81,7 +82,7 @@ async def test_the_menu_shows_orders(shop: FakeUser) -> None:
 # ----- order again ------------------------------------------------------------------
 
 async def test_order_again_is_one_tap_to_the_summary(app: App, world: FakeTelegram, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     await set_product(app, "RICE-1", price=7000)  # today's price
     await shop.send("/orders")
     replies = await shop.press(label("order_again", number=1))
@@ -96,7 +97,7 @@ async def test_order_again_is_one_tap_to_the_summary(app: App, world: FakeTelegr
 
 
 async def test_order_again_leaves_out_what_is_not_sold_any_more(app: App, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     await set_product(app, "OIL-1", active=False)
     await shop.send("/orders")
     replies = await shop.press(label("order_again", number=1))
@@ -105,7 +106,7 @@ async def test_order_again_leaves_out_what_is_not_sold_any_more(app: App, shop: 
 
 
 async def test_order_again_with_nothing_left(app: App, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     for sku in ("RICE-1", "OIL-1"):
         await set_product(app, sku, active=False)
     await shop.send("/orders")
@@ -114,7 +115,7 @@ async def test_order_again_with_nothing_left(app: App, shop: FakeUser) -> None:
 
 
 async def test_order_again_without_a_saved_address_asks_for_one(app: App, world: FakeTelegram, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     async with app.db.session() as session:
         repos = Repos(session)
         row = await repos.customers.by_telegram_id(shop.id)
@@ -130,7 +131,7 @@ async def test_order_again_without_a_saved_address_asks_for_one(app: App, world:
 
 
 async def test_order_again_twice_then_confirm_makes_one_order(app: App, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     [listing] = await shop.send("/orders")
     [first_summary] = await shop.press(label("order_again", number=1), listing)
     await shop.press(label("order_again", number=1), listing)
@@ -141,7 +142,7 @@ async def test_order_again_twice_then_confirm_makes_one_order(app: App, shop: Fa
 
 
 async def test_order_again_in_the_middle_of_another_dialog(app: App, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     [listing] = await shop.send("/orders")
     await shop.send("/profile")
     await shop.press(label("field_name"))
@@ -150,7 +151,7 @@ async def test_order_again_in_the_middle_of_another_dialog(app: App, shop: FakeU
 
 
 async def test_buttons_for_other_peoples_orders_reveal_nothing(app: App, world: FakeTelegram, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     wei = FakeUser(world, 100002, "Wei")
     await make_customer(app, wei, "Wei")
     [menu] = await wei.send("/start")
@@ -163,7 +164,7 @@ async def test_buttons_for_other_peoples_orders_reveal_nothing(app: App, world: 
 # ----- cancelling ----------------------------------------------------------------------
 
 async def test_cancel_a_new_order(app: App, world: FakeTelegram, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     await shop.send("/orders")
     replies = await shop.press(label("order_cancel", number=1))
     assert texts_of(replies) == [shown("orders/cancel_confirm", number=1, total=27500)]
@@ -178,7 +179,7 @@ async def test_cancel_a_new_order(app: App, world: FakeTelegram, shop: FakeUser)
 
 
 async def test_keep_the_order(app: App, shop: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     await shop.send("/orders")
     await shop.press(label("order_cancel", number=1))
     replies = await shop.press(label("order_cancel_no"))
@@ -187,7 +188,7 @@ async def test_keep_the_order(app: App, shop: FakeUser) -> None:
 
 
 async def test_no_cancel_once_staff_accepted(app: App, world: FakeTelegram, shop: FakeUser, staff: FakeUser) -> None:
-    await place_order(shop)
+    await quick_order(app, shop)
     [listing] = await shop.send("/orders")
     [question] = await shop.press(label("order_cancel", number=1))
     await staff.press("Accept")
@@ -202,12 +203,10 @@ async def test_no_cancel_once_staff_accepted(app: App, world: FakeTelegram, shop
 
 async def test_customer_and_staff_at_once(app: App, world: FakeTelegram, shop: FakeUser, staff: FakeUser) -> None:
     """The customer's Yes loses to the staff's Accept that came first: compare-and-set on 'new'."""
-    await place_order(shop)
+    await quick_order(app, shop)
     await shop.send("/orders")
     [question] = await shop.press(label("order_cancel", number=1))
     async with app.db.session() as session:  # staff accepted in between the check and the update
-        from storage.repositories.orders import Actor
-
         await Repos(session).orders.change_status(1, "new", "accepted", Actor("staff", 1, "Kim"), app.clock.now())
         await session.commit()
     replies = await shop.press(label("order_cancel_yes"), question)

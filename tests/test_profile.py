@@ -14,7 +14,7 @@ from bot.fake_telegram import FakeTelegram, FakeUser
 from storage.models import Customer, StaffNote
 from storage.models.outbox import OutboxMessage
 from storage.repositories import Repos
-from tests.conftest import START, register
+from tests.conftest import START, register, restart
 from tests.customer_helpers import (
     customer_count,
     customer_row,
@@ -200,6 +200,20 @@ async def test_edit_cancelled_saves_nothing(app: App, registered: FakeUser) -> N
     assert texts_of(await registered.send("/cancel")) == [shown("common/cancelled")]
     assert texts_of(await registered.send("99 Other Road")) == [shown("common/hint")]
     assert (await _row(app, registered)).address == "12 Rice Street"
+
+
+async def test_restart_in_the_middle_of_an_edit(app: App, world: FakeTelegram, registered: FakeUser) -> None:
+    await registered.send("/profile")
+    asked = (await registered.press(label("field_household")))[0]
+    current_app = await restart(app, world)
+    try:
+        assert texts_of(await registered.send("two")) == [
+            error("household_not_a_number", low=1, high=20), asked.text]
+        await registered.press("2")
+        row = await customer_row(current_app, registered.id)
+        assert row is not None and row.household_size == 2
+    finally:
+        await current_app.close()
 
 
 async def test_sticker_while_editing(app: App, registered: FakeUser) -> None:

@@ -29,7 +29,7 @@ async def _two_years(db: ReportDB) -> None:
                 d.order(ann, utc(2025, 12, 31, 16, 30), 1000)  # 1 January 2026, 00:30 in Shanghai
                 d.order(ann, utc(2026, 1, 10), 2000)
                 continue
-            d.order(ann, utc(year, month, 10), 3000 if month == 1 else 1000)
+            d.order(ann, utc(year, month, 1), 3000 if month == 1 else 1000)  # 08:00 on the 1st in Shanghai
         d.order(ann, utc(2026, 2, 11), 9999, status="cancelled")
         d.order(ann, utc(2026, 3, 1), 5000)  # the current month is not complete: left out
         await d.commit()
@@ -71,6 +71,7 @@ async def test_seasonal_without_orders_and_with_a_short_history(rdb: ReportDB, s
     async with rdb.session() as session:
         d = Data(session)
         ann = d.customer("Ann")
+        d.order(ann, utc(2025, 11, 20), 5000)  # the history starts mid-November: November is left out
         d.order(ann, utc(2025, 12, 5), 1000)
         d.order(ann, utc(2026, 2, 5), 3000)
         await d.commit()
@@ -78,7 +79,17 @@ async def test_seasonal_without_orders_and_with_a_short_history(rdb: ReportDB, s
     index = {i.month: i.index for i in short.indexes}
     # December 1000, January 0, February 3000: average month 4000 / 3.
     assert index[12] == pytest.approx(75) and index[1] == 0 and index[2] == pytest.approx(225)
-    assert index[6] is None
+    assert index[6] is None and index[11] is None
+    assert short.window == Period(date(2025, 12, 1), date(2026, 2, 28), "range")
+
+
+async def test_seasonal_needs_one_whole_month(rdb: ReportDB, settings: Settings) -> None:
+    async with rdb.session() as session:
+        d = Data(session)
+        d.order(d.customer("Bo"), utc(2026, 2, 20), 1000)  # the only order, in the middle of February
+        await d.commit()
+        report = await seasonal.compute(session, settings, None, NOW)
+    assert report.window is None and report.busiest is None
 
 
 async def test_days_follow_daylight_saving(rdb: ReportDB, settings: Settings) -> None:

@@ -98,6 +98,7 @@ async def test_auto_close_and_reopen_from_the_notice(app: App, world: FakeTelegr
     await advance(app, timedelta(hours=2), step=timedelta(hours=1))
     saved = await ticket(app)
     assert saved.status == "closed" and saved.closed_at is not None
+    assert "Closed" in card(world).text  # the staff-chat card shows it
     [notice] = await outbox(app, "autoclose:1")
     assert notice.chat_id == customer.id
     await deliver(app)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -41,6 +41,14 @@ import pytest
 from jinja2 import meta, nodes
 from jinja2.exceptions import UndefinedError
 
+from bot.catalog import NAME_MAX as PRODUCT_NAME_MAX
+from bot.catalog import UNIT_MAX
+from bot.commands import COMMANDS
+from bot.rules.orders import HISTORY_LIMIT, MAX_CART_LINES, QTY_MAX
+from bot.rules.orders import NOTE_MAX as ORDER_NOTE_MAX
+from bot.rules.orders import REASON_MAX as ORDER_REASON_MAX
+from bot.rules.tickets import NOTE_MAX as TICKET_NOTE_MAX
+from handlers.my_orders import ITEMS_SHOWN
 from bot.config import LANGUAGES
 from bot.fake_telegram import CAPTION_LIMIT, TEXT_LIMIT
 from bot.telegram_html import HTMLEntityError, check
@@ -55,7 +63,7 @@ LOOP_ITEMS = 10
 
 # The longest text a value of this name can hold (characters); default DEFAULT_TEXT.
 TEXT_LENGTHS = {
-    "name": 120,  # customer names ≤ 64, product names ≤ 120
+    "name": 64,  # customer and Telegram names ≤ 64 (product names may reach 120: see CONTEXT)
     "address": 300,
     "description": 3500,
     "text": 3500,
@@ -65,6 +73,11 @@ TEXT_LENGTHS = {
     "isoformat": 25,
 }
 DEFAULT_TEXT = 64
+# Codes from a fixed set (statuses, kinds ...): the longest is about this long.
+ENUM_NAMES = {"category", "status", "priority", "kind", "level", "role", "source", "segment", "template", "step", "direction",
+              "target", "window", "fmt", "code", "key", "from_status", "to_status", "action", "mode", "klass",
+              "actor_role", "language", "lang_code"}
+ENUM_TEXT = 24
 # Names that print as numbers: ids, counts, amounts.
 NUMBER_NAMES = {
     "id", "num", "number", "count", "total", "quantity", "qty", "members", "queued", "page", "pages", "limit",
@@ -73,6 +86,8 @@ NUMBER_NAMES = {
 }
 NUMBER_SUFFIXES = ("_id", "_count", "_days", "_minutes", "_hours", "_total", "_revenue", "_price", "_share",
                    "_customers", "_size")
+# Numbers with a small natural maximum (a text may repeat something that many times).
+NUMBER_VALUES = {"rating": 5, "stars": 5, "hour": 23, "household_size": 20, "photos": 5, "max_photos": 5}
 # Names whose values are dates or times (the |date filter formats them).
 DATE_NAMES = {"at", "since", "until", "due", "tomorrow", "start", "end", "as_of", "birthday", "date",
               "waiting_since"}
@@ -82,9 +97,7 @@ WORST_DATE = date(2026, 12, 31)
 # A number that is long when printed, as money and as a count, yet safe to loop over small ranges with.
 WORST_NUMBER = 12_345_678
 
-# Explicit context for templates the probes cannot serve (relative path without the language).
-CONTEXT: dict[str, dict[str, Any]] = {
-}
+
 
 _NASTY = "<b>Li & Co</b> 🍚 李&amp;<i>\"'"
 
@@ -92,6 +105,76 @@ _NASTY = "<b>Li & Co</b> 🍚 李&amp;<i>\"'"
 def nasty(length: int) -> str:
     """``length`` characters of text full of what HTML escaping must handle."""
     return (_NASTY * (length // len(_NASTY) + 1))[:length]
+
+
+ContextFactory = Callable[[str, "Probes"], dict[str, Any]]
+
+
+def _help(lang: str, p: Probes) -> dict[str, Any]:
+    # Every command with its real description (each ≤ 256 characters, like Telegram's).
+    return {"role": "manager",
+            "commands": [(c.name, RENDERER.render(lang, f"commands/{c.name}.txt")) for c in COMMANDS]}
+
+
+def _product_lines(lang: str, p: Probes) -> dict[str, Any]:
+    # The cart holds at most MAX_CART_LINES lines; product names reach 120 characters, units 64.
+    line = p.obj("line", name=nasty(PRODUCT_NAME_MAX), unit=nasty(UNIT_MAX), quantity=QTY_MAX)
+    return {"lines": p.items([line] * MAX_CART_LINES)}
+
+
+def _order_list(lang: str, p: Probes) -> dict[str, Any]:
+    # handlers/my_orders.py: HISTORY_LIMIT orders, each naming ITEMS_SHOWN products and counting the rest.
+    order = p.obj("order", products=p.items([f"{QTY_MAX} × {nasty(PRODUCT_NAME_MAX)}"] * ITEMS_SHOWN))
+    return {"orders": p.items([order] * HISTORY_LIMIT)}
+
+
+def _desk_card(lang: str, p: Probes) -> dict[str, Any]:
+    # The staff's order card: the cart's lines, and the status changes an order can go through
+    # (new, accepted, out for delivery, then delivered or cancelled — only a cancellation has a reason).
+    changes = [p.obj("change", reason=None)] * 3 + [p.obj("change", reason=nasty(ORDER_REASON_MAX))]
+    order = p.obj("order", note=nasty(ORDER_NOTE_MAX))
+    return {**_product_lines(lang, p), "history": p.items(changes), "order": order}
+
+
+def _segment_label(lang: str, p: Probes) -> dict[str, Any]:
+    # A segment's translated name (reports/segment_<code>.txt), not free text.
+    names = [RENDERER.render(lang, f"reports/{Path(n).stem}.txt") for n in ALL_TEMPLATES
+             if n.startswith("reports/segment_") and n.endswith(".txt")]
+    return {"name": max(names, key=len, default=nasty(ENUM_TEXT))}
+
+
+def _abc_classes(lang: str, p: Probes) -> dict[str, Any]:
+    # Three classes, A, B and C, under a period label.
+    classes = [p.obj("class", name=code, revenue_share=1) for code in "ABC"]
+    return {"r": p.obj("r", classes=p.items(classes), period=p.obj("period", label=nasty(ENUM_TEXT * 2)))}
+
+
+def _customer_file(lang: str, p: Probes) -> dict[str, Any]:
+    # handlers/staff_tools.py shows the last 10 staff notes (each ≤ NOTE_MAX characters).
+    # It also lists the last 5 orders and the last 5 complaints.
+    note = p.obj("note", text=nasty(TICKET_NOTE_MAX))
+    return {"notes": p.items([note] * 10), "orders": p.items([p.obj("order")] * 5),
+            "tickets": p.items([p.obj("ticket")] * 5)}
+
+
+# Explicit context for templates the probes cannot serve (relative path without the language):
+# variables, or a function of the language and the render's Probes returning them.
+CONTEXT: dict[str, dict[str, Any] | ContextFactory] = {
+    "buttons/csat_rating.txt": {"value": 5},  # the stars 1..5
+    "buttons/care_rating.txt": {"value": 5},
+    "buttons/order_product.txt": {"name": nasty(PRODUCT_NAME_MAX), "unit": nasty(UNIT_MAX)},
+    "buttons/report_segment_choice.txt": _segment_label,
+    "common/help.html": _help,  # a list of (command, description) pairs
+    "orders/cart.html": _product_lines,
+    "orders/summary.html": _product_lines,
+    "orders/list.html": _order_list,
+    "orders/desk/card.html": _desk_card,
+    "reports/abc_caption.html": _abc_classes,
+    "tickets/customer_file.html": _customer_file,
+}
+# Templates whose output the code splits into several messages, so only each piece has a limit.
+SPLIT_AT_LINES = "reports/"  # bot/reports/output.split_text cuts at line ends: every line must stand alone
+SPLIT_BY_CODE = {"tickets/history.html", "tickets/customer_notes.html"}  # handlers/staff_tools.py puts entries into chunks that fit
 
 
 def _is_number_name(name: str) -> bool:
@@ -109,12 +192,21 @@ class Probes:
         self.truthy = truthy
         self.arity = arity
 
+    def obj(self, name: str = "obj", /, **fixed: Any) -> "Probe":
+        """A probe whose listed attributes are real values (the others stay probes)."""
+        probe = Probe(self, name)
+        probe._fixed = fixed
+        return probe
+
+    def items(self, items: list[Any]) -> list[Any]:
+        """A list that is empty when rendering with empty values."""
+        return items if self.truthy else []
+
     def value(self, name: str) -> Any:
         if name in REAL_VALUES:
             return REAL_VALUES[name]
         if _is_date_name(name):
-            return (WORST_DATE if name in ("birthday", "date") or name.endswith("_on") else WORST_DATETIME) \
-                if self.truthy else None
+            return WORST_DATE if name in ("birthday", "date") or name.endswith("_on") else WORST_DATETIME
         return Probe(self, name)
 
 
@@ -123,16 +215,19 @@ class Probe(int):
 
     _probes: Probes
     _name: str
+    _fixed: dict[str, Any] = {}
 
     def __new__(cls, probes: Probes, name: str) -> "Probe":
-        obj = super().__new__(cls, WORST_NUMBER if probes.truthy else 0)
+        obj = super().__new__(cls, NUMBER_VALUES.get(name, WORST_NUMBER) if probes.truthy else 0)
         obj._probes = probes
         obj._name = name
         return obj
 
     def __str__(self) -> str:
-        if _is_number_name(self._name):
+        if _is_number_name(self._name) or self._name in NUMBER_VALUES:
             return str(int(self))
+        if self._name in ENUM_NAMES:
+            return nasty(ENUM_TEXT)
         return nasty(TEXT_LENGTHS.get(self._name, DEFAULT_TEXT))
 
     __repr__ = __str__
@@ -149,11 +244,15 @@ class Probe(int):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
+        if name in self._fixed:
+            return self._fixed[name]
         return self._probes.value(name)
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, slice):
             return str(self)[key]
+        if isinstance(key, str) and key in self._fixed:
+            return self._fixed[key]
         return self._probes.value(key if isinstance(key, str) else self._name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -255,9 +354,10 @@ def render(lang: str, path: str, truthy: bool) -> str:
     name = f"{lang}/{path}"
     trees = _with_referenced(name, lang)
     probes = Probes(truthy, _loop_arity(trees))
-    wanted = set(meta.find_undeclared_variables(trees[0])) - set(ENV.globals) - {"lang"}
+    wanted = set().union(*(meta.find_undeclared_variables(tree) for tree in trees)) - set(ENV.globals) - {"lang"}
     context: dict[str, Any] = {var: probes.value(var) for var in wanted}
-    context.update(CONTEXT.get(path, {}))
+    extra = CONTEXT.get(path, {})
+    context.update(extra(lang, probes) if callable(extra) else extra)
     for _ in range(20):
         try:
             return RENDERER.render(lang, path, **context)
@@ -269,7 +369,10 @@ def render(lang: str, path: str, truthy: bool) -> str:
     raise AssertionError(f"{name}: too many undefined variables")
 
 
-def visible_length(text: str) -> int:
+def visible_length(text: str, path: str) -> int:
+    """Telegram counts message text in UTF-16 units; our button rule counts characters."""
+    if path.startswith(("buttons/", "commands/")):
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 
@@ -323,7 +426,18 @@ def test_template_renders_within_telegram_limits(lang: str, path: str) -> None:
                 assert visible.strip(), f"{lang}/{path} renders an empty message"
         else:
             visible = out
-        length = visible_length(visible)
+        if path in SPLIT_BY_CODE:
+            continue
+        if path.startswith(SPLIT_AT_LINES) and path.endswith(".html") and what == "message":
+            for number, line in enumerate(out.split("\n"), start=1):
+                try:
+                    shown = check(line)
+                except HTMLEntityError as exc:
+                    pytest.fail(f"{lang}/{path} ({mode}) line {number} is not valid on its own (the text is "
+                                f"split at line ends): {exc}\n{line[:300]}")
+                assert visible_length(shown, path) <= limit, f"{lang}/{path} ({mode}) line {number} is too long"
+            continue
+        length = visible_length(visible, path)
         assert length <= limit, f"{lang}/{path} ({mode}): {what} of {length} characters, over {limit}"
         if path.startswith(("buttons/", "commands/")) and truthy:
             assert visible.strip(), f"{lang}/{path}: an empty {what}"
@@ -373,8 +487,10 @@ def _visible_literals(tree: ast.AST) -> Iterator[tuple[int, str]]:
             if index is not None and len(node.args) > index:
                 candidates.append(node.args[index])
             candidates += [kw.value for kw in node.keywords if kw.arg in TEXT_KEYWORDS]
-        elif name.endswith("Button") or name == "button":  # InlineKeyboardButton(text=...), builder.button(...)
+        elif name.endswith("Button"):  # InlineKeyboardButton(text=...), KeyboardButton("...")
             candidates += node.args[:1] + [kw.value for kw in node.keywords if kw.arg == "text"]
+        elif name == "button":  # builder.button(text=...); texts.button("name") names a template
+            candidates += [kw.value for kw in node.keywords if kw.arg == "text"]
         for candidate in candidates:
             words = _literal_words(candidate)
             if words:
@@ -401,5 +517,5 @@ def test_the_literal_scan_finds_literals() -> None:
         "    await message.answer('✅')\n"
         "    b.button(text='Yes', callback_data='y')\n"
     )
-    found = [text for _, text in _visible_literals(ast.parse(code))]
-    assert found == ["Hello there", "Order  placed", "Expired", "Yes"]
+    found = sorted(text for _, text in _visible_literals(ast.parse(code)))
+    assert found == ["Expired", "Hello there", "Order  placed", "Yes"]

@@ -74,12 +74,14 @@ async def test_low_rating_alerts_managers_and_offers_reopen(app: App, world: Fak
     await _resolved(customer, staff, world, app)
     await customer.press("1 ⭐", _survey(customer))
     assert "We are sorry" in customer.last().text
-    assert customer.last().labels == ["🔁 Reopen my complaint", "Skip"]
+    question = customer.last()
+    assert question.labels == ["🔁 Reopen my complaint", "Skip"]
     saved = await ticket(app)
     assert (saved.rating, saved.status) == (1, "resolved")  # not confirmed
     alert = await outbox(app, "csat:1:low")
     assert [r.chat_id for r in alert] == [MANAGER_ID] and "1/5" in alert[0].text
     await customer.send("Nobody called me back")
+    assert question.labels == ["🔁 Reopen my complaint"]  # Skip is done with; reopening is still possible
     assert "Nobody called me back" in (await outbox(app, "csat:1:comment"))[0].text
     await deliver(app)
     assert any("Low rating: 1/5" in (m.text or "") for m in manager.inbox())
@@ -134,3 +136,15 @@ async def test_comment_wrong_input(app: App, world: FakeTelegram, customer: Fake
     assert "the limit is 1000" in answers[0].text
     await customer.send("/cancel")
     assert (await ticket(app)).rating == 4 and (await ticket(app)).rating_comment is None
+
+
+async def test_restart_while_the_customer_writes_a_comment(app: App, world: FakeTelegram, customer: FakeUser,
+                                                           staff: FakeUser) -> None:
+    from tests.conftest import restart
+
+    await _resolved(customer, staff, world, app)
+    await customer.press("3 ⭐", _survey(customer))
+    app = await restart(app, world)
+    await customer.send("OK in the end")
+    assert (await ticket(app)).rating_comment == "OK in the end"
+    await app.close()

@@ -229,6 +229,8 @@ async def test_forum_staff_chat_gets_a_topic_per_ticket(app: App, world: FakeTel
     assert saved.staff_thread_id is not None
     the_card = card(world)
     assert the_card.thread_id == saved.staff_thread_id and the_card.message_id == saved.staff_message_id
+    assert "Write in this topic to answer the customer" in the_card.text
+    assert [m.message_id for m in world.sent(STAFF_CHAT_ID) if m.thread_id is None] == []  # the General copy is gone
     # The second ticket goes straight into its own topic (no card in General to move).
     await file_complaint(customer, "again", category="Other")
     assert len(world.calls_of("createForumTopic")) == 2
@@ -242,6 +244,13 @@ async def test_forum_staff_chat_gets_a_topic_per_ticket(app: App, world: FakeTel
     await customer.press("No. 1")
     relayed = world.last(STAFF_CHAT_ID)
     assert relayed.thread_id == saved.staff_thread_id and "thanks" in relayed.text
+    # A staff note typed in the topic is a note, not a message to the customer.
+    before = len(customer.inbox())
+    await staff.send("/customer Mei", thread_id=saved.staff_thread_id)
+    await staff.press("Add a note", staff.last_with_buttons())
+    assert world.last(STAFF_CHAT_ID).thread_id == saved.staff_thread_id
+    await staff.send("VIP, be gentle", thread_id=saved.staff_thread_id)
+    assert "Note added" in world.last(STAFF_CHAT_ID).text and len(customer.inbox()) == before
 
 
 async def test_staff_chat_refuses_the_card(app: App, world: FakeTelegram, customer: FakeUser,
@@ -252,3 +261,16 @@ async def test_staff_chat_refuses_the_card(app: App, world: FakeTelegram, custom
     assert "registered as no. 1" in customer.last().text
     rows = await outbox(app, "card:1")
     assert len(rows) == 1 and rows[0].chat_id == STAFF_CHAT_ID and rows[0].ref_ticket_id == 1
+
+
+async def test_restart_while_staff_types_the_resolution_note(app: App, world: FakeTelegram, customer: FakeUser,
+                                                             staff: FakeUser) -> None:
+    from tests.conftest import restart
+
+    await _complaint(customer)
+    await staff.press("Resolve", card(world))
+    app = await restart(app, world)
+    await staff.send("Replaced the bag after the restart")
+    saved = await ticket(app)
+    assert saved.status == "resolved" and saved.resolution_note == "Replaced the bag after the restart"
+    await app.close()

@@ -39,4 +39,4 @@ async def test_mydata_and_forget(app: App, world: FakeTelegram, customer: FakeUs
     # Timings stay for the reports.
     assert second.resolution_minutes is not None
     await staff.send("/ticket 1")
-    assert "erased at the customer's request" in world.sent(-1001000000001)[-2].text
+    assert "erased at the customer's request" in world.sent(-1001000000001)[-1].text  # the history

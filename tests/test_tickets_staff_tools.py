@@ -36,10 +36,10 @@ async def test_ticket_shows_everything(app: App, world: FakeTelegram, customer: 
     await customer.send("ok, thanks")
     await manager.send("/ticket 1")
     detail, history = manager.inbox()[-2:]
-    assert "Complaint no. 1" in detail.text and "The bag <was> torn & wet" in detail.text
+    assert "Complaint no. 1" in detail.text and "Taken by: Sam" in detail.text
     assert detail.labels == ["✅ Resolve", "⚖️ Priority"]
     assert "History of no. 1" in history.text
-    for line in ("New → Taken", "Sorry! New bag today.", "ok, thanks", "first response"):
+    for line in ("The bag <was> torn & wet", "New → Taken", "Sorry! New bag today.", "ok, thanks", "first response"):
         assert line in history.text
     await manager.send("/ticket 99")
     assert "no ticket no. 99" in manager.last().text
@@ -103,13 +103,15 @@ async def test_notes(app: App, world: FakeTelegram, customer: FakeUser, staff: F
     assert "The note is empty" in world.sent(STAFF_CHAT_ID)[-2].text
     # From the customer file: the button asks for the note.
     await staff.send("/customer Mei")
-    await staff.press("Add a note", world.last(STAFF_CHAT_ID))
+    assert "Notes:</b> 2 (below)" in world.sent(STAFF_CHAT_ID)[-2].html
+    await staff.press("Add a note", staff.last_with_buttons())
     assert "reply with the note" in world.last(STAFF_CHAT_ID).text
     answers = await staff.send_photo()
     assert "reply with the note" in answers[-1].text
     await staff.send("Pays on the 10th")
     await staff.send("/customer Mei")
-    file_ = world.last(STAFF_CHAT_ID).text
+    file_ = world.last(STAFF_CHAT_ID).text  # the notes, after the file
+    assert "Notes on Mei" in file_
     for note in ("Prefers deliveries after 6 pm <always>", "Allergic to peanuts", "Pays on the 10th"):
         assert note in file_
     assert "Sam" in file_
@@ -131,3 +133,21 @@ async def test_staff_help_lists_the_desk_commands(app: App, world: FakeTelegram,
     for command in ("/tickets", "/ticket", "/customer", "/note"):
         assert command in text
     assert "/complaint" not in text
+
+
+async def test_note_dialog_cancel_and_restart(app: App, world: FakeTelegram, customer: FakeUser,
+                                              staff: FakeUser) -> None:
+    from tests.conftest import restart
+
+    await register(customer, "Mei")
+    await staff.send("/customer Mei")
+    await staff.press("Add a note", staff.last_with_buttons())
+    await staff.send("/cancel")
+    await staff.send("hello colleagues")  # not a note any more
+    await staff.press("Add a note", staff.last_with_buttons())
+    app = await restart(app, world)
+    await staff.send("Likes brown rice")
+    await staff.send("/customer Mei")
+    notes = world.last(STAFF_CHAT_ID).text
+    assert "Likes brown rice" in notes and "hello colleagues" not in notes
+    await app.close()

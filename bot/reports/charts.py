@@ -46,9 +46,11 @@ def chart_language(lang: str) -> str:
     return lang
 
 
-def _figure(title: str) -> tuple[Figure, object]:
-    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI, layout="constrained")
+def _figure(title: str, left: float = 0.09, bottom: float = 0.14) -> tuple[Figure, object]:
+    # Fixed margins: a layout engine would cost more than the drawing itself.
+    figure = Figure(figsize=(WIDTH, HEIGHT), dpi=DPI)
     FigureCanvasAgg(figure)
+    figure.subplots_adjust(left=left, right=0.97, top=0.9, bottom=bottom)
     axes = figure.add_subplot()
     axes.set_title(title, fontsize=13, loc="left", fontweight="bold")
     axes.spines[["top", "right"]].set_visible(False)
@@ -59,7 +61,7 @@ def _figure(title: str) -> tuple[Figure, object]:
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
+    figure.savefig(buffer, format="png", dpi=DPI, pil_kwargs={"compress_level": 3})
     return buffer.getvalue()
 
 
@@ -81,7 +83,7 @@ def revenue_trend(labels: Sequence[str], values: Sequence[float], previous: Sequ
                   money: Callable[[float], str]) -> bytes:
     """Revenue per day (or month) as bars, the previous period as a line."""
     with matplotlib.rc_context(_style()):
-        figure, axes = _figure(title)
+        figure, axes = _figure(title, left=0.11, bottom=0.17)
         positions = list(range(len(labels)))
         axes.bar(positions, values, color=COLOR, label=current_label, width=0.8)
         if previous:
@@ -90,8 +92,10 @@ def revenue_trend(labels: Sequence[str], values: Sequence[float], previous: Sequ
                       markersize=3, label=previous_label)
         axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: money(v)))
         axes.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        top = max([*values, *(previous or []), 1])
+        axes.set_ylim(0, top * 1.22)  # room for the legend above the bars
         _thin_ticks(axes, labels)
-        axes.legend(frameon=False, loc="upper left")
+        axes.legend(frameon=False, loc="upper left", ncol=2)
         return _png(figure)
 
 
@@ -99,7 +103,7 @@ def segment_sizes(labels: Sequence[str], counts: Sequence[int], revenue_shares: 
                   title: str, count_label: str, share_label: str) -> bytes:
     """Customers per segment (bars), with each segment's share of revenue written beside it."""
     with matplotlib.rc_context(_style()):
-        figure, axes = _figure(title)
+        figure, axes = _figure(title, left=0.2, bottom=0.12)
         axes.grid(axis="y", visible=False)
         axes.grid(axis="x", color="#dddddd", linewidth=0.8)
         positions = list(range(len(labels)))[::-1]
@@ -141,7 +145,7 @@ def response_times(labels: Sequence[str], medians: Sequence[float | None], p90s:
                    target: float | None = None, target_label: str = "") -> bytes:
     """Median and 90th percentile (minutes) per group, side by side."""
     with matplotlib.rc_context(_style()):
-        figure, axes = _figure(title)
+        figure, axes = _figure(title, bottom=0.18)
         positions = list(range(len(labels)))
         width = 0.38
         axes.bar([p - width / 2 for p in positions], [v or 0 for v in medians], width, color=COLOR,
@@ -153,7 +157,9 @@ def response_times(labels: Sequence[str], medians: Sequence[float | None], p90s:
         axes.set_xticks(positions, labels, fontsize=9, rotation=20 if len(labels) > 5 else 0,
                         ha="right" if len(labels) > 5 else "center")
         axes.set_ylabel(axis_label)
-        axes.legend(frameon=False, loc="upper left")
+        top = max([v for v in (*medians, *p90s) if v is not None] + [target or 0, 1])
+        axes.set_ylim(0, top * 1.25)  # room for the legend above the bars
+        axes.legend(frameon=False, loc="upper left", ncol=3)
         return _png(figure)
 
 

@@ -1,8 +1,12 @@
-"""``/csat``: customer satisfaction with complaint handling.
+"""``/csat``: customer satisfaction.
 
-One population throughout: the tickets *resolved in the period*. Of those,
-the ones the customer rated (1–5) give the average and the share rated 4–5;
-the response rate is rated / resolved.
+Complaints: one population throughout, the tickets *resolved in the period*.
+Of those, the ones the customer rated (1–5) give the average and the share
+rated 4–5; the response rate is rated / resolved.
+
+Deliveries: the care engine's survey after a delivery. The answers given in
+the period (1–5) give the average and the share rated 4–5; the response rate
+is answers / surveys sent in the period.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period
 from bot.reports.sql import in_range, share
-from storage.models import Ticket
+from storage.models import OutboxMessage, SurveyAnswer, Ticket
+from storage.models.outbox import CATEGORY_CARE
+
+SURVEY_KIND = "survey"  # the care engine's outbox kind for the post-delivery survey
 
 
 @dataclass
@@ -42,6 +49,28 @@ class CsatSummary:
 
 
 @dataclass
+class SurveySummary:
+    """Answers to the post-delivery survey."""
+
+    sent: int = 0
+    answered: int = 0
+    rating_sum: int = 0
+    good: int = 0
+
+    @property
+    def average(self) -> float | None:
+        return share(self.rating_sum, self.answered)
+
+    @property
+    def good_share(self) -> float | None:
+        return share(self.good, self.answered)
+
+    @property
+    def response_rate(self) -> float | None:
+        return share(self.answered, self.sent)
+
+
+@dataclass
 class CsatRow:
     key: str | None
     summary: CsatSummary
@@ -55,6 +84,8 @@ class CsatReport:
     before: CsatSummary
     by_staff: list[CsatRow]
     by_category: list[CsatRow]
+    survey: SurveySummary = field(default_factory=SurveySummary)
+    survey_before: SurveySummary = field(default_factory=SurveySummary)
 
 
 async def _summaries(session: AsyncSession, start: datetime, end: datetime,
@@ -85,6 +116,19 @@ async def _summaries(session: AsyncSession, start: datetime, end: datetime,
     return out
 
 
+async def survey_summary(session: AsyncSession, start: datetime, end: datetime) -> SurveySummary:
+    answers = (await session.execute(
+        select(func.count().label("n"), func.coalesce(func.sum(SurveyAnswer.rating), 0).label("total"),
+               func.count(case((SurveyAnswer.rating >= 4, 1))).label("good"))
+        .where(in_range(SurveyAnswer.created_at, start, end))
+    )).one()
+    sent = await session.scalar(
+        select(func.count()).where(OutboxMessage.category == CATEGORY_CARE, OutboxMessage.kind == SURVEY_KIND,
+                                   OutboxMessage.status == "sent", in_range(OutboxMessage.sent_at, start, end)))
+    return SurveySummary(sent=int(sent or 0), answered=int(answers.n or 0), rating_sum=int(answers.total or 0),
+                         good=int(answers.good or 0))
+
+
 async def csat_summary(session: AsyncSession, start: datetime, end: datetime) -> CsatSummary:
     return (await _summaries(session, start, end)).get(None, CsatSummary())
 
@@ -107,6 +151,8 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
         before=await csat_summary(session, *previous.bounds(tz)),
         by_staff=await _rows(session, start, end, Ticket.assignee_name, settings.report_top_n),
         by_category=await _rows(session, start, end, Ticket.category, settings.report_top_n),
+        survey=await survey_summary(session, start, end),
+        survey_before=await survey_summary(session, *previous.bounds(tz)),
     )
 
 
@@ -118,6 +164,9 @@ def csv_rows(report: CsatReport) -> list[list[Any]]:
     rows = [line("total", report.period.label, report.current), line("previous", report.previous.label, report.before)]
     rows += [line("staff", r.key, r.summary) for r in report.by_staff]
     rows += [line("category", r.key, r.summary) for r in report.by_category]
+    for scope, survey in (("survey", report.survey), ("survey_previous", report.survey_before)):
+        rows.append([scope, "", survey.sent, survey.answered, _fmt(survey.average, 2), _pct(survey.good_share),
+                     _pct(survey.response_rate), "", "", "", "", ""])
     return rows
 
 

@@ -54,6 +54,9 @@ def _context(name: str, result: Any, texts: Texts, settings: Settings) -> dict[s
         "segment_name": lambda code: label(texts, "segment", code),
         "kind_name": lambda code: label(texts, "kind", code),
         "campaign_name": lambda code: label(texts, "campaign", code),
+        # A row of a "by staff member / category / priority" table.
+        "group_name": lambda scope, key: (key or label(texts, "staff", None)) if scope == "staff"
+        else label(texts, scope, key),
         "local_day": local_day,
         "months": month_names(texts),
         "name": name,

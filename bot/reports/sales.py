@@ -50,6 +50,7 @@ class ProductLine:
     product_id: int
     name_en: str
     name_zh: str
+    unit: str
     quantity: int
     revenue: int
     revenue_share: float | None
@@ -101,19 +102,20 @@ async def top_products(session: AsyncSession, start: datetime, end: datetime, li
                        total_revenue: int) -> list[ProductLine]:
     revenue = func.sum(OrderItem.quantity * OrderItem.unit_price)
     stmt = (
-        select(Product.id, Product.name_en, Product.name_zh, func.sum(OrderItem.quantity).label("qty"),
+        select(Product.id, Product.name_en, Product.name_zh, Product.unit, func.sum(OrderItem.quantity).label("qty"),
                revenue.label("revenue"))
         .select_from(OrderItem)
         .join(Order, Order.id == OrderItem.order_id)
         .join(Product, Product.id == OrderItem.product_id)
         .where(counted_orders(start, end))
-        .group_by(Product.id, Product.name_en, Product.name_zh)
+        .group_by(Product.id, Product.name_en, Product.name_zh, Product.unit)
         .order_by(revenue.desc(), Product.id)
         .limit(limit)
     )
     return [
-        ProductLine(product_id=row.id, name_en=row.name_en, name_zh=row.name_zh, quantity=int(row.qty or 0),
-                    revenue=int(row.revenue or 0), revenue_share=share(row.revenue, total_revenue))
+        ProductLine(product_id=row.id, name_en=row.name_en, name_zh=row.name_zh, unit=row.unit,
+                    quantity=int(row.qty or 0), revenue=int(row.revenue or 0),
+                    revenue_share=share(row.revenue, total_revenue))
         for row in (await session.execute(stmt)).all()
     ]
 

@@ -2,8 +2,8 @@
 
 The window is up to 36 whole months (the business's months) ending with the
 last complete month — or with the month a period names (``/seasonal 2025-12``
-ends with December 2025) — starting no earlier than the month of the first
-counted order. For each calendar month, the index is that month's average
+ends with December 2025) — starting no earlier than the first whole month of
+orders (a history that begins on the 20th leaves that month out). For each calendar month, the index is that month's average
 sales over the average month of the window, × 100 (the textbook's "monthly
 seasonal index"): 100 is an ordinary month, 130 a month 30 % above it.
 Months of the window without any order count as zero sales.
@@ -79,7 +79,13 @@ async def compute(session: AsyncSession, settings: Settings, period: Period | No
         first_order = datetime.fromisoformat(first_order)
     if first_order.tzinfo is None:
         first_order = first_order.replace(tzinfo=timezone.utc)
-    first_month = max(first_month, month_start(first_order.astimezone(tz).date()))
+    first_day = first_order.astimezone(tz).date()
+    # A history that starts in the middle of a month would show that month too low: start at the
+    # first whole month.
+    first_month = max(first_month, first_day if first_day.day == 1 else add_months(month_start(first_day), 1))
+    if first_month > last_month:
+        return SeasonalReport(window=None, months=[], indexes=[MonthIndex(m, 0, None, None) for m in range(1, 13)],
+                              average_month=None)
     start, end = Period(first_month, window_end).bounds(tz)
     bucket = local_bucket(session, Order.created_at, tz, start, end, "month").label("bucket")
     stmt = (

@@ -26,6 +26,8 @@ KIND_REORDER = "reorder"
 KIND_SURVEY = "survey"
 KIND_WINBACK = "winback"
 CARE_PRIORITY = {KIND_BIRTHDAY: 10, KIND_REORDER: 11, KIND_SURVEY: 12, KIND_WINBACK: 13}
+# Orders are credited to these messages (ATTRIBUTION_DAYS after they went out).
+ATTRIBUTED_KINDS = (KIND_REORDER, KIND_WINBACK)
 
 # How long a planned message stays worth sending when quiet hours or caps hold it.
 REORDER_LATE_DAYS = 7  # a reminder for a run-out more than this long ago is not sent
@@ -160,6 +162,11 @@ def decide(recipient: Recipient | None, now: datetime, tz: ZoneInfo, sent: Seque
 DAY_SECONDS = 86_400.0
 # Planners look this far ahead; the hourly run writes a message before its time.
 PLAN_HORIZON = timedelta(days=1)
+# The planning job also looks this far to know when it next has something to
+# write (it may skip runs until then while the data stays the same), and plans
+# in full at least every REPLAN_EVERY anyway.
+LOOKAHEAD = timedelta(days=3)
+REPLAN_EVERY = timedelta(hours=12)
 # Purchases older than this do not count (habits change; and it bounds the work).
 HISTORY_DAYS = 365
 # Two purchases closer than this are one top-up, not a new interval.

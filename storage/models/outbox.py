@@ -58,3 +58,5 @@ class OutboxMessage(Base):
     # A care message held by quiet hours or caps is skipped once it is no
     # longer worth sending (a survey weeks late, a reminder after the run-out).
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reminders and win-backs: an order placed until then is credited to this message.
+    attribute_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

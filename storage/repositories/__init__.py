@@ -11,6 +11,7 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.repositories.care import CareRepo
 from storage.repositories.customers import CustomerRepo
 from storage.repositories.orders import OrderRepo, ProductRepo
 from storage.repositories.outbox import OutboxRepo
@@ -25,6 +26,10 @@ class Repos:
     @cached_property
     def customers(self) -> CustomerRepo:
         return CustomerRepo(self.session)
+
+    @cached_property
+    def care(self) -> CareRepo:
+        return CareRepo(self.session)
 
     @cached_property
     def outbox(self) -> OutboxRepo:

@@ -63,10 +63,10 @@ class ProductRepo:
     async def categories(self) -> list[str]:
         """Categories with at least one active product, in catalog order."""
         stmt = (
-            select(Product.category, func.min(Product.id).label("first"))
+            select(Product.category, func.min(Product.id).label("first_id"))
             .where(Product.active.is_(True))
             .group_by(Product.category)
-            .order_by("first")
+            .order_by("first_id")
         )
         return [row[0] for row in await self.session.execute(stmt)]
 

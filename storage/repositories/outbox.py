@@ -13,12 +13,23 @@ from storage.models.outbox import CATEGORY_CARE, CATEGORY_SERVICE, PRIORITY_SERV
 # Statuses counted as "went out" for caps and attribution (uncertain: it may have).
 SENT_LIKE = ("sent", "uncertain")
 
+# Rows written by this process so far: the delivery worker under ``advance``
+# skips its look-up when nothing was written and nothing fell due meanwhile.
+WRITES = [0]
+
 
 class OutboxRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def enqueue(
+    async def enqueue(self, **fields: Any) -> bool:
+        """Write one outbox row; the same ``dedupe_key`` twice is a no-op.
+
+        Returns True when a row was written (see :meth:`add` for the fields).
+        """
+        return await self.add(**fields) is not None
+
+    async def add(
         self,
         *,
         dedupe_key: str,
@@ -36,11 +47,11 @@ class OutboxRepo:
         ref_ticket_id: int | None = None,
         ref_product_id: int | None = None,
         expires_at: datetime | None = None,
-    ) -> bool:
-        """Write one outbox row; the same ``dedupe_key`` twice is a no-op.
+    ) -> int | None:
+        """Write one outbox row and return its id; None when the key was written before.
 
-        Returns True when a row was written. Uses INSERT .. ON CONFLICT DO
-        NOTHING, which SQLite and PostgreSQL both speak (the one dialect switch).
+        Uses INSERT .. ON CONFLICT DO NOTHING, which SQLite and PostgreSQL
+        both speak (the one dialect switch).
         """
         values = dict(
             dedupe_key=dedupe_key,
@@ -70,7 +81,17 @@ class OutboxRepo:
             .returning(OutboxMessage.id)
         )
         result = await self.session.execute(stmt)
-        return result.scalar_one_or_none() is not None
+        row_id = result.scalar_one_or_none()
+        if row_id is not None:
+            WRITES[0] += 1
+        return row_id
+
+    async def set_markup(self, row_id: int, reply_markup: dict[str, Any] | None) -> None:
+        """Buttons that name their own row (written right after :meth:`add`)."""
+        await self.session.execute(
+            update(OutboxMessage).where(OutboxMessage.id == row_id).values(reply_markup=reply_markup)
+            .execution_options(synchronize_session=False)
+        )
 
     async def by_key(self, dedupe_key: str) -> OutboxMessage | None:
         return await self.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == dedupe_key))
@@ -129,14 +150,17 @@ class OutboxRepo:
         )
         return (result.rowcount or 0) == 1
 
-    async def mark_sent(self, row_id: int, now: datetime, message_id: int | None) -> bool:
-        return await self._set(row_id, "sending", status="sent", sent_at=now, telegram_message_id=message_id)
+    async def mark_sent(self, row_id: int, now: datetime, message_id: int | None,
+                        attribute_until: datetime | None = None) -> bool:
+        return await self._set(row_id, "sending", status="sent", sent_at=now, telegram_message_id=message_id,
+                               attribute_until=attribute_until)
 
     async def mark_failed(self, row_id: int, error: str) -> bool:
         return await self._set(row_id, ("sending", "pending"), status="failed", last_error=error[:1000], sent_at=None)
 
-    async def mark_uncertain(self, row_id: int, error: str) -> bool:
-        return await self._set(row_id, "sending", status="uncertain", last_error=error[:1000])
+    async def mark_uncertain(self, row_id: int, error: str, attribute_until: datetime | None = None) -> bool:
+        return await self._set(row_id, "sending", status="uncertain", last_error=error[:1000],
+                               attribute_until=attribute_until)
 
     async def retry_later(self, row_id: int, not_before: datetime, error: str | None, *,
                           count_attempt: bool = True) -> bool:

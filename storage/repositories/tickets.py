@@ -160,7 +160,8 @@ class TicketRepo:
                 func.coalesce(func.sum(case((revenue.c.revenue > mine, revenue.c.revenue), else_=0)), 0),
             )
         )).one()
-        return total > 0 and ahead < a_share * total
+        # PostgreSQL sums integers as numeric (Decimal): compare as floats.
+        return float(total) > 0 and float(ahead) < a_share * float(total)
 
     async def has_recent_unresolved(self, customer_id: int, now: datetime) -> bool:
         since = now - timedelta(days=rules.RECENT_COMPLAINT_DAYS)

@@ -1,4 +1,4 @@
-"""care engine: reminder stops and snoozes, survey answers, outbox expiry
+"""care engine: reminder stops and snoozes, survey answers, outbox expiry and attribution window
 
 Revision ID: 0004
 Revises: 0003
@@ -55,10 +55,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('expires_at', storage.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('attribute_until', storage.models.base.UTCDateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_column('attribute_until')
         batch_op.drop_column('expires_at')
 
     with op.batch_alter_table('care_survey_answers', schema=None) as batch_op:

@@ -1,0 +1,355 @@
+"""The care engine's jobs: planning care messages, and the daily tidy-up.
+
+``plan_care`` (hourly) reads every eligible customer's history — streamed
+from SQL as plain tuples, one customer at a time — asks the planners in
+``bot.rules.care`` what is due within the next day, and writes what is new
+to the outbox (dedupe keys make a repeated or concurrent run a no-op).
+``deliver_outbox`` (``jobs.delivery``) sends it, checking the policy again.
+
+``care_daily`` (03:00 local) skips held care rows that are no longer worth
+sending and forgets snoozes long past.
+
+This module also registers the care engine's two hooks: the last check
+before a reminder or win-back goes (the customer may have ordered since it
+was planned), and the attribution of a new order to the care message it
+answered.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case, exists, func, select, update
+
+from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
+from bot.rules import care as rules
+from jobs.delivery import CARE_CHECKS
+from jobs.registry import JobContext, job
+from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
+from storage.models.care import STOP
+from storage.models.outbox import CATEGORY_CARE
+from storage.repositories import Repos
+from storage.repositories.orders import ORDER_CREATED_HOOKS
+from storage.repositories.outbox import SENT_LIKE
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlanResult:
+    customers: int = 0
+    purchases: int = 0
+    candidates: int = 0
+    written: Counter[str] = field(default_factory=Counter)
+    # When the earliest message not yet due for writing enters the horizon (None: nothing known).
+    next_due: datetime | None = None
+
+
+@dataclass
+class _Item:
+    planned: rules.Planned
+    customer: CustomerFacts
+    product: ProductFacts | None = None
+    delivered_at: datetime | None = None
+
+
+def plan_customer(customer: CustomerFacts, rows: Sequence[tuple[Any, ...]], now: datetime, settings: Any,
+                  products: dict[int, ProductFacts], stops: dict[int, tuple[str, datetime | None, datetime]],
+                  last_winback: datetime | None, horizon: timedelta = rules.PLAN_HORIZON) -> list[rules.Planned]:
+    """Every planner for one customer; ``rows`` are (order_id, product_id, day, quantity), oldest first."""
+    tz = rules.zone(customer.timezone, settings.default_timezone)
+    out: list[rules.Planned] = []
+    greeting = rules.plan_birthday(customer.id, customer.birthday, now, tz, hour=settings.birthday_hour,
+                                   horizon=horizon)
+    if greeting is not None:
+        out.append(greeting)
+    if not rows:
+        return out
+    order_days: list[float] = []
+    last_order_id = None
+    # product → [days, last quantity, last order id]
+    by_product: dict[int, list[Any]] = {}
+    for order_id, product_id, day, quantity in rows:
+        if order_id != last_order_id:
+            order_days.append(day)
+            last_order_id = order_id
+        entry = by_product.get(product_id)
+        if entry is None:
+            by_product[product_id] = [[day], quantity, order_id]
+        elif entry[2] == order_id:  # the same product twice in one order
+            entry[1] += quantity
+        else:
+            entry[0].append(day)
+            entry[1] = quantity
+            entry[2] = order_id
+    for product_id, (days, quantity, order_id) in by_product.items():
+        product = products.get(product_id)
+        if product is None or not product.active:
+            continue
+        stop = stops.get(product_id)
+        snoozed_until = None
+        if stop is not None:
+            if stop[0] == STOP:
+                continue
+            if stop[2] >= rules.from_days(days[-1]):  # a "not now" for this cycle
+                snoozed_until = stop[1]
+        planned = rules.plan_reorder(
+            customer.id, product_id, days, quantity, product.days_per_unit_per_person, customer.household_size,
+            now, tz, days_before=settings.reorder_days_before, last_order_id=order_id, snoozed_until=snoozed_until,
+            horizon=horizon,
+        )
+        if planned is not None:
+            out.append(planned)
+    winback = rules.plan_winback(customer.id, order_days, now, min_days=settings.winback_min_days,
+                                 repeat_days=settings.winback_repeat_days, last_winback_at=last_winback,
+                                 last_order_id=last_order_id, horizon=horizon)
+    if winback is not None:
+        out.append(winback)
+    return out
+
+
+async def plan(app: "App", now: datetime) -> PlanResult:
+    """One planning pass over all eligible customers; writes new care messages to the outbox."""
+    settings = app.settings
+    result = PlanResult()
+    items: list[_Item] = []
+    async with app.db.session() as session:
+        repos = Repos(session)
+        customers = [CustomerFacts(*row) for row in await repos.care.eligible_customers()]
+        stops = await repos.care.stops()
+        winbacks = await repos.care.last_winbacks()
+        products = {p.id: ProductFacts(p.id, p.name_en, p.name_zh, p.unit, p.days_per_unit_per_person, p.active)
+                    for p in await repos.products.all()}
+        start = now - timedelta(days=settings.survey_days_after_delivery + rules.SURVEY_VALID_DAYS)
+        end = now + rules.LOOKAHEAD - timedelta(days=settings.survey_days_after_delivery)
+        delivered = await repos.care.delivered_between(start, end)
+    result.customers = len(customers)
+    ids = [c.id for c in customers]
+
+    def facts(customer_id: int) -> CustomerFacts | None:
+        i = bisect.bisect_left(ids, customer_id)
+        return customers[i] if i < len(ids) and ids[i] == customer_id else None
+
+    write_until = now + rules.PLAN_HORIZON
+
+    def add(customer: CustomerFacts, planned_list: list[rules.Planned], delivered_at: datetime | None = None) -> None:
+        for planned in planned_list:
+            if planned.send_at > write_until:  # later: only remember when it comes into the horizon
+                enters = planned.send_at - rules.PLAN_HORIZON
+                result.next_due = enters if result.next_due is None else min(result.next_due, enters)
+                continue
+            items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at))
+
+    # Purchases arrive by customer; customers without any in the window still get birthdays.
+    position = 0
+    current: int | None = None
+    rows: list[tuple[Any, ...]] = []
+    empty: dict[int, Any] = {}
+
+    def finish(customer_id: int, rows: list[tuple[Any, ...]]) -> None:
+        nonlocal position
+        while position < len(customers) and customers[position].id < customer_id:
+            lone = customers[position]
+            add(lone, plan_customer(lone, (), now, settings, products, empty, None, rules.LOOKAHEAD))
+            position += 1
+        if position < len(customers) and customers[position].id == customer_id:
+            customer = customers[position]
+            add(customer, plan_customer(customer, rows, now, settings, products, stops.get(customer_id, empty),
+                                        winbacks.get(customer_id), rules.LOOKAHEAD))
+            position += 1
+
+    async with app.db.session() as session:
+        async for partition in Repos(session).care.purchases(now - timedelta(days=rules.HISTORY_DAYS)):
+            result.purchases += len(partition)
+            for customer_id, order_id, product_id, day, quantity in partition:
+                if customer_id != current:
+                    if current is not None:
+                        finish(current, rows)
+                    current, rows = customer_id, []
+                rows.append((order_id, product_id, day, quantity))
+    if current is not None:
+        finish(current, rows)
+    finish(ids[-1] + 1 if ids else 0, [])
+
+    for order_id, customer_id, delivered_at in delivered:
+        customer = facts(customer_id)
+        if customer is None:
+            continue
+        survey = rules.plan_survey(customer_id, order_id, delivered_at, now,
+                                   days_after=settings.survey_days_after_delivery, horizon=rules.LOOKAHEAD)
+        if survey is not None:
+            add(customer, [survey], delivered_at)
+    result.candidates = len(items)
+    await _write(app, items, now, result)
+    return result
+
+
+async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> None:
+    settings = app.settings
+    renderer = app.renderer
+    async with app.db.session() as session:
+        repos = Repos(session)
+        existing = await repos.care.existing_keys(item.planned.key for item in items)
+        for item in items:
+            planned, customer = item.planned, item.customer
+            if planned.key in existing:
+                continue
+            tz = rules.zone(customer.timezone, settings.default_timezone)
+            text = render_text(renderer, planned, customer, item.product, item.delivered_at, tz)
+            row_id = await repos.outbox.add(
+                dedupe_key=planned.key, kind=planned.kind, chat_id=customer.telegram_id, text=text, now=now,
+                not_before=rules.not_before(planned, now, tz, settings.quiet_hours_start, settings.quiet_hours_end),
+                category=CATEGORY_CARE, priority=planned.priority, customer_id=customer.id,
+                ref_order_id=planned.order_id, ref_product_id=planned.product_id, expires_at=planned.expires_at,
+            )
+            if row_id is None:  # another planner got there first
+                continue
+            buttons = markup(renderer, planned.kind, customer.language, row_id,
+                             can_reorder=planned.order_id is not None)
+            if buttons is not None:
+                await repos.outbox.set_markup(row_id, buttons)
+            result.written[planned.kind] += 1
+        await session.commit()
+
+
+async def fingerprint(app: "App") -> tuple[Any, ...]:
+    """A cheap summary of everything planning reads (one round trip): unchanged data, unchanged plan."""
+    def one(*columns: Any) -> Any:
+        return select(*columns).scalar_subquery()
+
+    stmt = select(
+        one(func.count(Customer.id)),
+        one(func.max(Customer.updated_at)),
+        one(func.sum(case((Customer.reachable.is_(True), 1), else_=0))),
+        one(func.count(Order.id)),
+        one(func.max(Order.id)),
+        one(func.max(Order.updated_at)),
+        one(func.count(Product.id)),
+        one(func.sum(case((Product.active.is_(True), 1), else_=0))),
+        one(func.sum(func.coalesce(Product.days_per_unit_per_person, 0))),
+        one(func.count(CareStop.id)),
+        one(func.max(CareStop.created_at)),
+        select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.kind == rules.KIND_WINBACK, OutboxMessage.status.in_(SENT_LIKE)).scalar_subquery(),
+    )
+    async with app.db.session() as session:
+        return tuple((await session.execute(stmt)).one())
+
+
+@job("plan_care", every=timedelta(hours=1), misfire_grace_time=30 * 60)
+async def plan_care(ctx: JobContext) -> None:
+    """Plan in full when the data changed, when a known message comes into the horizon, or every 12 h."""
+    memo: dict[str, Any] = ctx.app.extras.setdefault("care_plan_memo", {})
+    mark = await fingerprint(ctx.app)
+    if memo.get("mark") == mark and ctx.now < memo.get("until", ctx.now):
+        return
+    result = await plan(ctx.app, ctx.now)
+    until = ctx.now + rules.REPLAN_EVERY
+    if result.next_due is not None:
+        until = min(until, result.next_due)
+    memo.update(mark=mark, until=until)
+    if result.written:
+        log.info("care planning: %s new message(s) %s", sum(result.written.values()), dict(result.written))
+
+
+@job("care_daily", at=time(3, 0), misfire_grace_time=6 * 3600)
+async def care_daily(ctx: JobContext) -> None:
+    """Held care rows past their use are skipped; old snoozes are forgotten."""
+    now = ctx.now
+    async with ctx.db.session() as session:
+        expired = await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "pending", OutboxMessage.category == CATEGORY_CARE,
+                   OutboxMessage.expires_at.is_not(None), OutboxMessage.expires_at <= now)
+            .values(status="skipped", skip_reason="expired")
+            .execution_options(synchronize_session=False)
+        )
+        purged = await Repos(session).care.purge_snoozes(now - timedelta(days=30))
+        await session.commit()
+    if expired.rowcount or purged:
+        log.info("care daily: %s expired care message(s) skipped, %s old snooze(s) removed", expired.rowcount, purged)
+
+
+# ----- last checks before sending ------------------------------------------------------------------
+
+async def _reordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str | None:
+    """A reminder is moot once the customer ordered that product after it was planned."""
+    if row.customer_id is None or row.ref_product_id is None:
+        return None
+    if await repos.care.is_stopped(row.customer_id, row.ref_product_id):
+        return "stopped"
+    ordered = await repos.session.scalar(select(exists().where(
+        Order.customer_id == row.customer_id, Order.created_at >= row.created_at, Order.status != "cancelled",
+        Order.id == OrderItem.order_id, OrderItem.product_id == row.ref_product_id,
+    )))
+    return "already ordered" if ordered else None
+
+
+async def _ordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str | None:
+    """A win-back is moot once the customer ordered anything after it was planned."""
+    if row.customer_id is None:
+        return None
+    ordered = await repos.session.scalar(select(exists().where(
+        Order.customer_id == row.customer_id, Order.created_at >= row.created_at, Order.status != "cancelled",
+    )))
+    return "already ordered" if ordered else None
+
+
+CARE_CHECKS[rules.KIND_REORDER] = _reordered_since
+CARE_CHECKS[rules.KIND_WINBACK] = _ordered_since
+
+
+# ----- attribution ----------------------------------------------------------------------------------
+
+async def attribute_order(repos: Repos, order: Order, now: datetime) -> None:
+    """Link a new order to the reminder or win-back it answered.
+
+    Candidates: this customer's reminders and win-backs whose attribution
+    window (``ATTRIBUTION_DAYS`` from sending, stored on the row) is still
+    open. A reminder for one of the ordered products wins; else the latest
+    win-back, which also marks the order's source ``winback`` (an order made
+    from a reminder's button keeps ``reminder``).
+    """
+    if order.attributed_outbox_id is not None:
+        return
+    products = {item.product_id for item in order.items}
+    stmt = (
+        select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.ref_product_id)
+        .where(
+            OutboxMessage.customer_id == order.customer_id,
+            OutboxMessage.kind.in_(rules.ATTRIBUTED_KINDS),
+            OutboxMessage.status.in_(SENT_LIKE),
+            OutboxMessage.attribute_until >= now,
+            OutboxMessage.sent_at <= now,
+        )
+        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+    )
+    rows = list(await repos.session.execute(stmt))
+    chosen = next((r for r in rows if r[1] == rules.KIND_REORDER and r[2] in products), None)
+    if chosen is None:
+        chosen = next((r for r in rows if r[1] == rules.KIND_WINBACK), None)
+    if chosen is None:
+        return
+    values: dict[str, Any] = {"attributed_outbox_id": chosen[0]}
+    if chosen[1] == rules.KIND_WINBACK and order.source != "reminder":
+        values["source"] = "winback"
+    await repos.session.execute(
+        update(Order).where(Order.id == order.id).values(**values).execution_options(synchronize_session=False)
+    )
+    for key, value in values.items():
+        setattr(order, key, value)
+
+
+if attribute_order not in ORDER_CREATED_HOOKS:
+    ORDER_CREATED_HOOKS.append(attribute_order)
+
+__all__ = ["attribute_order", "plan", "plan_customer"]

@@ -1,0 +1,199 @@
+"""The care engine's queries: the planners' feed, stops and snoozes, survey answers.
+
+The feed is built to stay fast on large data: one streamed, index-ordered
+query of purchases as plain tuples (dates as float day numbers computed in
+SQL), small aggregates for the rest — never orders as ORM objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, and_, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
+
+from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, SurveyAnswer
+from storage.models.care import SNOOZE, STOP
+from storage.repositories.outbox import SENT_LIKE
+
+FEED_PARTITION = 10_000
+
+
+class epoch_days(FunctionElement[float]):
+    """A UTC timestamp column as days since 1970-01-01 (a float), computed by the database."""
+
+    type = Float()
+    inherit_cache = True
+    name = "epoch_days"
+
+
+@compiles(epoch_days, "sqlite")
+def _epoch_days_sqlite(element: epoch_days, compiler: Any, **kw: Any) -> str:
+    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
+
+
+@compiles(epoch_days, "postgresql")
+def _epoch_days_postgresql(element: epoch_days, compiler: Any, **kw: Any) -> str:
+    return f"(CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION) / 86400.0)"
+
+
+def _eligible() -> Any:
+    """Customers who may get care messages at all."""
+    return and_(Customer.care_consent.is_(True), Customer.reachable.is_(True), Customer.forgotten_at.is_(None),
+                Customer.telegram_id.is_not(None))
+
+
+class CareRepo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # ----- the planners' feed ------------------------------------------------------------------
+    async def eligible_customers(self) -> list[tuple[Any, ...]]:
+        """(id, telegram_id, language, timezone, household_size, birthday, name), by id."""
+        stmt = (
+            select(Customer.id, Customer.telegram_id, Customer.language, Customer.timezone,
+                   Customer.household_size, Customer.birthday, Customer.name)
+            .where(_eligible())
+            .order_by(Customer.id)
+        )
+        return [tuple(row) for row in await self.session.execute(stmt)]
+
+    async def purchases(self, since: datetime) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
+        """Purchases of eligible customers since ``since``, in partitions:
+        (customer_id, order_id, product_id, day, quantity), by customer then time."""
+        stmt = (
+            select(Order.customer_id, Order.id, OrderItem.product_id, epoch_days(Order.created_at),
+                   OrderItem.quantity)
+            .join(OrderItem, OrderItem.order_id == Order.id)
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(_eligible(), Order.status != "cancelled", Order.created_at >= since)
+            .order_by(Order.customer_id, Order.created_at)
+            .execution_options(yield_per=FEED_PARTITION)
+        )
+        result = await self.session.stream(stmt)
+        async for partition in result.partitions(FEED_PARTITION):
+            yield partition
+
+    async def delivered_between(self, start: datetime, end: datetime) -> list[tuple[int, int, datetime]]:
+        """(order_id, customer_id, delivered_at) of eligible customers' orders delivered in [start, end]."""
+        stmt = (
+            select(Order.id, Order.customer_id, Order.delivered_at)
+            .join(Customer, Customer.id == Order.customer_id)
+            .where(_eligible(), Order.status == "delivered", Order.delivered_at >= start, Order.delivered_at <= end)
+            .order_by(Order.customer_id, Order.id)
+        )
+        return [(r[0], r[1], r[2]) for r in await self.session.execute(stmt)]
+
+    async def last_winbacks(self) -> dict[int, datetime]:
+        """When each customer last got a win-back message."""
+        stmt = (
+            select(OutboxMessage.customer_id, func.max(OutboxMessage.sent_at))
+            .where(OutboxMessage.kind == "winback", OutboxMessage.status.in_(SENT_LIKE),
+                   OutboxMessage.customer_id.is_not(None))
+            .group_by(OutboxMessage.customer_id)
+        )
+        return {r[0]: r[1] for r in await self.session.execute(stmt) if r[1] is not None}
+
+    async def stops(self) -> dict[int, dict[int, tuple[str, datetime | None, datetime]]]:
+        """customer → product → (kind, until, created_at); a stop wins over a snooze."""
+        out: dict[int, dict[int, tuple[str, datetime | None, datetime]]] = {}
+        stmt = select(CareStop.customer_id, CareStop.product_id, CareStop.kind, CareStop.until, CareStop.created_at)
+        for customer_id, product_id, kind, until, created in await self.session.execute(stmt):
+            mine = out.setdefault(customer_id, {})
+            if kind == STOP or product_id not in mine:
+                mine[product_id] = (kind, until, created)
+        return out
+
+    async def existing_keys(self, keys: Iterable[str]) -> set[str]:
+        keys = list(keys)
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            found.update(await self.session.scalars(
+                select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(chunk))))
+        return found
+
+    # ----- stops and snoozes ------------------------------------------------------------------------
+    async def _upsert_stop(self, customer_id: int, product_id: int, kind: str, until: datetime | None,
+                           outbox_id: int | None, now: datetime) -> None:
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(CareStop).values(customer_id=customer_id, product_id=product_id, kind=kind, until=until,
+                                       outbox_id=outbox_id, created_at=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["customer_id", "product_id", "kind"],
+            set_=dict(until=until, outbox_id=outbox_id, created_at=now),
+        )
+        await self.session.execute(stmt)
+
+    async def stop_product(self, customer_id: int, product_id: int, outbox_id: int | None, now: datetime) -> None:
+        await self._upsert_stop(customer_id, product_id, STOP, None, outbox_id, now)
+
+    async def snooze_product(self, customer_id: int, product_id: int, until: datetime, outbox_id: int | None,
+                             now: datetime) -> None:
+        await self._upsert_stop(customer_id, product_id, SNOOZE, until, outbox_id, now)
+
+    async def is_stopped(self, customer_id: int, product_id: int) -> bool:
+        return await self.session.scalar(
+            select(func.count()).select_from(CareStop).where(
+                CareStop.customer_id == customer_id, CareStop.product_id == product_id, CareStop.kind == STOP)
+        ) > 0
+
+    async def purge_snoozes(self, before: datetime) -> int:
+        result = await self.session.execute(
+            delete(CareStop).where(CareStop.kind == SNOOZE, CareStop.until < before)
+        )
+        return result.rowcount or 0
+
+    async def stops_of(self, customer_id: int) -> list[CareStop]:
+        return list(await self.session.scalars(
+            select(CareStop).where(CareStop.customer_id == customer_id).order_by(CareStop.id)))
+
+    # ----- survey answers ---------------------------------------------------------------------------
+    async def answer(self, order_id: int) -> SurveyAnswer | None:
+        return await self.session.scalar(select(SurveyAnswer).where(SurveyAnswer.order_id == order_id))
+
+    async def rate(self, order_id: int, customer_id: int, outbox_id: int | None, rating: int,
+                   now: datetime) -> tuple[SurveyAnswer, bool]:
+        """Record a rating; (answer, False) when the order was rated before (that rating stays)."""
+        existing = await self.answer(order_id)
+        if existing is not None:
+            return existing, False
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(SurveyAnswer).values(
+            order_id=order_id, customer_id=customer_id, outbox_id=outbox_id, rating=rating, created_at=now,
+            updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["order_id"])
+        await self.session.execute(stmt)
+        answer = await self.answer(order_id)
+        assert answer is not None
+        return answer, True
+
+    async def add_comment(self, order_id: int, customer_id: int, comment: str, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(SurveyAnswer)
+            .where(SurveyAnswer.order_id == order_id, SurveyAnswer.customer_id == customer_id)
+            .values(comment=comment, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return (result.rowcount or 0) == 1
+
+    async def answers_of(self, customer_id: int) -> list[SurveyAnswer]:
+        return list(await self.session.scalars(
+            select(SurveyAnswer).where(SurveyAnswer.customer_id == customer_id).order_by(SurveyAnswer.id)))
+
+    # ----- privacy ----------------------------------------------------------------------------------
+    async def forget(self, customer_id: int) -> None:
+        """Stops go; ratings stay for the reports, their comments (free text) are erased."""
+        await self.session.execute(delete(CareStop).where(CareStop.customer_id == customer_id))
+        await self.session.execute(
+            update(SurveyAnswer).where(SurveyAnswer.customer_id == customer_id).values(comment=None)
+            .execution_options(synchronize_session=False)
+        )
+
