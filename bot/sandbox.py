@@ -88,6 +88,7 @@ class Sandbox:
         self.persona: FakeUser = self._customer(1)
         self.persona_name = "customer 1"
         self.failures = 0
+        self.advancing = False  # during :advance, messages show when they arrived
         self._printed: dict[tuple[int, int], tuple[str | None, bool]] = {}
         self.files_dir = Path(self.settings.sandbox_files_dir)
         self.commands: dict[str, Callable[[str], Awaitable[None]]] = {
@@ -134,6 +135,8 @@ class Sandbox:
         self._printed[key] = (message.html, bool(message.buttons))
         label = self._chat_label(message.chat_id)
         head = f"{label} (edited #{message.message_id})" if edited else label
+        if self.advancing:
+            head = f"[{self.clock.now().astimezone(self.settings.tz):%a %d %b %H:%M}] {head}"
         body = to_plain(message.html, styled=self.styled) if message.html else ""
         if message.kind in ("document", "photo") and message.file is not None:
             self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -243,7 +246,11 @@ class Sandbox:
 
         delta = parse_duration(rest)
         assert self.app is not None
-        await advance(self.app, delta)
+        self.advancing = True
+        try:
+            await advance(self.app, delta)
+        finally:
+            self.advancing = False
         await self._cmd_time("")
 
     async def _cmd_time(self, _: str) -> None:

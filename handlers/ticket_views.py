@@ -172,10 +172,11 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
             thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
             text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
         sent = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
+        learned = bool(sent.chat.is_forum)
+        if app is not None:
+            app.extras["staff_forum"] = learned
         if forum is None:
-            forum = bool(sent.chat.is_forum)
-            if app is not None:
-                app.extras["staff_forum"] = forum
+            forum = learned
             if forum:  # learned just now: give the ticket its own topic after all
                 thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
                 text, markup = await render_card(repos, renderer, settings, ticket, now, customer)

@@ -15,11 +15,12 @@ from storage.repositories import Repos
 
 async def add_customer(app: App, telegram_id: int, *, name: str = "Mei", consent: bool = True,
                        household: int | None = 3, birthday: date | None = None, tz: str | None = None,
-                       language: str = "en", reachable: bool = True) -> int:
+                       language: str = "en", reachable: bool = True, address: str | None = "12 Rice Street") -> int:
     now = app.clock.now()
     async with app.db.session() as session:
         customer = Customer(telegram_id=telegram_id, name=name, phone=f"+86138{telegram_id:08d}"[:14],
                             birthday=birthday, household_size=household, language=language, timezone=tz,
+                            address=address,
                             care_consent=consent, care_consent_changed_at=now, reachable=reachable,
                             registered_at=now - timedelta(days=400), updated_at=now)
         session.add(customer)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 
 from bot.config import Settings
 from storage.db import create_engine
-from storage.models import Base, Customer, Order, OrderItem, OutboxMessage, Product, Ticket
+from storage.models import Base, Customer, Order, OrderItem, OutboxMessage, Product, SurveyAnswer, Ticket
 import storage.models.reports  # noqa: F401  (the reports' tables and indexes)
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -188,6 +188,12 @@ class Data:
             status=status, skip_reason=skip_reason, attempts=1 if status == "sent" else 0, created_at=created,
             sent_at=sent if status == "sent" else None,
         ))
+        return number
+
+    def survey_answer(self, order_id: int, customer_id: int, rating: int, created: datetime) -> int:
+        number = self._next("survey")
+        self.session.add(SurveyAnswer(id=number, order_id=order_id, customer_id=customer_id, rating=rating,
+                                      created_at=created, updated_at=created))
         return number
 
     async def commit(self) -> None:

@@ -35,9 +35,9 @@ async def build_shop(db: ReportDB) -> None:
         d.outbox("order_update", ann, sent=utc(2026, 2, 3, 3), category="service")
         await session.flush()
         # February (the shop's days)
-        d.order(ann, utc(2026, 2, 3, 2), 10000, items=[(rice, 2, 4000), (oil, 1, 2000)])
-        d.order(ann, utc(2026, 2, 10, 2), 5000, items=[(rice, 1, 4000), (salt, 2, 500)], attributed=m1)
-        d.order(bo, utc(2026, 2, 15, 2), 8000, items=[(oil, 4, 2000)], attributed=m2)
+        o1 = d.order(ann, utc(2026, 2, 3, 2), 10000, items=[(rice, 2, 4000), (oil, 1, 2000)])
+        o2 = d.order(ann, utc(2026, 2, 10, 2), 5000, items=[(rice, 1, 4000), (salt, 2, 500)], attributed=m1)
+        o3 = d.order(bo, utc(2026, 2, 15, 2), 8000, items=[(oil, 4, 2000)], attributed=m2)
         d.order(cy, utc(2026, 2, 20, 2), 3000, status="cancelled", items=[(rice, 1, 3000)], attributed=m3)
         d.order(cy, utc(2026, 1, 31, 17), 2000, items=[(salt, 4, 500)])  # 1 February locally
         d.order(bo, utc(2026, 2, 28, 16, 30), 7000, items=[(rice, 1, 7000)])  # 1 March locally
@@ -45,6 +45,12 @@ async def build_shop(db: ReportDB) -> None:
         d.order(ann, utc(2026, 1, 5, 2), 6000, items=[(rice, 1, 4000), (oil, 1, 2000)])
         d.order(bo, utc(2026, 1, 25, 2), 4000, items=[(rice, 1, 4000)], attributed=m5)
         d.order(bo, utc(2026, 1, 31, 15, 59), 1000, items=[(salt, 2, 500)])  # 31 January, 23:59 locally
+        # Surveys after delivery: three sent in February, two answered (5 and 3).
+        await session.flush()
+        for order in (o1, o2, o3):
+            d.outbox("survey", ann, sent=utc(2026, 2, 20, 3), dedupe_key=f"survey:{order}")
+        d.survey_answer(o1, ann, 5, utc(2026, 2, 21, 3))
+        d.survey_answer(o2, ann, 3, utc(2026, 2, 22, 3))
         # Complaints
         d.ticket(ann, utc(2026, 2, 2, 2), first_response_at=utc(2026, 2, 2, 3), first_response_minutes=10,
                  first_response_breached=False, resolved_at=utc(2026, 2, 3, 2), resolution_minutes=100,
@@ -104,6 +110,10 @@ async def test_service_figures_february(rdb: ReportDB, settings: Settings) -> No
     assert q.average == pytest.approx(11 / 3)
     assert q.response_rate == 0.75 and q.good_share == pytest.approx(2 / 3)
     assert report.csat_before.resolved == 0 and report.csat_before.average is None
+    survey = report.survey
+    assert (survey.sent, survey.answered, survey.average, survey.good_share) == (3, 2, 4.0, 0.5)
+    assert survey.response_rate == pytest.approx(2 / 3)
+    assert report.survey_before.sent == 0 and report.survey_before.response_rate is None
 
 
 async def test_care_figures_february(rdb: ReportDB, settings: Settings) -> None:
@@ -111,9 +121,10 @@ async def test_care_figures_february(rdb: ReportDB, settings: Settings) -> None:
     async with rdb.session() as session:
         report = await care.compute(session, settings, FEB, NOW)
     current = {line.kind: (line.sent, line.orders, line.revenue, line.skipped) for line in report.current.lines}
-    assert current == {"reorder": (2, 2, 13000, 0), "winback": (1, 0, 0, 0), "birthday": (0, 0, 0, 1)}
-    assert (report.current.sent, report.current.orders, report.current.revenue) == (3, 2, 13000)
-    assert report.current.conversion == pytest.approx(2 / 3)
+    assert current == {"reorder": (2, 2, 13000, 0), "winback": (1, 0, 0, 0), "birthday": (0, 0, 0, 1),
+                       "survey": (3, 0, 0, 0)}
+    assert (report.current.sent, report.current.orders, report.current.revenue) == (6, 2, 13000)
+    assert report.current.conversion == pytest.approx(2 / 6)
     assert [(line.kind, line.sent, line.orders, line.revenue) for line in report.before.lines] == [
         ("reorder", 1, 1, 4000)]
     assert report.skip_reasons == [("weekly cap", 1)]

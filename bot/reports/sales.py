@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.care import CareSummary, care_summary
-from bot.reports.csat import CsatSummary, csat_summary
+from bot.reports.csat import CsatSummary, SurveySummary, csat_summary, survey_summary
 from bot.reports.periods import Period, add_months, month_start
 from bot.reports.sla import SlaSummary, sla_summary
 from bot.reports.sql import REVENUE_EXCLUDED, counted_orders, in_range, local_bucket, share
@@ -77,6 +77,8 @@ class SalesReport:
     sla_before: SlaSummary
     csat: CsatSummary
     csat_before: CsatSummary
+    survey: SurveySummary
+    survey_before: SurveySummary
     care: CareSummary
     care_before: CareSummary
     trend_unit: str  # day | month
@@ -159,6 +161,8 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
         sla_before=await sla_summary(session, p_start, p_end),
         csat=await csat_summary(session, start, end),
         csat_before=await csat_summary(session, p_start, p_end),
+        survey=await survey_summary(session, start, end),
+        survey_before=await survey_summary(session, p_start, p_end),
         care=await care_summary(session, start, end),
         care_before=await care_summary(session, p_start, p_end),
         trend_unit=unit,
@@ -197,6 +201,10 @@ def csv_rows(report: SalesReport) -> list[list[Any]]:
         ("csat_average", num(report.csat.average), num(report.csat_before.average)),
         ("csat_rated_4_5_pct", pct(report.csat.good_share), pct(report.csat_before.good_share)),
         ("csat_response_rate_pct", pct(report.csat.response_rate), pct(report.csat_before.response_rate)),
+        ("delivery_survey_average", num(report.survey.average), num(report.survey_before.average)),
+        ("delivery_survey_rated_4_5_pct", pct(report.survey.good_share), pct(report.survey_before.good_share)),
+        ("delivery_survey_response_rate_pct", pct(report.survey.response_rate),
+         pct(report.survey_before.response_rate)),
         ("care_sent", report.care.sent, report.care_before.sent),
         ("care_orders", report.care.orders, report.care_before.orders),
         ("care_revenue", report.care.revenue, report.care_before.revenue),

@@ -50,13 +50,14 @@ class SeasonalReport:
 
     @property
     def busiest(self) -> MonthIndex | None:
+        """The month with the highest index (None with fewer than two months to compare)."""
         known = [i for i in self.indexes if i.index is not None]
-        return max(known, key=lambda i: (i.index, -i.month)) if known else None
+        return max(known, key=lambda i: (i.index, -i.month)) if len(known) > 1 else None
 
     @property
     def quietest(self) -> MonthIndex | None:
         known = [i for i in self.indexes if i.index is not None]
-        return min(known, key=lambda i: (i.index, i.month)) if known else None
+        return min(known, key=lambda i: (i.index, i.month)) if len(known) > 1 else None
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period | None, now: datetime) -> SeasonalReport:

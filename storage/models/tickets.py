@@ -50,6 +50,9 @@ class Ticket(Base):
     resolution_minutes: Mapped[float | None] = mapped_column(Float)
     first_response_breached: Mapped[bool | None] = mapped_column(Boolean)
     resolution_breached: Mapped[bool | None] = mapped_column(Boolean)
+    # The resolution clock is paused while waiting for the customer (waiting_since
+    # set) and between a resolution and a reopening; waiting_minutes adds up the
+    # counted minutes of those pauses (see bot/rules/tickets.py).
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     waiting_minutes: Mapped[float] = mapped_column(Float, default=0.0)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
