@@ -31,7 +31,7 @@ COLUMNS = ("sku", "name_en", "name_zh", "category", "unit", "price", "days_per_u
 REQUIRED = COLUMNS[:6]
 SAMPLE_CATALOG = Path(__file__).resolve().parent / "data" / "sample_catalog.csv"
 
-SKU_MAX, NAME_MAX, CATEGORY_MAX, UNIT_MAX = 64, 120, 64, 64
+SKU_MAX, NAME_MAX, CATEGORY_MAX, UNIT_MAX = 64, 64, 64, 32  # keep cards and summaries under 4096
 PRICE_MAX = Decimal(1_000_000)
 DAYS_MAX = 3650.0
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -251,7 +251,7 @@ async def ask_reason(message: Message, data: dict[str, Any]) -> None:
     order_id = int(desk.get("order", 0))
     builder = InlineKeyboardBuilder()
     for code in QUICK_REASONS:
-        builder.button(text=texts(f"orders/reasons/{code}.txt"),
+        builder.button(text=texts.button(f"desk_reason_{code}"),
                        callback_data=DeskCallback(action="reason", order_id=order_id, value=code))
     builder.button(text=texts.button("desk_keep"), callback_data=DeskCallback(action="keep", order_id=order_id))
     builder.adjust(1)
@@ -329,5 +329,6 @@ async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, **d
         return
     settings: Settings = data["settings"]
     renderer: TextRenderer = data["renderer"]
-    reason = renderer.render(settings.default_language, f"orders/reasons/{callback_data.value}.txt")
+    # Staff (and the card) read the staff wording; the customer gets orders/reasons/<code> in their language.
+    reason = renderer.render(settings.default_language, f"buttons/desk_reason_{callback_data.value}")
     await _cancel_with_reason(message, data, reason, callback_data.value)

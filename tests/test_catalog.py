@@ -85,6 +85,7 @@ def test_every_bad_row_is_listed_with_its_line() -> None:
     ("A B,x,y,c,u,1,,", "sku 'A B' must be up to 64 letters, digits, '.', '_' or '-'"),
     (",x,y,c,u,1,,", "missing sku"),
     ("A,x,,,,1,,", "missing name_zh; missing category; missing unit"),
+    ("A," + "x" * 65 + ",y,c," + "u" * 33 + ",1,,", "name_en is longer than 64 characters; unit is longer than 32 characters"),
     ("A,x,y,c,u,1,,,extra", "9 values but 8 columns"),
 ])
 def test_each_kind_of_bad_value(row: str, reason: str) -> None:

@@ -169,8 +169,8 @@ async def test_cancel_asks_for_a_reason_and_tells_the_customer(app: App, world: 
                                                               staff: FakeUser) -> None:
     replies = await staff.press("Cancel")
     assert texts_of(replies) == [shown("orders/desk/ask_reason", number=1, name="Sam")]
-    assert replies[0].labels == [shown("orders/reasons/out_of_stock.txt"), shown("orders/reasons/customer_asked.txt"),
-                                 shown("orders/reasons/cannot_deliver.txt"), label("desk_keep")]
+    assert replies[0].labels == [label("desk_reason_out_of_stock"), label("desk_reason_customer_asked"),
+                                 label("desk_reason_cannot_deliver"), label("desk_keep")]
     assert (await orders(app))[0].status == "new"  # not before the reason
     replies = await staff.send("x")
     assert texts_of(replies) == [shown("orders/errors/reason_too_short"), replies[-1].text]
@@ -193,9 +193,9 @@ async def test_a_quick_reason_reaches_the_customer_in_their_language(app: App, w
     await make_customer(app, mei, "梅", lang="zh")
     await quick_order(app, mei)
     await staff.press("Cancel")
-    await staff.press("Out of stock")
-    assert mei.last().text == told("cancelled", "zh", reason="商品缺货")
-    assert (await orders(app))[0].cancel_reason == "Out of stock"
+    await staff.press("Customer asked")
+    assert mei.last().text == told("cancelled", "zh", reason="应您的要求取消")
+    assert (await orders(app))[0].cancel_reason == "Customer asked to cancel"
 
 
 async def test_keep_the_order_and_cancel_command(app: App, world: FakeTelegram, ordered: FakeUser,

@@ -472,3 +472,11 @@ async def test_no_staff_chat_configured(app: App, world: FakeTelegram, shop: Fak
     [order] = await orders(app)
     assert order.staff_message_id is None
     assert world.sent(STAFF_CHAT_ID) == []
+
+
+async def test_a_staff_chat_that_fails_does_not_lose_the_order(app: App, world: FakeTelegram, shop: FakeUser) -> None:
+    world.fail("chat_not_found", chat_id=STAFF_CHAT_ID)
+    replies = await place_order(shop)
+    assert texts_of(replies) == [shown("orders/placed", number=1, total=27500)]
+    [order] = await orders(app)
+    assert order.status == "new" and order.staff_message_id is None
