@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.rules import care as rules
 from bot.texts import TextRenderer
@@ -24,9 +23,8 @@ class CareCallback(CallbackData, prefix="care"):
     v: int = 0  # rate: 1–5
 
 
-@dataclass(frozen=True)
-class CustomerFacts:
-    """The columns of a customer the planner reads (no ORM object)."""
+class CustomerFacts(NamedTuple):
+    """The columns of a customer the planner reads (no ORM object; a row of the query as it is)."""
 
     id: int
     telegram_id: int
@@ -66,27 +64,33 @@ def render_text(renderer: TextRenderer, planned: rules.Planned, customer: Custom
 
 
 def markup(renderer: TextRenderer, kind: str, lang: str, row_id: int, *, can_reorder: bool = True) -> dict[str, Any] | None:
-    """The buttons of a care message whose outbox row is ``row_id`` (JSON, for the outbox)."""
-    builder = InlineKeyboardBuilder()
+    """The buttons of a care message whose outbox row is ``row_id`` (JSON, for the outbox).
 
-    def button(label: str, action: str, number: int = 0, **ctx: Any) -> None:
-        builder.button(text=renderer.render(lang, f"buttons/{label}", **ctx),
-                       callback_data=CareCallback(a=action, o=row_id, v=number))
+    Built as plain dicts (the planner makes thousands): the same JSON an
+    ``InlineKeyboardMarkup`` dumps to, with the labels rendered once per language.
+    """
+    def button(label: str, action: str, number: int = 0) -> dict[str, str]:
+        return {"text": _label(renderer, lang, label, number),
+                "callback_data": CareCallback(a=action, o=row_id, v=number).pack()}
 
     if kind == rules.KIND_REORDER:
-        button("care_order_again", "again")
-        button("care_not_now", "later")
-        button("care_stop_product", "stop")
-        builder.adjust(1, 2)
+        rows = [[button("care_order_again", "again")],
+                [button("care_not_now", "later"), button("care_stop_product", "stop")]]
     elif kind == rules.KIND_WINBACK:
-        if can_reorder:
-            button("care_order_again", "again")
-        button("care_menu", "menu")
-        builder.adjust(2)
+        rows = [([button("care_order_again", "again")] if can_reorder else []) + [button("care_menu", "menu")]]
     elif kind == rules.KIND_SURVEY:
-        for value in range(1, 6):
-            button("care_rating", "rate", value, value=value)
-        builder.adjust(5)
+        rows = [[button("care_rating", "rate", value) for value in range(1, 6)]]
     else:
         return None
-    return builder.as_markup().model_dump(exclude_none=True)
+    return {"inline_keyboard": rows}
+
+
+_LABELS: dict[tuple[int, str, str, int], str] = {}
+
+
+def _label(renderer: TextRenderer, lang: str, label: str, number: int) -> str:
+    key = (id(renderer), lang, label, number)
+    text = _LABELS.get(key)
+    if text is None:
+        text = _LABELS[key] = renderer.render(lang, f"buttons/{label}", value=number)
+    return text

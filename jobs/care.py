@@ -37,6 +37,7 @@ from storage.models.care import STOP
 from storage.models.outbox import CATEGORY_CARE
 from storage import changes
 from storage.repositories import Repos
+from storage.repositories.care import parse_purchases
 from storage.repositories.orders import ORDER_CREATED_HOOKS
 from storage.repositories.outbox import SENT_LIKE
 
@@ -64,58 +65,102 @@ class _Item:
     delivered_at: datetime | None = None
 
 
-def plan_customer(customer: CustomerFacts, rows: Sequence[tuple[Any, ...]], now: datetime, settings: Any,
+@dataclass(frozen=True)
+class PlanContext:
+    """What every customer's planning shares in one pass."""
+
+    now: datetime
+    settings: Any
+    horizon: timedelta = rules.PLAN_HORIZON
+
+    @property
+    def now_days(self) -> float:
+        return rules.to_days(self.now)
+
+    def birthday_days(self) -> frozenset[tuple[int, int]]:
+        """(month, day) pairs a greeting within the horizon can fall on, a day's slack for time zones."""
+        start = self.now.date() - timedelta(days=1)
+        days = (self.horizon.days or 0) + 3
+        pairs = {((start + timedelta(days=n)).month, (start + timedelta(days=n)).day) for n in range(days)}
+        if (2, 28) in pairs or (3, 1) in pairs:
+            pairs.add((2, 29))  # 29 February is greeted on the 28th in common years
+        return frozenset(pairs)
+
+
+Purchases = tuple[Sequence[float], Sequence[int], Sequence[int], Sequence[int]]
+NO_PURCHASES: Purchases = ((), (), (), ())
+
+
+def plan_customer(customer: CustomerFacts, purchases: Purchases, ctx: PlanContext,
                   products: dict[int, ProductFacts], stops: dict[int, tuple[str, datetime | None, datetime]],
-                  last_winback: datetime | None, horizon: timedelta = rules.PLAN_HORIZON) -> list[rules.Planned]:
-    """Every planner for one customer; ``rows`` are (order_id, product_id, day, quantity), oldest first."""
+                  last_winback: datetime | None, birthday_days: frozenset[tuple[int, int]] | None = None,
+                  ) -> list[rules.Planned]:
+    """Every planner for one customer.
+
+    ``purchases`` are this customer's purchases as parallel lists, oldest first: (days, order ids,
+    product ids, quantities), as :func:`storage.repositories.care.parse_purchases` gives them. Cheap checks on day numbers skip most planners before any date is built: this runs
+    for every customer every hour.
+    """
+    settings, now, horizon = ctx.settings, ctx.now, ctx.horizon
     tz = rules.zone(customer.timezone, settings.default_timezone)
     out: list[rules.Planned] = []
-    greeting = rules.plan_birthday(customer.id, customer.birthday, now, tz, hour=settings.birthday_hour,
-                                   horizon=horizon)
-    if greeting is not None:
-        out.append(greeting)
-    if not rows:
+    birthday = customer.birthday
+    if birthday is not None and (birthday_days is None or (birthday.month, birthday.day) in birthday_days):
+        greeting = rules.plan_birthday(customer.id, birthday, now, tz, hour=settings.birthday_hour, horizon=horizon)
+        if greeting is not None:
+            out.append(greeting)
+    days_all, order_ids, product_ids, quantities = purchases
+    if not days_all:
         return out
-    order_days: list[float] = []
-    last_order_id = None
-    # product → [days, last quantity, last order id]
-    by_product: dict[int, list[Any]] = {}
-    for order_id, product_id, day, quantity in rows:
-        if order_id != last_order_id:
-            order_days.append(day)
-            last_order_id = order_id
-        entry = by_product.get(product_id)
-        if entry is None:
-            by_product[product_id] = [[day], quantity, order_id]
-        elif entry[2] == order_id:  # the same product twice in one order
-            entry[1] += quantity
-        else:
-            entry[0].append(day)
-            entry[1] = quantity
-            entry[2] = order_id
+    now_days = ctx.now_days
+    horizon_days = horizon.total_seconds() / rules.DAY_SECONDS
+    # Built with dict/zip (C loops): this runs for a million purchases every hour.
+    order_days = list(dict(zip(order_ids, days_all)).values())  # one day per order, in time order
+    last_order_id = order_ids[-1]
+    last_at = {product_id: index for index, product_id in enumerate(product_ids)}
+    if len(last_at) == 1:
+        per_product: dict[int, Sequence[float]] = {product_ids[0]: days_all}
+    else:
+        per_product = {}
+        for product_id, day in zip(product_ids, days_all):
+            found = per_product.get(product_id)
+            if found is None:
+                per_product[product_id] = [day]
+            else:
+                found.append(day)  # type: ignore[attr-defined]
+    by_product = {product_id: (days, quantities[last_at[product_id]], order_ids[last_at[product_id]])
+                  for product_id, days in per_product.items()}
     for product_id, (days, quantity, order_id) in by_product.items():
         product = products.get(product_id)
         if product is None or not product.active:
             continue
         stop = stops.get(product_id)
+        if stop is not None and stop[0] == STOP:
+            continue
+        if days[-1] + (days[-1] - days[0]) + rules.REORDER_LATE_DAYS < now_days and len(days) > 1:
+            continue  # even the longest gap would have run out long ago
+        expected = rules.expected_next_purchase(days, quantity, product.days_per_unit_per_person,
+                                                customer.household_size)
+        if (expected is None or now_days > expected + rules.REORDER_LATE_DAYS
+                or expected - settings.reorder_days_before - 1 > now_days + horizon_days):
+            continue  # unknown, long run out, or not yet (a day's slack for local midnight)
         snoozed_until = None
-        if stop is not None:
-            if stop[0] == STOP:
-                continue
-            if stop[2] >= rules.from_days(days[-1]):  # a "not now" for this cycle
-                snoozed_until = stop[1]
+        if stop is not None and stop[2] >= rules.from_days(days[-1]):  # a "not now" for this cycle
+            snoozed_until = stop[1]
         planned = rules.plan_reorder(
             customer.id, product_id, days, quantity, product.days_per_unit_per_person, customer.household_size,
             now, tz, days_before=settings.reorder_days_before, last_order_id=order_id, snoozed_until=snoozed_until,
-            horizon=horizon,
+            horizon=horizon, expected=expected,
         )
         if planned is not None:
             out.append(planned)
-    winback = rules.plan_winback(customer.id, order_days, now, min_days=settings.winback_min_days,
-                                 repeat_days=settings.winback_repeat_days, last_winback_at=last_winback,
-                                 last_order_id=last_order_id, horizon=horizon)
-    if winback is not None:
-        out.append(winback)
+    last = order_days[-1]
+    if last + settings.winback_min_days <= now_days + horizon_days and now_days - last <= rules.HISTORY_DAYS:
+        winback = rules.plan_winback(customer.id, order_days, now, min_days=settings.winback_min_days,
+                                     repeat_days=settings.winback_repeat_days, last_winback_at=last_winback,
+                                     last_order_id=last_order_id, horizon=horizon)
+        if winback is not None:
+            out.append(winback)
     return out
 
 
@@ -126,7 +171,7 @@ async def plan(app: "App", now: datetime) -> PlanResult:
     items: list[_Item] = []
     async with app.db.session() as session:
         repos = Repos(session)
-        customers = [CustomerFacts(*row) for row in await repos.care.eligible_customers()]
+        customers = [CustomerFacts._make(row) for row in await repos.care.eligible_customers()]
         stops = await repos.care.stops()
         winbacks = await repos.care.last_winbacks()
         products = {p.id: ProductFacts(p.id, p.name_en, p.name_zh, p.unit, p.days_per_unit_per_person, p.active)
@@ -152,35 +197,31 @@ async def plan(app: "App", now: datetime) -> PlanResult:
             items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at))
 
     # Purchases arrive by customer; customers without any in the window still get birthdays.
+    ctx = PlanContext(now, settings, rules.LOOKAHEAD)
+    birthday_days = ctx.birthday_days()
     position = 0
-    current: int | None = None
-    rows: list[tuple[Any, ...]] = []
     empty: dict[int, Any] = {}
 
-    def finish(customer_id: int, rows: list[tuple[Any, ...]]) -> None:
+    def finish(customer_id: int, purchases: Purchases) -> None:
         nonlocal position
         while position < len(customers) and customers[position].id < customer_id:
             lone = customers[position]
-            add(lone, plan_customer(lone, (), now, settings, products, empty, None, rules.LOOKAHEAD))
+            if lone.birthday is not None:
+                add(lone, plan_customer(lone, NO_PURCHASES, ctx, products, empty, None, birthday_days))
             position += 1
         if position < len(customers) and customers[position].id == customer_id:
             customer = customers[position]
-            add(customer, plan_customer(customer, rows, now, settings, products, stops.get(customer_id, empty),
-                                        winbacks.get(customer_id), rules.LOOKAHEAD))
+            add(customer, plan_customer(customer, purchases, ctx, products, stops.get(customer_id, empty),
+                                        winbacks.get(customer_id), birthday_days))
             position += 1
 
     async with app.db.session() as session:
-        async for partition in Repos(session).care.purchases(now - timedelta(days=rules.HISTORY_DAYS)):
-            result.purchases += len(partition)
-            for customer_id, order_id, product_id, day, quantity in partition:
-                if customer_id != current:
-                    if current is not None:
-                        finish(current, rows)
-                    current, rows = customer_id, []
-                rows.append((order_id, product_id, day, quantity))
-    if current is not None:
-        finish(current, rows)
-    finish(ids[-1] + 1 if ids else 0, [])
+        async for partition in Repos(session).care.purchase_lists(now - timedelta(days=rules.HISTORY_DAYS)):
+            for customer_id, products_, minutes, orders, quantities in partition:
+                purchases = parse_purchases(products_, minutes, orders, quantities)
+                result.purchases += len(purchases[0])
+                finish(customer_id, purchases)
+    finish(ids[-1] + 1 if ids else 0, NO_PURCHASES)
 
     for order_id, customer_id, delivered_at in delivered:
         customer = facts(customer_id)
@@ -196,30 +237,41 @@ async def plan(app: "App", now: datetime) -> PlanResult:
 
 
 async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> None:
+    """Render what is new and write it in batches; then give each row its buttons (they name the row)."""
     settings = app.settings
     renderer = app.renderer
     async with app.db.session() as session:
         repos = Repos(session)
         existing = await repos.care.existing_keys(item.planned.key for item in items)
+        new: dict[str, _Item] = {}
+        rows: list[dict[str, Any]] = []
         for item in items:
             planned, customer = item.planned, item.customer
-            if planned.key in existing:
+            if planned.key in existing or planned.key in new:
                 continue
+            new[planned.key] = item
             tz = rules.zone(customer.timezone, settings.default_timezone)
-            text = render_text(renderer, planned, customer, item.product, item.delivered_at, tz)
-            row_id = await repos.outbox.add(
-                dedupe_key=planned.key, kind=planned.kind, chat_id=customer.telegram_id, text=text, now=now,
+            rows.append(dict(
+                dedupe_key=planned.key, kind=planned.kind, category=CATEGORY_CARE, priority=planned.priority,
+                chat_id=customer.telegram_id, customer_id=customer.id,
+                text=render_text(renderer, planned, customer, item.product, item.delivered_at, tz),
+                reply_markup=None, options=None, ref_order_id=planned.order_id, ref_ticket_id=None,
+                ref_product_id=planned.product_id, expires_at=planned.expires_at,
                 not_before=rules.not_before(planned, now, tz, settings.quiet_hours_start, settings.quiet_hours_end),
-                category=CATEGORY_CARE, priority=planned.priority, customer_id=customer.id,
-                ref_order_id=planned.order_id, ref_product_id=planned.product_id, expires_at=planned.expires_at,
-            )
-            if row_id is None:  # another planner got there first
+                status="pending", attempts=0, created_at=now,
+            ))
+        ids = await repos.outbox.add_many(rows)
+        markups: dict[int, dict[str, Any]] = {}
+        for key, item in new.items():
+            row_id = ids.get(key)
+            if row_id is None:  # another planner wrote it first
                 continue
-            buttons = markup(renderer, planned.kind, customer.language, row_id,
-                             can_reorder=planned.order_id is not None)
+            result.written[item.planned.kind] += 1
+            buttons = markup(renderer, item.planned.kind, item.customer.language, row_id,
+                             can_reorder=item.planned.order_id is not None)
             if buttons is not None:
-                await repos.outbox.set_markup(row_id, buttons)
-            result.written[planned.kind] += 1
+                markups[row_id] = buttons
+        await repos.outbox.set_markups(markups)
         await session.commit()
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period, PeriodError, local_today, parse_period
+from bot.reports.sql import prepare
 
 ComputeFn = Callable[[AsyncSession, Settings, Any, datetime], Awaitable[Any]]
 
@@ -75,6 +76,7 @@ async def run_report(name: str, session: AsyncSession, settings: Settings, perio
     spec = REPORTS.get(name)
     if spec is None:
         raise UnknownReport(name)
+    await prepare(session)
     return await spec.compute(session, settings, period, now)
 
 

@@ -12,7 +12,8 @@ Customers with equal revenue have the same ``before``, so a tie never
 straddles a class boundary. Revenue leaves out cancelled orders; customers
 without a counted order in the period are not classed. The classing runs in
 SQL: per-customer revenue, then one row per distinct revenue value, then a
-running sum over those rows.
+running sum over those rows; a class is then "revenue at least the lowest
+revenue of the class", which lists its members.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders, share
+from bot.reports.sql import BY_CUSTOMER_DAYS, counted_orders, orders_by_customer, share
 from storage.models import Customer, Order
 
 CLASSES = ("A", "B", "C")
@@ -63,19 +64,21 @@ class AbcReport:
     b_share: float
 
 
-def customer_revenue(start: datetime, end: datetime) -> Any:
+def customer_revenue(period_days: int, start: datetime, end: datetime) -> Any:
     """Per-customer revenue and order count in ``[start, end)`` (a subquery)."""
-    return (
+    stmt = (
         select(Order.customer_id.label("customer_id"), func.sum(Order.total).label("revenue"),
                func.count().label("orders"))
         .where(counted_orders(start, end))
         .group_by(Order.customer_id)
-        .subquery("per_customer")
     )
+    if period_days > BY_CUSTOMER_DAYS:
+        stmt = orders_by_customer(stmt)
+    return stmt.subquery("per_customer")
 
 
-def revenue_levels(per_customer: Any, a_share: float, b_share: float) -> Any:
-    """One row per distinct revenue value with its class (a subquery)."""
+def class_levels(per_customer: Any, a_share: float, b_share: float) -> Any:
+    """One row per distinct revenue value with its class (a select)."""
     levels = (
         select(per_customer.c.revenue.label("revenue"), func.count().label("customers"))
         .group_by(per_customer.c.revenue)
@@ -94,59 +97,63 @@ def revenue_levels(per_customer: Any, a_share: float, b_share: float) -> Any:
     return select(ranked.c.revenue, ranked.c.customers, klass.label("klass")).subquery("classed")
 
 
-def class_members(start: datetime, end: datetime, a_share: float, b_share: float) -> Select[Any]:
-    """customer_id, revenue, orders, class for every classed customer."""
-    per_customer = customer_revenue(start, end)
-    classed = revenue_levels(per_customer, a_share, b_share)
-    return (
-        select(per_customer.c.customer_id, per_customer.c.revenue, per_customer.c.orders, classed.c.klass)
-        .join(classed, classed.c.revenue == per_customer.c.revenue)
+async def _classes(session: AsyncSession, settings: Settings, period: Period) -> dict[str, tuple[int, int, int]]:
+    """class → (customers, revenue, lowest revenue in the class)."""
+    start, end = period.bounds(settings.tz)
+    classed = class_levels(customer_revenue(period.days, start, end), settings.abc_a_share, settings.abc_b_share)
+    stmt = (
+        select(classed.c.klass, func.sum(classed.c.customers).label("customers"),
+               func.sum(classed.c.revenue * classed.c.customers).label("revenue"),
+               func.min(classed.c.revenue).label("lowest"))
+        .group_by(classed.c.klass)
     )
+    return {row.klass: (int(row.customers), int(row.revenue), int(row.lowest))
+            for row in (await session.execute(stmt)).all()}
+
+
+def _class_of(found: dict[str, tuple[int, int, int]], revenue: Any) -> Any:
+    """The class as SQL, from the lowest revenue of A and B (ties share a revenue, so a class)."""
+    whens = [(revenue >= found[name][2], literal(name)) for name in ("A", "B") if name in found]
+    return case(*whens, else_=literal("C")) if whens else literal("C")
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period, now: datetime) -> AbcReport:
-    start, end = period.bounds(settings.tz)
-    a_share, b_share = settings.abc_a_share, settings.abc_b_share
-    per_customer = customer_revenue(start, end)
-    classed = revenue_levels(per_customer, a_share, b_share)
-    stmt = (
-        select(classed.c.klass, func.sum(classed.c.customers).label("customers"),
-               func.sum(classed.c.revenue * classed.c.customers).label("revenue"))
-        .group_by(classed.c.klass)
-    )
-    found = {row.klass: (int(row.customers), int(row.revenue)) for row in (await session.execute(stmt)).all()}
-    total_customers = sum(c for c, _ in found.values())
-    total_revenue = sum(r for _, r in found.values())
+    found = await _classes(session, settings, period)
+    total_customers = sum(c for c, _, _ in found.values())
+    total_revenue = sum(r for _, r, _ in found.values())
     classes = []
     for name in CLASSES:
-        customers, revenue = found.get(name, (0, 0))
+        customers, revenue, _ = found.get(name, (0, 0, 0))
         classes.append(AbcClass(name, customers, revenue, share(customers, total_customers),
                                 share(revenue, total_revenue)))
     top: list[AbcCustomer] = []
-    if found.get("A"):
-        members = class_members(start, end, a_share, b_share).subquery("members")
+    if "A" in found:
+        start, end = period.bounds(settings.tz)
+        per_customer = customer_revenue(period.days, start, end)
         top_stmt = (
-            select(members.c.customer_id, members.c.revenue, members.c.orders, members.c.klass, Customer.name)
-            .join(Customer, Customer.id == members.c.customer_id)
-            .where(members.c.klass == "A")
-            .order_by(members.c.revenue.desc(), members.c.customer_id)
+            select(per_customer.c.customer_id, per_customer.c.revenue, per_customer.c.orders, Customer.name)
+            .join(Customer, Customer.id == per_customer.c.customer_id)
+            .where(per_customer.c.revenue >= found["A"][2])
+            .order_by(per_customer.c.revenue.desc(), per_customer.c.customer_id)
             .limit(settings.report_top_n)
         )
         for row in (await session.execute(top_stmt)).all():
             top.append(AbcCustomer(row.customer_id, row.name, int(row.revenue), int(row.orders),
-                                   share(row.revenue, total_revenue), row.klass))
+                                   share(row.revenue, total_revenue), "A"))
     return AbcReport(period=period, total_revenue=total_revenue, total_customers=total_customers,
-                     classes=classes, top=top, a_share=a_share, b_share=b_share)
+                     classes=classes, top=top, a_share=settings.abc_a_share, b_share=settings.abc_b_share)
 
 
 async def csv_detail(session: AsyncSession, settings: Settings, period: Period) -> list[list[Any]]:
     """Every classed customer (the export): id, name, orders, revenue, class."""
+    found = await _classes(session, settings, period)
     start, end = period.bounds(settings.tz)
-    members = class_members(start, end, settings.abc_a_share, settings.abc_b_share).subquery("members")
+    per_customer = customer_revenue(period.days, start, end)
     stmt = (
-        select(members.c.customer_id, Customer.name, members.c.orders, members.c.revenue, members.c.klass)
-        .join(Customer, Customer.id == members.c.customer_id)
-        .order_by(members.c.revenue.desc(), members.c.customer_id)
+        select(per_customer.c.customer_id, Customer.name, per_customer.c.orders, per_customer.c.revenue,
+               _class_of(found, per_customer.c.revenue).label("klass"))
+        .join(Customer, Customer.id == per_customer.c.customer_id)
+        .order_by(per_customer.c.revenue.desc(), per_customer.c.customer_id)
     )
     return [[row.customer_id, row.name or "", row.orders, row.revenue, row.klass]
             for row in (await session.execute(stmt)).all()]

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders, epoch_days, epoch_days_value
+from bot.reports.sql import counted_orders, epoch_days, epoch_days_value, orders_by_customer
 from storage.models import Customer, Order, OutboxMessage
 
 
@@ -54,8 +54,9 @@ class ChurnReport:
     lookback_days: int
 
 
-def overdue_customers(session: AsyncSession, settings: Settings, now: datetime) -> Any:
-    """A subquery of overdue customers: customer_id, orders, revenue, last_at, interval_days, overdue_days."""
+def regulars(session: AsyncSession, settings: Settings, now: datetime) -> Any:
+    """Customers with a rhythm (a subquery): customer_id, orders, revenue, last_at, interval_days,
+    overdue_days (days past the expected next order; negative: not yet due) and is_overdue (1/0)."""
     now_days = epoch_days_value(session, now)
     since = now - timedelta(days=settings.churn_lookback_days)
     first = epoch_days(session, func.min(Order.created_at))
@@ -73,55 +74,57 @@ def overdue_customers(session: AsyncSession, settings: Settings, now: datetime) 
         .where(counted_orders(None, now))
         .group_by(Order.customer_id)
         .having(count >= 2, func.max(Order.created_at) >= since)
-        .subquery("per_customer")
     )
-    overdue = (now_days - per_customer.c.last_days - per_customer.c.interval_days).label("overdue_days")
-    return (
-        select(per_customer, overdue)
-        .where(per_customer.c.last_days + per_customer.c.interval_days + settings.churn_grace_days < now_days)
-        .subquery("overdue")
-    )
+    per_customer = orders_by_customer(per_customer).subquery("per_customer")
+    overdue_days = now_days - per_customer.c.last_days - per_customer.c.interval_days
+    return select(
+        per_customer,
+        overdue_days.label("overdue_days"),
+        case((overdue_days > settings.churn_grace_days, 1), else_=0).label("is_overdue"),
+    ).subquery("regulars")
 
 
-async def considered_count(session: AsyncSession, settings: Settings, now: datetime) -> int:
-    since = now - timedelta(days=settings.churn_lookback_days)
-    inner = (
-        select(Order.customer_id)
-        .where(counted_orders(None, now))
-        .group_by(Order.customer_id)
-        .having(func.count() >= 2, func.max(Order.created_at) >= since)
-        .subquery()
-    )
-    return int(await session.scalar(select(func.count()).select_from(inner)) or 0)
+def overdue_customers(session: AsyncSession, settings: Settings, now: datetime) -> Any:
+    """A subquery of the overdue customers (the columns of :func:`regulars`)."""
+    every = regulars(session, settings, now)
+    return select(every).where(every.c.is_overdue == 1).subquery("overdue")
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period | None, now: datetime) -> ChurnReport:
-    overdue = overdue_customers(session, settings, now)
-    totals = (await session.execute(
-        select(func.count().label("n"), func.coalesce(func.sum(overdue.c.revenue), 0).label("revenue"))
-    )).one()
-    top: list[ChurnCustomer] = []
-    if totals.n:
-        stmt = (
-            select(overdue, Customer.name)
-            .join(Customer, Customer.id == overdue.c.customer_id)
-            .order_by(overdue.c.revenue.desc(), overdue.c.customer_id)
-            .limit(settings.report_top_n)
+    every = regulars(session, settings, now)
+    # One pass over the orders: the most valuable overdue customers first, each row
+    # carrying the totals over all regular customers.
+    stmt = (
+        select(
+            every.c.customer_id, every.c.orders, every.c.revenue, every.c.last_at, every.c.interval_days,
+            every.c.overdue_days, every.c.is_overdue,
+            func.count().over().label("considered"),
+            func.sum(every.c.is_overdue).over().label("overdue"),
+            func.sum(every.c.revenue * every.c.is_overdue).over().label("overdue_revenue"),
         )
-        for row in (await session.execute(stmt)).all():
-            top.append(ChurnCustomer(
-                customer_id=row.customer_id, name=row.name, orders=int(row.orders), revenue=int(row.revenue),
-                last_order=_aware(row.last_at), interval_days=float(row.interval_days),
-                overdue_days=float(row.overdue_days),
-            ))
-        contacts = await last_contacts(session, [c.customer_id for c in top], now)
+        .order_by(every.c.is_overdue.desc(), every.c.revenue.desc(), every.c.customer_id)
+        .limit(settings.report_top_n)
+    )
+    rows = (await session.execute(stmt)).all()
+    top = [
+        ChurnCustomer(customer_id=row.customer_id, name=None, orders=int(row.orders), revenue=int(row.revenue),
+                      last_order=_aware(row.last_at), interval_days=float(row.interval_days),
+                      overdue_days=float(row.overdue_days))
+        for row in rows if row.is_overdue
+    ]
+    if top:
+        ids = [c.customer_id for c in top]
+        names = dict((await session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(ids)))).all())
+        contacts = await last_contacts(session, ids, now)
         for item in top:
+            item.name = names.get(item.customer_id)
             item.last_contact = contacts.get(item.customer_id)
+    first = rows[0] if rows else None
     return ChurnReport(
         as_of=now.astimezone(settings.tz).date(),
-        considered=await considered_count(session, settings, now),
-        overdue=int(totals.n),
-        overdue_revenue=int(totals.revenue),
+        considered=int(first.considered) if first else 0,
+        overdue=int(first.overdue or 0) if first else 0,
+        overdue_revenue=int(first.overdue_revenue or 0) if first else 0,
         top=top,
         grace_days=settings.churn_grace_days,
         lookback_days=settings.churn_lookback_days,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period
+from bot.reports.sql import prepare
 from bot.texts import Texts, minor_digits, template_names
 
 TEXT_LIMIT = 4096
@@ -215,6 +216,7 @@ async def csv_rows(name: str, result: Any, session: AsyncSession, settings: Sett
 async def render_csv(name: str, result: Any, texts: Texts, session: AsyncSession, settings: Settings,
                      period: Period | None, now: datetime) -> bytes:
     """The report as CSV (UTF-8 with a byte-order mark, so spreadsheets read Chinese right)."""
+    await prepare(session)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(texts(f"reports/csv_{name}.txt").split(","))

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders, local_bucket, share
+from bot.reports.sql import BY_CUSTOMER_DAYS, counted_orders, local_bucket, orders_by_customer, share
 from storage.models import Order
 
 DEFAULT_PERIOD = "12m"
@@ -112,14 +112,17 @@ class RfmReport:
 def scored(session: AsyncSession, settings: Settings, period: Period) -> Any:
     """customer_id, last_day, orders, revenue, r, f, m for every scored customer (a subquery)."""
     start, end = period.bounds(settings.tz)
-    day = local_bucket(session, Order.created_at, settings.tz, start, end, "day")
-    per_customer = (
-        select(Order.customer_id.label("customer_id"), func.max(day).label("last_day"),
+    # The shop's day of each customer's last order: converted once per customer, not per order.
+    last_day = local_bucket(session, func.max(Order.created_at), settings.tz, start, end, "day")
+    stmt = (
+        select(Order.customer_id.label("customer_id"), last_day.label("last_day"),
                func.count().label("orders"), func.sum(Order.total).label("revenue"))
         .where(counted_orders(start, end))
         .group_by(Order.customer_id)
-        .subquery("per_customer")
     )
+    if period.days > BY_CUSTOMER_DAYS:
+        stmt = orders_by_customer(stmt)
+    per_customer = stmt.subquery("per_customer")
     n = func.count().over()
     upto = func.count().over(order_by=per_customer.c.last_day)  # customers with last_day <= this one's
     # Integer division ("//") on both databases.

@@ -24,7 +24,7 @@ from bot.reports.care import CareSummary, care_summary
 from bot.reports.csat import CsatSummary, SurveySummary, csat_summary, survey_summary
 from bot.reports.periods import Period, add_months, month_start
 from bot.reports.sla import SlaSummary, sla_summary
-from bot.reports.sql import REVENUE_EXCLUDED, counted_orders, in_range, local_bucket, share
+from bot.reports.sql import REVENUE_EXCLUDED, counted_orders, in_range, local_totals, share
 from storage.models import Customer, Order, OrderItem, Product
 
 TREND_DAYS_MAX = 92
@@ -134,13 +134,7 @@ def trend_labels(period: Period, unit: str) -> list[str]:
 
 async def revenue_trend(session: AsyncSession, settings: Settings, period: Period, unit: str) -> list[TrendPoint]:
     start, end = period.bounds(settings.tz)
-    bucket = local_bucket(session, Order.created_at, settings.tz, start, end, unit).label("bucket")
-    stmt = (
-        select(bucket, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))
-        .where(counted_orders(start, end))
-        .group_by("bucket")
-    )
-    found = {str(row.bucket): (int(row.revenue), int(row.orders)) for row in (await session.execute(stmt)).all()}
+    found = await local_totals(session, settings.tz, start, end, unit, counted_orders(start, end))
     return [TrendPoint(label, *found.get(label, (0, 0))) for label in trend_labels(period, unit)]
 
 

@@ -12,16 +12,14 @@ Months of the window without any order count as zero sales.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period, add_months, month_end, month_start
-from bot.reports.sql import counted_orders, local_bucket
-from storage.models import Order
+from bot.reports.sql import counted_orders, local_totals
 
 WINDOW_MONTHS = 36
 
@@ -70,31 +68,22 @@ async def compute(session: AsyncSession, settings: Settings, period: Period | No
     else:
         last_month = add_months(month_start(today), -1)
     first_month = add_months(last_month, -(WINDOW_MONTHS - 1))
-    window_end = add_months(last_month, 1)
-    start, end = Period(first_month, window_end).bounds(tz)
-    first_order = await session.scalar(select(func.min(Order.created_at)).where(counted_orders(start, end)))
-    if first_order is None:
+    start, end = Period(first_month, month_end(last_month)).bounds(tz)
+    days = await local_totals(session, tz, start, end, "day", counted_orders(start, end))
+    if not days:
         return SeasonalReport(window=None, months=[], indexes=[MonthIndex(m, 0, None, None) for m in range(1, 13)],
                               average_month=None)
-    if isinstance(first_order, str):
-        first_order = datetime.fromisoformat(first_order)
-    if first_order.tzinfo is None:
-        first_order = first_order.replace(tzinfo=timezone.utc)
-    first_day = first_order.astimezone(tz).date()
+    first_day = date.fromisoformat(min(days))
     # A history that starts in the middle of a month would show that month too low: start at the
     # first whole month.
     first_month = max(first_month, first_day if first_day.day == 1 else add_months(month_start(first_day), 1))
     if first_month > last_month:
         return SeasonalReport(window=None, months=[], indexes=[MonthIndex(m, 0, None, None) for m in range(1, 13)],
                               average_month=None)
-    start, end = Period(first_month, window_end).bounds(tz)
-    bucket = local_bucket(session, Order.created_at, tz, start, end, "month").label("bucket")
-    stmt = (
-        select(bucket, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))
-        .where(counted_orders(start, end))
-        .group_by("bucket")
-    )
-    found = {str(row.bucket): (int(row.revenue), int(row.orders)) for row in (await session.execute(stmt)).all()}
+    found: dict[str, tuple[int, int]] = {}
+    for day, (revenue, orders) in days.items():
+        month_revenue, month_orders = found.get(day[:7], (0, 0))
+        found[day[:7]] = (month_revenue + revenue, month_orders + orders)
     months: list[MonthSales] = []
     cursor = first_month
     while cursor <= last_month:

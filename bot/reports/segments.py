@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.reports import churn, rfm
 from bot.reports.care import SEGMENT_KIND
 from bot.reports.periods import Period
+from bot.reports.sql import prepare
 from bot.texts import TextRenderer
 from storage.models import Customer
 from storage.models.outbox import CATEGORY_CARE, PRIORITY_CARE
@@ -85,6 +86,7 @@ def _reachable(customer: type[Customer]) -> Any:
 async def audience(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
                    now: datetime) -> tuple[int, int]:
     """(members of the segment, of whom can receive care messages now)."""
+    await prepare(session)
     members = _members_query(session, settings, source, segment, period, now)
     total = await session.scalar(select(func.count()).select_from(members))
     reachable = await session.scalar(

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from statistics import median
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Care kinds, most valuable first: when caps allow only one, the lower
@@ -182,7 +181,10 @@ def from_days(days: float) -> datetime:
 
 
 def intervals(days: Sequence[float]) -> list[float]:
-    """Gaps between consecutive purchases, same-day top-ups left out."""
+    """Gaps between consecutive purchases; a top-up within a day of a purchase counts with it."""
+    gaps = [b - a for a, b in zip(days, days[1:])]
+    if not gaps or min(gaps) >= MIN_INTERVAL_DAYS:
+        return gaps  # the usual case, without a Python loop
     gaps = []
     previous = None
     for day in days:
@@ -198,7 +200,11 @@ def intervals(days: Sequence[float]) -> list[float]:
 def usual_interval(days: Sequence[float]) -> float | None:
     """The median gap between purchases (two or more purchases), in days."""
     gaps = intervals(days)
-    return float(median(gaps)) if gaps else None
+    if not gaps:
+        return None
+    gaps.sort()
+    middle = len(gaps) // 2
+    return gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
 
 
 def supply_days(quantity: int, days_per_unit_per_person: float | None, household_size: int | None) -> float | None:
@@ -248,11 +254,15 @@ def plan_reorder(customer_id: int, product_id: int, days: Sequence[float], last_
                  days_per_unit_per_person: float | None, household_size: int | None, now: datetime,
                  tz: ZoneInfo, *, days_before: int, last_order_id: int | None = None,
                  snoozed_until: datetime | None = None, stopped: bool = False,
-                 horizon: timedelta = PLAN_HORIZON) -> Planned | None:
-    """A reminder ``days_before`` days before the expected run-out (from the start of that local day)."""
+                 horizon: timedelta = PLAN_HORIZON, expected: float | None = None) -> Planned | None:
+    """A reminder ``days_before`` days before the expected run-out (from the start of that local day).
+
+    ``expected``: :func:`expected_next_purchase`, when the caller computed it already.
+    """
     if stopped:
         return None
-    expected = expected_next_purchase(days, last_quantity, days_per_unit_per_person, household_size)
+    if expected is None:
+        expected = expected_next_purchase(days, last_quantity, days_per_unit_per_person, household_size)
     if expected is None:
         return None
     expected_at = from_days(expected)

@@ -7,11 +7,13 @@ SQL), small aggregates for the rest — never orders as ORM objects.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, delete, func, select, update
+from sqlalchemy import Float, Integer, String, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -22,6 +24,7 @@ from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
 FEED_PARTITION = 10_000
+PREFETCH_PARTITION = 2_000
 
 
 class epoch_days(FunctionElement[float]):
@@ -40,6 +43,49 @@ def _epoch_days_sqlite(element: epoch_days, compiler: Any, **kw: Any) -> str:
 @compiles(epoch_days, "postgresql")
 def _epoch_days_postgresql(element: epoch_days, compiler: Any, **kw: Any) -> str:
     return f"(CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION) / 86400.0)"
+
+
+class epoch_minutes(FunctionElement[int]):
+    """A UTC timestamp column as whole minutes since 1970-01-01 (an integer: cheap to list and parse)."""
+
+    type = Integer()
+    inherit_cache = True
+    name = "epoch_minutes"
+
+
+@compiles(epoch_minutes, "sqlite")
+def _epoch_minutes_sqlite(element: epoch_minutes, compiler: Any, **kw: Any) -> str:
+    return f"CAST(round((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 1440) AS INTEGER)"
+
+
+@compiles(epoch_minutes, "postgresql")
+def _epoch_minutes_postgresql(element: epoch_minutes, compiler: Any, **kw: Any) -> str:
+    return f"CAST(round(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) / 60) AS BIGINT)"
+
+
+class int_list(FunctionElement[str]):
+    """Aggregate: the group's integers as "1,2,3", in the order of the trailing ORDER BY columns.
+
+    SQLite's group_concat takes the rows in the order the query visits them (here:
+    the index order, already by time); PostgreSQL's string_agg is told the order.
+    """
+
+    type = String()
+    inherit_cache = True
+    name = "int_list"
+
+
+@compiles(int_list, "sqlite")
+def _int_list_sqlite(element: int_list, compiler: Any, **kw: Any) -> str:
+    value = list(element.clauses)[0]
+    return f"group_concat({compiler.process(value, **kw)}, ',')"
+
+
+@compiles(int_list, "postgresql")
+def _int_list_postgresql(element: int_list, compiler: Any, **kw: Any) -> str:
+    value, *order = list(element.clauses)
+    by = ", ".join(compiler.process(c, **kw) for c in order)
+    return f"string_agg(CAST({compiler.process(value, **kw)} AS TEXT), ',' ORDER BY {by})"
 
 
 def _eligible() -> Any:
@@ -63,16 +109,53 @@ class CareRepo:
         )
         return [tuple(row) for row in await self.session.execute(stmt)]
 
+    async def purchase_lists(self, since: datetime) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
+        """Each eligible customer's purchases since ``since``, one row per customer, in partitions:
+        (customer_id, product ids, minutes, order ids, quantities) — the last four as "1,2,3" lists,
+        item by item in time order. Aggregated in SQL so a million orders cross into Python as
+        one short row per customer (see :func:`parse_purchases`)."""
+        c, o, i = Customer.__table__.c, Order.__table__.c, OrderItem.__table__.c
+        order = (o.created_at, o.id, i.id)
+        stmt = (
+            select(c.id, int_list(i.product_id, *order), int_list(epoch_minutes(o.created_at), *order),
+                   int_list(o.id, *order), int_list(i.quantity, *order))
+            .select_from(Customer.__table__.join(Order.__table__, o.customer_id == c.id)
+                         .join(OrderItem.__table__, i.order_id == o.id))
+            .where(_eligible(), o.status != "cancelled", o.created_at >= since)
+            .group_by(c.id)
+            .order_by(c.id)
+            .execution_options(yield_per=FEED_PARTITION)
+        )
+        result = await self.session.stream(stmt)
+        # Fetch the next partition while the caller works on this one: the database
+        # thread aggregates (without the GIL) while Python plans.
+        pending = asyncio.ensure_future(result.fetchmany(PREFETCH_PARTITION))
+        try:
+            while True:
+                rows = await pending
+                if not rows:
+                    return
+                pending = asyncio.ensure_future(result.fetchmany(PREFETCH_PARTITION))
+                await asyncio.sleep(0)  # let the fetch reach the database thread
+                yield rows
+        finally:
+            if not pending.done():
+                with contextlib.suppress(Exception):
+                    await pending
+
     async def purchases(self, since: datetime) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
         """Purchases of eligible customers since ``since``, in partitions:
         (customer_id, order_id, product_id, day, quantity), by customer then time."""
+        # Core table columns: plain tuples, no ORM row processing. Driven by the customers
+        # (ORDER BY customers.id): each eligible customer's recent orders are an index range
+        # (ix_orders_customer_created), already in time order; no sort, no full scan of orders.
+        c, o, i = Customer.__table__.c, Order.__table__.c, OrderItem.__table__.c
         stmt = (
-            select(Order.customer_id, Order.id, OrderItem.product_id, epoch_days(Order.created_at),
-                   OrderItem.quantity)
-            .join(OrderItem, OrderItem.order_id == Order.id)
-            .join(Customer, Customer.id == Order.customer_id)
-            .where(_eligible(), Order.status != "cancelled", Order.created_at >= since)
-            .order_by(Order.customer_id, Order.created_at)
+            select(o.customer_id, o.id, i.product_id, epoch_days(o.created_at), i.quantity)
+            .select_from(Customer.__table__.join(Order.__table__, o.customer_id == c.id)
+                         .join(OrderItem.__table__, i.order_id == o.id))
+            .where(_eligible(), o.status != "cancelled", o.created_at >= since)
+            .order_by(c.id, o.created_at)
             .execution_options(yield_per=FEED_PARTITION)
         )
         result = await self.session.stream(stmt)
@@ -197,3 +280,17 @@ class CareRepo:
             .execution_options(synchronize_session=False)
         )
 
+
+
+def parse_purchases(products: str, minutes: str, orders: str,
+                    quantities: str) -> tuple[list[float], list[int], list[int], list[int]]:
+    """One row of :meth:`CareRepo.purchase_lists` as parallel lists (days, order ids, product ids,
+    quantities), oldest first. The database gives them in time order; sorted here only if not."""
+    times = list(map(int, minutes.split(",")))
+    order_ids = list(map(int, orders.split(",")))
+    product_ids = list(map(int, products.split(",")))
+    amounts = list(map(int, quantities.split(",")))
+    if times != sorted(times):
+        rows = sorted(zip(times, order_ids, product_ids, amounts))
+        times, order_ids, product_ids, amounts = (list(column) for column in zip(*rows))
+    return [minute / 1440.0 for minute in times], order_ids, product_ids, amounts

@@ -4,7 +4,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,6 +85,36 @@ class OutboxRepo:
         if row_id is not None:
             WRITES[0] += 1
         return row_id
+
+    async def add_many(self, rows: Sequence[dict[str, Any]], chunk: int = 1000) -> dict[str, int]:
+        """Write many rows (the planner's batch): INSERT .. ON CONFLICT DO NOTHING, in chunks.
+
+        Every dict has the same keys (all the NOT NULL columns); a key written
+        before is left alone. Returns key → id of the rows this call wrote.
+        """
+        if not rows:
+            return {}
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = OutboxMessage.__table__
+        stmt = (insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(table.c.dedupe_key, table.c.id))
+        written: dict[str, int] = {}
+        for start in range(0, len(rows), chunk):
+            result = await self.session.execute(stmt, list(rows[start:start + chunk]))
+            written.update({key: row_id for key, row_id in result.all()})
+        WRITES[0] += len(written)
+        return written
+
+    async def set_markups(self, markups: dict[int, dict[str, Any]]) -> None:
+        """Buttons for many rows at once (row id → markup), one executemany."""
+        if not markups:
+            return
+        table = OutboxMessage.__table__
+        await self.session.execute(
+            update(table).where(table.c.id == bindparam("row_id")).values(reply_markup=bindparam("markup")),
+            [{"row_id": row_id, "markup": markup} for row_id, markup in markups.items()],
+        )
 
     async def set_markup(self, row_id: int, reply_markup: dict[str, Any] | None) -> None:
         """Buttons that name their own row (written right after :meth:`add`)."""

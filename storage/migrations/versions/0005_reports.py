@@ -52,6 +52,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index('ix_orders_attributed_outbox', ['attributed_outbox_id'], unique=False)
+        batch_op.create_index('ix_orders_report_created', ['created_at', 'status', 'customer_id', 'total'],
+                              unique=False)
+        batch_op.create_index('ix_orders_report_customer', ['customer_id', 'created_at', 'status', 'total'],
+                              unique=False)
 
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_category_sent', ['category', 'sent_at'], unique=False)
@@ -62,6 +66,8 @@ def downgrade() -> None:
         batch_op.drop_index('ix_outbox_category_sent')
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_report_customer')
+        batch_op.drop_index('ix_orders_report_created')
         batch_op.drop_index('ix_orders_attributed_outbox')
 
     with op.batch_alter_table('segment_campaigns', schema=None) as batch_op:
