@@ -168,9 +168,26 @@ def build(customers: int, orders: int, seed: int = 1, fresh: bool = False) -> Pa
 
 
 def _upgrade(path: Path) -> None:
+    """Migrate to head, and create any index of the models that is missing.
+
+    A cached file may have been migrated while a revision that has not shipped
+    yet was still changing (an index added to it later).
+    """
+    from sqlalchemy import create_engine
+
     from storage.migrate import upgrade
+    from storage.models import Base
 
     upgrade(f"sqlite+aiosqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            for table in Base.metadata.sorted_tables:
+                for index in table.indexes:
+                    index.create(connection, checkfirst=True)
+            connection.exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
 
 
 # ----- measuring ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ answered.
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -72,10 +71,7 @@ class PlanContext:
     now: datetime
     settings: Any
     horizon: timedelta = rules.PLAN_HORIZON
-
-    @property
-    def now_days(self) -> float:
-        return rules.to_days(self.now)
+    now_days: float = 0.0
 
     def birthday_days(self) -> frozenset[tuple[int, int]]:
         """(month, day) pairs a greeting within the horizon can fall on, a day's slack for time zones."""
@@ -91,29 +87,26 @@ Purchases = tuple[Sequence[float], Sequence[int], Sequence[int], Sequence[int]]
 NO_PURCHASES: Purchases = ((), (), (), ())
 
 
-def plan_customer(customer: CustomerFacts, purchases: Purchases, ctx: PlanContext,
+def plan_customer(customer: Sequence[Any], purchases: Purchases, ctx: PlanContext,
                   products: dict[int, ProductFacts], stops: dict[int, tuple[str, datetime | None, datetime]],
-                  last_winback: datetime | None, birthday_days: frozenset[tuple[int, int]] | None = None,
-                  ) -> list[rules.Planned]:
-    """Every planner for one customer.
+                  last_winback: datetime | None) -> list[rules.Planned]:
+    """The reorder and win-back planners for one customer (birthdays and surveys have their own feeds).
 
-    ``purchases`` are this customer's purchases as parallel lists, oldest first: (days, order ids,
-    product ids, quantities), as :func:`storage.repositories.care.parse_purchases` gives them. Cheap checks on day numbers skip most planners before any date is built: this runs
-    for every customer every hour.
+    ``customer`` starts with the customer facts (id, telegram_id, language, timezone,
+    household_size, ...); ``purchases`` are parallel lists, oldest first: (days, order ids,
+    product ids, quantities), as :func:`storage.repositories.care.parse_purchases` gives them.
+    Cheap checks on day numbers skip most planners before any date is built: this runs for
+    every customer every hour.
     """
     settings, now, horizon = ctx.settings, ctx.now, ctx.horizon
-    tz = rules.zone(customer.timezone, settings.default_timezone)
+    customer_id, household_size = customer[0], customer[4]
     out: list[rules.Planned] = []
-    birthday = customer.birthday
-    if birthday is not None and (birthday_days is None or (birthday.month, birthday.day) in birthday_days):
-        greeting = rules.plan_birthday(customer.id, birthday, now, tz, hour=settings.birthday_hour, horizon=horizon)
-        if greeting is not None:
-            out.append(greeting)
     days_all, order_ids, product_ids, quantities = purchases
     if not days_all:
         return out
     now_days = ctx.now_days
     horizon_days = horizon.total_seconds() / rules.DAY_SECONDS
+    tz = None
     # Built with dict/zip (C loops): this runs for a million purchases every hour.
     order_days = list(dict(zip(order_ids, days_all)).values())  # one day per order, in time order
     last_order_id = order_ids[-1]
@@ -139,24 +132,24 @@ def plan_customer(customer: CustomerFacts, purchases: Purchases, ctx: PlanContex
             continue
         if days[-1] + (days[-1] - days[0]) + rules.REORDER_LATE_DAYS < now_days and len(days) > 1:
             continue  # even the longest gap would have run out long ago
-        expected = rules.expected_next_purchase(days, quantity, product.days_per_unit_per_person,
-                                                customer.household_size)
+        expected = rules.expected_next_purchase(days, quantity, product.days_per_unit_per_person, household_size)
         if (expected is None or now_days > expected + rules.REORDER_LATE_DAYS
                 or expected - settings.reorder_days_before - 1 > now_days + horizon_days):
             continue  # unknown, long run out, or not yet (a day's slack for local midnight)
         snoozed_until = None
         if stop is not None and stop[2] >= rules.from_days(days[-1]):  # a "not now" for this cycle
             snoozed_until = stop[1]
+        tz = tz or rules.zone(customer[3], settings.default_timezone)
         planned = rules.plan_reorder(
-            customer.id, product_id, days, quantity, product.days_per_unit_per_person, customer.household_size,
-            now, tz, days_before=settings.reorder_days_before, last_order_id=order_id, snoozed_until=snoozed_until,
+            customer_id, product_id, days, quantity, product.days_per_unit_per_person, household_size, now, tz,
+            days_before=settings.reorder_days_before, last_order_id=order_id, snoozed_until=snoozed_until,
             horizon=horizon, expected=expected,
         )
         if planned is not None:
             out.append(planned)
     last = order_days[-1]
     if last + settings.winback_min_days <= now_days + horizon_days and now_days - last <= rules.HISTORY_DAYS:
-        winback = rules.plan_winback(customer.id, order_days, now, min_days=settings.winback_min_days,
+        winback = rules.plan_winback(customer_id, order_days, now, min_days=settings.winback_min_days,
                                      repeat_days=settings.winback_repeat_days, last_winback_at=last_winback,
                                      last_order_id=last_order_id, horizon=horizon)
         if winback is not None:
@@ -165,27 +158,16 @@ def plan_customer(customer: CustomerFacts, purchases: Purchases, ctx: PlanContex
 
 
 async def plan(app: "App", now: datetime) -> PlanResult:
-    """One planning pass over all eligible customers; writes new care messages to the outbox."""
+    """One planning pass over all eligible customers; writes new care messages to the outbox.
+
+    Three feeds: birthdays in the next days (a small query), deliveries due a survey (small),
+    and every eligible customer's purchases of the last year — one aggregated row per
+    customer, streamed, planned while the database prepares the next rows.
+    """
     settings = app.settings
     result = PlanResult()
     items: list[_Item] = []
-    async with app.db.session() as session:
-        repos = Repos(session)
-        customers = [CustomerFacts._make(row) for row in await repos.care.eligible_customers()]
-        stops = await repos.care.stops()
-        winbacks = await repos.care.last_winbacks()
-        products = {p.id: ProductFacts(p.id, p.name_en, p.name_zh, p.unit, p.days_per_unit_per_person, p.active)
-                    for p in await repos.products.all()}
-        start = now - timedelta(days=settings.survey_days_after_delivery + rules.SURVEY_VALID_DAYS)
-        end = now + rules.LOOKAHEAD - timedelta(days=settings.survey_days_after_delivery)
-        delivered = await repos.care.delivered_between(start, end)
-    result.customers = len(customers)
-    ids = [c.id for c in customers]
-
-    def facts(customer_id: int) -> CustomerFacts | None:
-        i = bisect.bisect_left(ids, customer_id)
-        return customers[i] if i < len(ids) and ids[i] == customer_id else None
-
+    ctx = PlanContext(now, settings, rules.LOOKAHEAD, rules.to_days(now))
     write_until = now + rules.PLAN_HORIZON
 
     def add(customer: CustomerFacts, planned_list: list[rules.Planned], delivered_at: datetime | None = None) -> None:
@@ -196,41 +178,39 @@ async def plan(app: "App", now: datetime) -> PlanResult:
                 continue
             items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at))
 
-    # Purchases arrive by customer; customers without any in the window still get birthdays.
-    ctx = PlanContext(now, settings, rules.LOOKAHEAD)
-    birthday_days = ctx.birthday_days()
-    position = 0
+    async with app.db.session() as session:
+        repos = Repos(session)
+        stops = await repos.care.stops()
+        winbacks = await repos.care.last_winbacks()
+        products = {p.id: ProductFacts(p.id, p.name_en, p.name_zh, p.unit, p.days_per_unit_per_person, p.active)
+                    for p in await repos.products.all()}
+        for row in await repos.care.birthdays_on(ctx.birthday_days()):
+            customer = CustomerFacts._make(row)
+            tz = rules.zone(customer.timezone, settings.default_timezone)
+            greeting = rules.plan_birthday(customer.id, customer.birthday, now, tz, hour=settings.birthday_hour,
+                                           horizon=ctx.horizon)
+            if greeting is not None:
+                add(customer, [greeting])
+        start = now - timedelta(days=settings.survey_days_after_delivery + rules.SURVEY_VALID_DAYS)
+        end = now + rules.LOOKAHEAD - timedelta(days=settings.survey_days_after_delivery)
+        for order_id, delivered_at, *facts in await repos.care.delivered_between(start, end):
+            customer = CustomerFacts._make(facts)
+            survey = rules.plan_survey(customer.id, order_id, delivered_at, now,
+                                       days_after=settings.survey_days_after_delivery, horizon=ctx.horizon)
+            if survey is not None:
+                add(customer, [survey], delivered_at)
+
     empty: dict[int, Any] = {}
-
-    def finish(customer_id: int, purchases: Purchases) -> None:
-        nonlocal position
-        while position < len(customers) and customers[position].id < customer_id:
-            lone = customers[position]
-            if lone.birthday is not None:
-                add(lone, plan_customer(lone, NO_PURCHASES, ctx, products, empty, None, birthday_days))
-            position += 1
-        if position < len(customers) and customers[position].id == customer_id:
-            customer = customers[position]
-            add(customer, plan_customer(customer, purchases, ctx, products, stops.get(customer_id, empty),
-                                        winbacks.get(customer_id), birthday_days))
-            position += 1
-
     async with app.db.session() as session:
         async for partition in Repos(session).care.purchase_lists(now - timedelta(days=rules.HISTORY_DAYS)):
-            for customer_id, products_, minutes, orders, quantities in partition:
-                purchases = parse_purchases(products_, minutes, orders, quantities)
+            result.customers += len(partition)
+            for row in partition:
+                purchases = parse_purchases(row[7], row[8], row[9], row[10])
                 result.purchases += len(purchases[0])
-                finish(customer_id, purchases)
-    finish(ids[-1] + 1 if ids else 0, NO_PURCHASES)
-
-    for order_id, customer_id, delivered_at in delivered:
-        customer = facts(customer_id)
-        if customer is None:
-            continue
-        survey = rules.plan_survey(customer_id, order_id, delivered_at, now,
-                                   days_after=settings.survey_days_after_delivery, horizon=rules.LOOKAHEAD)
-        if survey is not None:
-            add(customer, [survey], delivered_at)
+                planned = plan_customer(row, purchases, ctx, products, stops.get(row[0], empty),
+                                        winbacks.get(row[0]))
+                if planned:
+                    add(CustomerFacts._make(row[:7]), planned)
     result.candidates = len(items)
     await _write(app, items, now, result)
     return result

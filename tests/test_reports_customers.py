@@ -139,7 +139,7 @@ async def test_rfm_cant_lose_new_potential_at_risk(rdb: ReportDB, settings: Sett
         await _customer_with(d, "Ed", utc(2025, 12, 1, 3), 3, 400)  # R3 F3 M4: loyal
         await d.commit()
         report = await rfm.compute(session, settings, YEAR, NOW)
-        at_risk = (await session.execute(rfm.members(session, settings, YEAR, "at_risk"))).all()
+        at_risk = (await session.execute(await rfm.members(session, settings, YEAR, "at_risk"))).all()
     sizes = {s.code: s.customers for s in report.segments if s.customers}
     assert sizes == {"cant_lose": 1, "new": 1, "potential": 1, "at_risk": 1, "loyal": 1}
     assert [(row.r, row.f, row.m) for row in at_risk] == [(2, 4, 3)]
@@ -154,7 +154,7 @@ async def test_rfm_ties_and_the_business_day(rdb: ReportDB, settings: Settings) 
         d.order(bo, utc(2026, 2, 28, 16, 30), 1000)  # also 1 March in Shanghai (28 Feb in UTC)
         d.order(cy, utc(2026, 1, 1, 3), 1000)
         await d.commit()
-        rows = {row.customer_id: row for row in (await session.execute(rfm.members(session, settings, YEAR))).all()}
+        rows = {row.customer_id: row for row in (await session.execute(await rfm.members(session, settings, YEAR))).all()}
     # Everyone ordered once for the same amount: F = M = 1 (ties score low).
     # Ann and Bo share the most recent day: R = ceil(5 × 3/3) = 5; Cy: ceil(5 × 1/3) = 2.
     assert {cid: (row.r, row.f, row.m, row.segment) for cid, row in rows.items()} == {
@@ -188,7 +188,7 @@ async def test_sql_segments_match_the_rule_table(rdb: ReportDB, settings: Settin
             await _customer_with(d, f"C{i}", utc(2025, 4, 1, 3) + timedelta(days=13 * i), 1 + (i * 7) % 6,
                                  100 * (1 + (i * 11) % 17))
         await d.commit()
-        rows = (await session.execute(rfm.members(session, settings, YEAR))).all()
+        rows = (await session.execute(await rfm.members(session, settings, YEAR))).all()
     assert len(rows) == 25
     assert all(row.segment == rfm.segment_of(row.r, row.f, row.m) for row in rows)
 

@@ -11,9 +11,10 @@ the revenue of the customers *strictly above* them (``before``):
 Customers with equal revenue have the same ``before``, so a tie never
 straddles a class boundary. Revenue leaves out cancelled orders; customers
 without a counted order in the period are not classed. The classing runs in
-SQL: per-customer revenue, then one row per distinct revenue value, then a
-running sum over those rows; a class is then "revenue at least the lowest
-revenue of the class", which lists its members.
+SQL: per-customer revenue (one pass over the orders, into a temporary
+table), then one row per distinct revenue value, then a running sum over
+those rows; a class is then "revenue at least the lowest revenue of the
+class", which lists its members.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import BY_CUSTOMER_DAYS, counted_orders, orders_by_customer, share
+from bot.reports.sql import counted_orders_by_customer, scratch, share
 from storage.models import Customer, Order
 
 CLASSES = ("A", "B", "C")
@@ -64,21 +65,18 @@ class AbcReport:
     b_share: float
 
 
-def customer_revenue(period_days: int, start: datetime, end: datetime) -> Any:
-    """Per-customer revenue and order count in ``[start, end)`` (a subquery)."""
-    stmt = (
+def customer_revenue(session: AsyncSession, period_days: int, start: datetime, end: datetime) -> Any:
+    """Per-customer revenue and order count in ``[start, end)`` (a select)."""
+    return (
         select(Order.customer_id.label("customer_id"), func.sum(Order.total).label("revenue"),
                func.count().label("orders"))
-        .where(counted_orders(start, end))
+        .where(counted_orders_by_customer(session, start, end, period_days))
         .group_by(Order.customer_id)
     )
-    if period_days > BY_CUSTOMER_DAYS:
-        stmt = orders_by_customer(stmt)
-    return stmt.subquery("per_customer")
 
 
 def class_levels(per_customer: Any, a_share: float, b_share: float) -> Any:
-    """One row per distinct revenue value with its class (a select)."""
+    """One row per distinct revenue value with its class (a subquery)."""
     levels = (
         select(per_customer.c.revenue.label("revenue"), func.count().label("customers"))
         .group_by(per_customer.c.revenue)
@@ -97,10 +95,9 @@ def class_levels(per_customer: Any, a_share: float, b_share: float) -> Any:
     return select(ranked.c.revenue, ranked.c.customers, klass.label("klass")).subquery("classed")
 
 
-async def _classes(session: AsyncSession, settings: Settings, period: Period) -> dict[str, tuple[int, int, int]]:
+async def _classes(session: AsyncSession, settings: Settings, table: Any) -> dict[str, tuple[int, int, int]]:
     """class → (customers, revenue, lowest revenue in the class)."""
-    start, end = period.bounds(settings.tz)
-    classed = class_levels(customer_revenue(period.days, start, end), settings.abc_a_share, settings.abc_b_share)
+    classed = class_levels(table, settings.abc_a_share, settings.abc_b_share)
     stmt = (
         select(classed.c.klass, func.sum(classed.c.customers).label("customers"),
                func.sum(classed.c.revenue * classed.c.customers).label("revenue"),
@@ -118,42 +115,42 @@ def _class_of(found: dict[str, tuple[int, int, int]], revenue: Any) -> Any:
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period, now: datetime) -> AbcReport:
-    found = await _classes(session, settings, period)
+    start, end = period.bounds(settings.tz)
+    top: list[AbcCustomer] = []
+    async with scratch(session, customer_revenue(session, period.days, start, end), "abc") as table:
+        found = await _classes(session, settings, table)
+        total_revenue = sum(r for _, r, _ in found.values())
+        if "A" in found:
+            top_stmt = (
+                select(table.c.customer_id, table.c.revenue, table.c.orders, Customer.name)
+                .join(Customer, Customer.id == table.c.customer_id)
+                .where(table.c.revenue >= found["A"][2])
+                .order_by(table.c.revenue.desc(), table.c.customer_id)
+                .limit(settings.report_top_n)
+            )
+            for row in (await session.execute(top_stmt)).all():
+                top.append(AbcCustomer(row.customer_id, row.name, int(row.revenue), int(row.orders),
+                                       share(row.revenue, total_revenue), "A"))
     total_customers = sum(c for c, _, _ in found.values())
-    total_revenue = sum(r for _, r, _ in found.values())
     classes = []
     for name in CLASSES:
         customers, revenue, _ = found.get(name, (0, 0, 0))
         classes.append(AbcClass(name, customers, revenue, share(customers, total_customers),
                                 share(revenue, total_revenue)))
-    top: list[AbcCustomer] = []
-    if "A" in found:
-        start, end = period.bounds(settings.tz)
-        per_customer = customer_revenue(period.days, start, end)
-        top_stmt = (
-            select(per_customer.c.customer_id, per_customer.c.revenue, per_customer.c.orders, Customer.name)
-            .join(Customer, Customer.id == per_customer.c.customer_id)
-            .where(per_customer.c.revenue >= found["A"][2])
-            .order_by(per_customer.c.revenue.desc(), per_customer.c.customer_id)
-            .limit(settings.report_top_n)
-        )
-        for row in (await session.execute(top_stmt)).all():
-            top.append(AbcCustomer(row.customer_id, row.name, int(row.revenue), int(row.orders),
-                                   share(row.revenue, total_revenue), "A"))
     return AbcReport(period=period, total_revenue=total_revenue, total_customers=total_customers,
                      classes=classes, top=top, a_share=settings.abc_a_share, b_share=settings.abc_b_share)
 
 
 async def csv_detail(session: AsyncSession, settings: Settings, period: Period) -> list[list[Any]]:
     """Every classed customer (the export): id, name, orders, revenue, class."""
-    found = await _classes(session, settings, period)
     start, end = period.bounds(settings.tz)
-    per_customer = customer_revenue(period.days, start, end)
-    stmt = (
-        select(per_customer.c.customer_id, Customer.name, per_customer.c.orders, per_customer.c.revenue,
-               _class_of(found, per_customer.c.revenue).label("klass"))
-        .join(Customer, Customer.id == per_customer.c.customer_id)
-        .order_by(per_customer.c.revenue.desc(), per_customer.c.customer_id)
-    )
-    return [[row.customer_id, row.name or "", row.orders, row.revenue, row.klass]
-            for row in (await session.execute(stmt)).all()]
+    async with scratch(session, customer_revenue(session, period.days, start, end), "abc") as table:
+        found = await _classes(session, settings, table)
+        stmt = (
+            select(table.c.customer_id, Customer.name, table.c.orders, table.c.revenue,
+                   _class_of(found, table.c.revenue).label("klass"))
+            .join(Customer, Customer.id == table.c.customer_id)
+            .order_by(table.c.revenue.desc(), table.c.customer_id)
+        )
+        rows = (await session.execute(stmt)).all()
+    return [[row.customer_id, row.name or "", row.orders, row.revenue, row.klass] for row in rows]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders, epoch_days, epoch_days_value, orders_by_customer
+from bot.reports.sql import counted_orders_by_customer, epoch_days, epoch_days_value
 from storage.models import Customer, Order, OutboxMessage
 
 
@@ -71,11 +71,11 @@ def regulars(session: AsyncSession, settings: Settings, now: datetime) -> Any:
             last.label("last_days"),
             ((last - first) / (count - 1)).label("interval_days"),
         )
-        .where(counted_orders(None, now))
+        .where(counted_orders_by_customer(session, None, now))
         .group_by(Order.customer_id)
         .having(count >= 2, func.max(Order.created_at) >= since)
+        .subquery("per_customer")
     )
-    per_customer = orders_by_customer(per_customer).subquery("per_customer")
     overdue_days = now_days - per_customer.c.last_days - per_customer.c.interval_days
     return select(
         per_customer,

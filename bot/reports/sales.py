@@ -103,16 +103,20 @@ async def sales_figures(session: AsyncSession, start: datetime, end: datetime) -
 async def top_products(session: AsyncSession, start: datetime, end: datetime, limit: int,
                        total_revenue: int) -> list[ProductLine]:
     revenue = func.sum(OrderItem.quantity * OrderItem.unit_price)
-    stmt = (
-        select(Product.id, Product.name_en, Product.name_zh, Product.unit, func.sum(OrderItem.quantity).label("qty"),
+    top = (
+        select(OrderItem.product_id.label("product_id"), func.sum(OrderItem.quantity).label("qty"),
                revenue.label("revenue"))
-        .select_from(OrderItem)
         .join(Order, Order.id == OrderItem.order_id)
-        .join(Product, Product.id == OrderItem.product_id)
         .where(counted_orders(start, end))
-        .group_by(Product.id, Product.name_en, Product.name_zh, Product.unit)
-        .order_by(revenue.desc(), Product.id)
+        .group_by(OrderItem.product_id)
+        .order_by(revenue.desc(), OrderItem.product_id)
         .limit(limit)
+        .subquery("top")
+    )
+    stmt = (
+        select(Product.id, Product.name_en, Product.name_zh, Product.unit, top.c.qty, top.c.revenue)
+        .join(top, top.c.product_id == Product.id)
+        .order_by(top.c.revenue.desc(), Product.id)
     )
     return [
         ProductLine(product_id=row.id, name_en=row.name_en, name_zh=row.name_zh, unit=row.unit,

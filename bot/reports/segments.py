@@ -58,12 +58,12 @@ def valid_segment(source: str, segment: str) -> bool:
     return source == "churn" and segment == CHURN_SEGMENT
 
 
-def _members_query(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
-                   now: datetime) -> Any:
+async def _members_query(session: AsyncSession, settings: Settings, source: str, segment: str,
+                         period: Period | None, now: datetime) -> Any:
     """A subquery with the member customers' ids (``customer_id``)."""
     if source == "rfm":
         assert period is not None
-        return rfm.members(session, settings, period, segment).subquery("members")
+        return (await rfm.members(session, settings, period, segment)).subquery("members")
     return churn.overdue_customers(session, settings, now)
 
 
@@ -87,7 +87,7 @@ async def audience(session: AsyncSession, settings: Settings, source: str, segme
                    now: datetime) -> tuple[int, int]:
     """(members of the segment, of whom can receive care messages now)."""
     await prepare(session)
-    members = _members_query(session, settings, source, segment, period, now)
+    members = await _members_query(session, settings, source, segment, period, now)
     total = await session.scalar(select(func.count()).select_from(members))
     reachable = await session.scalar(
         select(func.count()).select_from(members).join(Customer, Customer.id == members.c.customer_id)
@@ -97,7 +97,7 @@ async def audience(session: AsyncSession, settings: Settings, source: str, segme
 
 async def recipients(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
                      now: datetime) -> list[Recipient]:
-    members = _members_query(session, settings, source, segment, period, now)
+    members = await _members_query(session, settings, source, segment, period, now)
     stmt = (
         select(Customer.id, Customer.telegram_id, Customer.name, Customer.language)
         .join(members, members.c.customer_id == Customer.id)

@@ -15,12 +15,16 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import DropTable
 
 from storage.models import Order
 
@@ -49,28 +53,59 @@ def in_range(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]
 
 # ----- reading orders fast ---------------------------------------------------------
 
-# Covering indexes of migration 0005 (storage.models.reports).
-BY_TIME_INDEX = "ix_orders_report_created"
-BY_CUSTOMER_INDEX = "ix_orders_report_customer"
-# A per-customer aggregate over more days than this reads the customer-ordered
-# index from end to end (no sorting, no table) rather than a range by time.
+# The covering indexes of migration 0005 (storage.models.reports) let a period
+# be read by time, or a per-customer aggregate by customer, from the index
+# alone. A per-customer aggregate over more days than this reads the
+# customer-ordered one from end to end (no sorting, no table).
 BY_CUSTOMER_DAYS = 62
 
 
-def orders_by_customer(stmt: Any) -> Any:
-    """Tell SQLite to read orders through the customer-ordered covering index.
+def counted_orders_by_customer(session: AsyncSession, start: datetime | None, end: datetime | None,
+                               days: int | None = None) -> ColumnElement[bool]:
+    """:func:`counted_orders`, for a per-customer aggregate (``GROUP BY customer_id``).
 
-    Its planner prefers the range by time even for a year of orders, then sorts
-    and groups; the whole customer-ordered index is faster. PostgreSQL
-    ignores the hint and chooses on its own.
+    Over a long period (or all of history) reading the customer-ordered
+    covering index from end to end is faster than a range by time then a sort,
+    but SQLite's planner takes the range whenever there is one. On SQLite the
+    time bounds are written so they cannot use an index; PostgreSQL chooses on
+    its own.
     """
-    return stmt.with_hint(Order, f"INDEXED BY {BY_CUSTOMER_INDEX}", dialect_name="sqlite")
+    if dialect_of(session) != "sqlite" or (days is not None and days <= BY_CUSTOMER_DAYS):
+        return counted_orders(start, end)
+    created = func.coalesce(Order.created_at, Order.created_at)  # the same value, not an index term
+    conditions: list[ColumnElement[bool]] = [Order.status.notin_(REVENUE_EXCLUDED)]
+    if start is not None:
+        conditions.append(created >= start)
+    if end is not None:
+        conditions.append(created < end)
+    return and_(*conditions)
 
 
 async def prepare(session: AsyncSession) -> None:
-    """Per-connection settings for large reads: SQLite maps the file instead of copying pages."""
+    """Per-connection settings for large reads: SQLite maps the file instead of copying pages,
+    and keeps temporary tables (:func:`scratch`) in memory."""
     if dialect_of(session) == "sqlite":
         await session.execute(text("PRAGMA mmap_size=268435456"))
+        await session.execute(text("PRAGMA temp_store=MEMORY"))
+
+
+@asynccontextmanager
+async def scratch(session: AsyncSession, stmt: Any, prefix: str) -> AsyncIterator[Any]:
+    """The rows of ``stmt`` as a temporary table for the block (``CREATE TEMPORARY TABLE .. AS``).
+
+    For a per-customer aggregate that several queries read: the orders are read
+    once. The table is the connection's own and is dropped at the end. With
+    SQLAlchemy before 2.1 (no ``Select.into``) the block gets a subquery instead.
+    """
+    if not hasattr(stmt, "into"):  # pragma: no cover - SQLAlchemy 2.0
+        yield stmt.subquery(prefix)
+        return
+    create = stmt.into(f"tmp_{prefix}_{uuid.uuid4().hex[:12]}", temporary=True)
+    await session.execute(create)
+    try:
+        yield create.table
+    finally:
+        await session.execute(DropTable(create.table))
 
 
 # ----- the business's day ----------------------------------------------------
@@ -135,10 +170,6 @@ def local_bucket(session: AsyncSession, column: Any, tz: ZoneInfo, start: dateti
     return func.strftime("%Y-%m", column, modifier)
 
 
-def whole_hour_offsets(tz: ZoneInfo, start: datetime, end: datetime) -> bool:
-    return all(minutes % 60 == 0 for _, minutes in offset_segments(tz, start, end))
-
-
 async def local_totals(session: AsyncSession, tz: ZoneInfo, start: datetime, end: datetime, unit: str,
                        where: ColumnElement[bool]) -> dict[str, tuple[int, int]]:
     """Revenue and orders per local day or month of ``[start, end)``: ``{label: (revenue, orders)}``.
@@ -148,17 +179,23 @@ async def local_totals(session: AsyncSession, tz: ZoneInfo, start: datetime, end
     converting a million instants — and the few thousand hours are put in
     their local day or month here. Otherwise the conversion runs in SQL.
     """
-    fmt = "%Y-%m-%d" if unit == "day" else "%Y-%m"
     totals: dict[str, tuple[int, int]] = {}
-    if dialect_of(session) == "sqlite" and whole_hour_offsets(tz, start, end):
-        hour = func.substr(Order.created_at, 1, 13).label("hour")
+    segments = offset_segments(tz, start, end)
+    if dialect_of(session) == "sqlite" and all(minutes % 60 == 0 for _, minutes in segments):
+        hour = func.substr(Order.created_at, 1, 13).label("hour")  # "YYYY-MM-DD HH" in UTC
         stmt = (select(hour, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))
                 .where(where).group_by("hour"))
-        for row in (await session.execute(stmt)).all():
-            moment = datetime.strptime(row.hour, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
-            label = moment.astimezone(tz).strftime(fmt)
-            revenue, orders = totals.get(label, (0, 0))
-            totals[label] = (revenue + int(row.revenue), orders + int(row.orders))
+        limits = [(until.replace(tzinfo=None) if until else None, timedelta(minutes=minutes))
+                  for until, minutes in segments]
+        for text_hour, revenue, orders in (await session.execute(stmt)).all():
+            moment = datetime(int(text_hour[:4]), int(text_hour[5:7]), int(text_hour[8:10]), int(text_hour[11:13]))
+            offset = next(delta for until, delta in limits if until is None or moment < until)
+            local = moment + offset
+            label = (f"{local.year:04d}-{local.month:02d}-{local.day:02d}" if unit == "day"
+                     else f"{local.year:04d}-{local.month:02d}")
+            before = totals.get(label)
+            totals[label] = (int(revenue), int(orders)) if before is None else (
+                before[0] + int(revenue), before[1] + int(orders))
         return totals
     bucket = local_bucket(session, Order.created_at, tz, start, end, unit).label("bucket")
     stmt = (select(bucket, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, and_, delete, func, select, update
+from sqlalchemy import Float, Integer, String, and_, delete, extract, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
@@ -23,7 +23,6 @@ from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, 
 from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
-FEED_PARTITION = 10_000
 PREFETCH_PARTITION = 2_000
 
 
@@ -99,32 +98,40 @@ class CareRepo:
         self.session = session
 
     # ----- the planners' feed ------------------------------------------------------------------
-    async def eligible_customers(self) -> list[tuple[Any, ...]]:
-        """(id, telegram_id, language, timezone, household_size, birthday, name), by id."""
-        stmt = (
-            select(Customer.id, Customer.telegram_id, Customer.language, Customer.timezone,
-                   Customer.household_size, Customer.birthday, Customer.name)
-            .where(_eligible())
-            .order_by(Customer.id)
-        )
+    # Customer columns the planner reads, in CustomerFacts order.
+    @staticmethod
+    def _facts() -> tuple[Any, ...]:
+        c = Customer.__table__.c
+        return (c.id, c.telegram_id, c.language, c.timezone, c.household_size, c.birthday, c.name)
+
+    async def birthdays_on(self, month_days: Iterable[tuple[int, int]]) -> list[tuple[Any, ...]]:
+        """Eligible customers whose birthday falls on one of these (month, day) pairs (customer facts)."""
+        c = Customer.__table__.c
+        pairs = [and_(extract("month", c.birthday) == m, extract("day", c.birthday) == d) for m, d in month_days]
+        if not pairs:
+            return []
+        stmt = select(*self._facts()).where(_eligible(), c.birthday.is_not(None), or_(*pairs))
         return [tuple(row) for row in await self.session.execute(stmt)]
 
     async def purchase_lists(self, since: datetime) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
-        """Each eligible customer's purchases since ``since``, one row per customer, in partitions:
-        (customer_id, product ids, minutes, order ids, quantities) — the last four as "1,2,3" lists,
-        item by item in time order. Aggregated in SQL so a million orders cross into Python as
-        one short row per customer (see :func:`parse_purchases`)."""
+        """Each eligible customer's purchases since ``since``: one row per customer, in partitions.
+
+        A row is the customer facts (see :meth:`_facts`) then four "1,2,3" lists — product ids,
+        minutes, order ids, quantities — item by item in time order. Aggregated in SQL, driven by
+        the customers (each one's recent orders are an index range of ix_orders_customer_created,
+        already in time order: no sort, no full scan of orders), so a million orders cross into
+        Python as one short row per customer (see :func:`parse_purchases`).
+        """
         c, o, i = Customer.__table__.c, Order.__table__.c, OrderItem.__table__.c
         order = (o.created_at, o.id, i.id)
+        facts = self._facts()
         stmt = (
-            select(c.id, int_list(i.product_id, *order), int_list(epoch_minutes(o.created_at), *order),
+            select(*facts, int_list(i.product_id, *order), int_list(epoch_minutes(o.created_at), *order),
                    int_list(o.id, *order), int_list(i.quantity, *order))
             .select_from(Customer.__table__.join(Order.__table__, o.customer_id == c.id)
                          .join(OrderItem.__table__, i.order_id == o.id))
             .where(_eligible(), o.status != "cancelled", o.created_at >= since)
-            .group_by(c.id)
-            .order_by(c.id)
-            .execution_options(yield_per=FEED_PARTITION)
+            .group_by(*facts)
         )
         result = await self.session.stream(stmt)
         # Fetch the next partition while the caller works on this one: the database
@@ -143,34 +150,16 @@ class CareRepo:
                 with contextlib.suppress(Exception):
                     await pending
 
-    async def purchases(self, since: datetime) -> AsyncIterator[Sequence[tuple[Any, ...]]]:
-        """Purchases of eligible customers since ``since``, in partitions:
-        (customer_id, order_id, product_id, day, quantity), by customer then time."""
-        # Core table columns: plain tuples, no ORM row processing. Driven by the customers
-        # (ORDER BY customers.id): each eligible customer's recent orders are an index range
-        # (ix_orders_customer_created), already in time order; no sort, no full scan of orders.
-        c, o, i = Customer.__table__.c, Order.__table__.c, OrderItem.__table__.c
+    async def delivered_between(self, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
+        """(order_id, delivered_at, *customer facts) of eligible customers' orders delivered in [start, end]."""
+        o = Order.__table__.c
         stmt = (
-            select(o.customer_id, o.id, i.product_id, epoch_days(o.created_at), i.quantity)
-            .select_from(Customer.__table__.join(Order.__table__, o.customer_id == c.id)
-                         .join(OrderItem.__table__, i.order_id == o.id))
-            .where(_eligible(), o.status != "cancelled", o.created_at >= since)
-            .order_by(c.id, o.created_at)
-            .execution_options(yield_per=FEED_PARTITION)
+            select(o.id, o.delivered_at, *self._facts())
+            .select_from(Order.__table__.join(Customer.__table__, Customer.__table__.c.id == o.customer_id))
+            .where(_eligible(), o.status == "delivered", o.delivered_at >= start, o.delivered_at <= end)
+            .order_by(o.id)
         )
-        result = await self.session.stream(stmt)
-        async for partition in result.partitions(FEED_PARTITION):
-            yield partition
-
-    async def delivered_between(self, start: datetime, end: datetime) -> list[tuple[int, int, datetime]]:
-        """(order_id, customer_id, delivered_at) of eligible customers' orders delivered in [start, end]."""
-        stmt = (
-            select(Order.id, Order.customer_id, Order.delivered_at)
-            .join(Customer, Customer.id == Order.customer_id)
-            .where(_eligible(), Order.status == "delivered", Order.delivered_at >= start, Order.delivered_at <= end)
-            .order_by(Order.customer_id, Order.id)
-        )
-        return [(r[0], r[1], r[2]) for r in await self.session.execute(stmt)]
+        return [tuple(row) for row in await self.session.execute(stmt)]
 
     async def last_winbacks(self) -> dict[int, datetime]:
         """When each customer last got a win-back message."""

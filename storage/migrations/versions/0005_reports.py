@@ -51,19 +51,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_segment_campaigns_created_at'), ['created_at'], unique=False)
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.create_index('ix_orders_attributed_outbox', ['attributed_outbox_id'], unique=False)
+        batch_op.create_index('ix_orders_attributed_outbox', ['attributed_outbox_id', 'status', 'total'],
+                              unique=False)
         batch_op.create_index('ix_orders_report_created', ['created_at', 'status', 'customer_id', 'total'],
                               unique=False)
         batch_op.create_index('ix_orders_report_customer', ['customer_id', 'created_at', 'status', 'total'],
                               unique=False)
 
+    with op.batch_alter_table('order_items', schema=None) as batch_op:
+        batch_op.create_index('ix_order_items_report', ['order_id', 'product_id', 'quantity', 'unit_price'],
+                              unique=False)
+
     with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_category_sent', ['category', 'sent_at'], unique=False)
+        batch_op.create_index('ix_outbox_category_sent', ['category', 'sent_at', 'kind', 'status'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_category_sent')
+
+    with op.batch_alter_table('order_items', schema=None) as batch_op:
+        batch_op.drop_index('ix_order_items_report')
 
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_report_customer')
