@@ -240,7 +240,7 @@ async def measure(path: Path, repeat: int) -> list[tuple[str, float, float, floa
     db = Database(settings.database_url)
     results = []
     try:
-        charts.seasonal_index([str(i) for i in range(12)], [100.0] * 12, title="warm-up", baseline_label="")
+        charts.seasonal_index([str(i) for i in range(12)], [100.0] * 12, title="warm-up", baseline_label="100")
         for case in CASES:
             first = await _timed(db, settings, texts, case, chart=False)
             best = min([first] + [await _timed(db, settings, texts, case, chart=False) for _ in range(repeat - 1)])

@@ -1,8 +1,10 @@
 """What care messages say and which buttons they carry.
 
 Used by the planner (``jobs.care``), which writes them to the outbox, and by
-the care buttons (``handlers.care``). The buttons name their outbox row, so a
-press finds the message it answers (and checks it belongs to the presser).
+the care buttons (``handlers.care``). A press finds the care message it
+answers by the message it is on (the outbox row keeps the Telegram message
+id), so the buttons of all reminders in one language are the same and a
+forged press on any other message finds nothing.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from typing import Any, NamedTuple
 from aiogram.filters.callback_data import CallbackData
 
 from bot.rules import care as rules
+from bot.config import LANGUAGES
 from bot.texts import TextRenderer
 
 
 class CareCallback(CallbackData, prefix="care"):
     a: str  # again | later | stop | rate | skip | menu
-    o: int  # the outbox row of the message
-    v: int = 0  # rate: 1–5
+    v: int = 0  # rate: 1–5; skip: the order whose comment is skipped
 
 
 class CustomerFacts(NamedTuple):
@@ -48,10 +50,20 @@ class ProductFacts:
         return self.name_zh if lang == "zh" else self.name_en
 
 
+def _template(renderer: TextRenderer, lang: str, name: str) -> Any:
+    """A compiled template, looked up once per renderer (the planner renders thousands)."""
+    cache: dict[tuple[str, str], Any] = renderer.__dict__.setdefault("_care_templates", {})
+    template = cache.get((lang, name))
+    if template is None:
+        template = cache[(lang, name)] = renderer.env.get_template(f"{lang}/{name}")
+    return template
+
+
 def render_text(renderer: TextRenderer, planned: rules.Planned, customer: CustomerFacts,
                 product: ProductFacts | None = None, delivered_at: datetime | None = None,
                 tz: Any = None) -> str:
-    lang = customer.language
+    """The message (same as ``renderer.render(lang, "care/<kind>", ...)``, with the template cached)."""
+    lang = customer.language if customer.language in LANGUAGES else LANGUAGES[0]
     context: dict[str, Any] = {"name": customer.name}
     if planned.kind == rules.KIND_REORDER:
         assert product is not None
@@ -60,18 +72,22 @@ def render_text(renderer: TextRenderer, planned: rules.Planned, customer: Custom
     elif planned.kind == rules.KIND_SURVEY:
         local = delivered_at.astimezone(tz) if delivered_at is not None and tz is not None else delivered_at
         context.update(order_id=planned.order_id, delivered=local.date() if local else None)
-    return renderer.render(lang, f"care/{planned.kind}.html", **context)
+    return _template(renderer, lang, f"care/{planned.kind}.html").render(lang=lang, **context).strip()
 
 
-def markup(renderer: TextRenderer, kind: str, lang: str, row_id: int, *, can_reorder: bool = True) -> dict[str, Any] | None:
-    """The buttons of a care message whose outbox row is ``row_id`` (JSON, for the outbox).
+def markup(renderer: TextRenderer, kind: str, lang: str, *, can_reorder: bool = True) -> dict[str, Any] | None:
+    """The buttons of a care message of this kind (JSON, for the outbox); the same for every row."""
+    cache: dict[tuple[str, str, bool], Any] = renderer.__dict__.setdefault("_care_markups", {})
+    key = (kind, lang, can_reorder)
+    if key not in cache:
+        cache[key] = _markup(renderer, kind, lang, can_reorder)
+    return cache[key]
 
-    Built as plain dicts (the planner makes thousands): the same JSON an
-    ``InlineKeyboardMarkup`` dumps to, with the labels rendered once per language.
-    """
+
+def _markup(renderer: TextRenderer, kind: str, lang: str, can_reorder: bool) -> dict[str, Any] | None:
     def button(label: str, action: str, number: int = 0) -> dict[str, str]:
-        return {"text": _label(renderer, lang, label, number),
-                "callback_data": CareCallback(a=action, o=row_id, v=number).pack()}
+        return {"text": renderer.render(lang, f"buttons/{label}", value=number),
+                "callback_data": CareCallback(a=action, v=number).pack()}
 
     if kind == rules.KIND_REORDER:
         rows = [[button("care_order_again", "again")],
@@ -83,14 +99,3 @@ def markup(renderer: TextRenderer, kind: str, lang: str, row_id: int, *, can_reo
     else:
         return None
     return {"inline_keyboard": rows}
-
-
-_LABELS: dict[tuple[int, str, str, int], str] = {}
-
-
-def _label(renderer: TextRenderer, lang: str, label: str, number: int) -> str:
-    key = (id(renderer), lang, label, number)
-    text = _LABELS.get(key)
-    if text is None:
-        text = _LABELS[key] = renderer.render(lang, f"buttons/{label}", value=number)
-    return text

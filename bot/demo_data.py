@@ -9,7 +9,7 @@ orders around the Spring Festival, Golden Week and the year's end, fewer in
 high summer. A few orders are cancelled. Complaints come after some
 deliveries, with first-response and resolution times around the targets,
 and most resolved complaints get a rating that follows how fast they were
-handled. Care messages (reorder reminders, birthday greetings, surveys,
+handled; some deliveries get a survey, and some surveys an answer. Care messages (reorder reminders, birthday greetings, surveys,
 win-backs) are in the outbox as sent, some skipped, and orders that answered
 a reminder point at it.
 
@@ -41,7 +41,7 @@ from bot.config import Settings
 from bot.reports.periods import add_months
 from bot.texts import minor_digits
 from storage.db import Database
-from storage.models import Customer, Order, OrderItem, OutboxMessage, Product, Ticket
+from storage.models import Customer, Order, OrderItem, OutboxMessage, Product, SurveyAnswer, Ticket
 from storage.models.outbox import CATEGORY_CARE, PRIORITY_CARE
 
 TELEGRAM_ID_BASE = 7_000_000_000
@@ -107,6 +107,7 @@ class _Ids:
     item: int
     ticket: int
     outbox: int
+    answer: int
 
 
 @dataclass
@@ -116,6 +117,7 @@ class _Batch:
     orders: list[dict[str, Any]] = field(default_factory=list)
     items: list[dict[str, Any]] = field(default_factory=list)
     tickets: list[dict[str, Any]] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
 
 
 # ----- products ------------------------------------------------------------------------
@@ -307,7 +309,14 @@ class _Generator:
                 survey_at = delivered + timedelta(days=self.settings.survey_days_after_delivery)
                 if survey_at < self.end:
                     if rng.random() < 0.85:
-                        self._outbox(batch, "survey", cid, survey_at, ref_order_id=oid)
+                        survey = self._outbox(batch, "survey", cid, survey_at, ref_order_id=oid)
+                        answered = survey_at + timedelta(hours=rng.uniform(0.2, 20))
+                        if rng.random() < 0.4 and answered < self.end:
+                            rating = rng.choices((1, 2, 3, 4, 5), (3, 4, 10, 38, 45))[0]
+                            batch.answers.append(dict(
+                                id=self.ids.answer, order_id=oid, customer_id=cid, outbox_id=survey, rating=rating,
+                                comment=None, created_at=answered, updated_at=answered))
+                            self.ids.answer += 1
                     else:
                         self._outbox(batch, "survey", cid, survey_at, status="skipped",
                                      skip_reason=rng.choice(("weekly cap", "daily cap", "expired")), ref_order_id=oid)
@@ -392,7 +401,7 @@ async def _next_ids(session: AsyncSession) -> _Ids:
         return int(await session.scalar(select(func.coalesce(func.max(model.id), 0))) or 0) + 1
 
     return _Ids(customer=await after(Customer), order=await after(Order), item=await after(OrderItem),
-                ticket=await after(Ticket), outbox=await after(OutboxMessage))
+                ticket=await after(Ticket), outbox=await after(OutboxMessage), answer=await after(SurveyAnswer))
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -410,7 +419,7 @@ def _sqlite_value(value: Any) -> Any:
 async def _write(session: AsyncSession, batch: _Batch, summary: DemoSummary) -> None:
     sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
     for model, rows in ((Customer, batch.customers), (OutboxMessage, batch.outbox), (Order, batch.orders),
-                        (OrderItem, batch.items), (Ticket, batch.tickets)):
+                        (OrderItem, batch.items), (Ticket, batch.tickets), (SurveyAnswer, batch.answers)):
         if not rows:
             continue
         if sqlite:
@@ -436,7 +445,7 @@ async def _fix_sequences(session: AsyncSession) -> None:
     """PostgreSQL: explicit ids do not move the id sequences; move them past the new rows."""
     if session.bind is None or session.bind.dialect.name != "postgresql":
         return
-    for table in ("customers", "orders", "order_items", "tickets", "outbox"):
+    for table in ("customers", "orders", "order_items", "tickets", "outbox", "care_survey_answers"):
         await session.execute(text(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
             f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))

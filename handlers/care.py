@@ -7,9 +7,10 @@
 * Post-delivery survey: 1–5, then an optional comment (a one-question
   dialog; "Skip" or /cancel leaves it).
 
-Every button names its outbox row; a press is honoured only from the
-customer the message went to, for a message that went out, of the right
-kind. Anything else is answered "This button has expired".
+A press finds its care message by the message the button is on (the outbox
+row keeps the Telegram message id); it is honoured only from the customer
+the message went to, for a message of the right kind. Anything else is
+answered "This button has expired".
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ class CareSurvey(StatesGroup):
     comment = State()
 
 
-def _skip_markup(texts: Texts, row_id: int) -> Any:
+def _skip_markup(texts: Texts, order_id: int) -> Any:
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("skip"), callback_data=CareCallback(a="skip", o=row_id))
+    builder.button(text=texts.button("skip"), callback_data=CareCallback(a="skip", v=order_id))
     return builder.as_markup()
 
 
@@ -60,7 +61,7 @@ async def ask_comment(message: Message, data: dict[str, Any]) -> None:
     texts: Texts = data["texts"]
     dialog = await data["state"].get_data()
     await message.answer(texts("care/ask_comment_again", order_id=dialog.get("care_order")),
-                         reply_markup=_skip_markup(texts, dialog.get("care_row", 0)))
+                         reply_markup=_skip_markup(texts, dialog.get("care_order", 0)))
 
 
 async def _row(callback: CallbackQuery, callback_data: CareCallback, data: dict[str, Any],
@@ -69,9 +70,11 @@ async def _row(callback: CallbackQuery, callback_data: CareCallback, data: dict[
     customer: Customer | None = data.get("customer")
     repos: Repos = data["repos"]
     texts: Texts = data["texts"]
-    row = await repos.outbox.get(callback_data.o)
+    message = callback.message
+    row = (await repos.outbox.by_message(message.chat.id, message.message_id)
+           if isinstance(message, Message) else None)
     if (customer is None or row is None or row.customer_id != customer.id or row.kind not in kinds
-            or row.status not in ("sent", "uncertain") or not isinstance(callback.message, Message)):
+            or row.category != "care" or row.status not in ("sent", "uncertain")):
         await callback.answer(texts("common/button_expired.txt"))
         return None
     return row
@@ -204,9 +207,9 @@ async def rate_order(callback: CallbackQuery, callback_data: CareCallback, **dat
         await callback.message.answer(texts("care/survey_done"))
         return
     await state.set_state(CareSurvey.comment)
-    await state.update_data(care_order=answer.order_id, care_row=row.id)
+    await state.update_data(care_order=answer.order_id)
     await callback.message.answer(texts("care/survey_ask_comment", order_id=answer.order_id, rating=answer.rating),
-                                  reply_markup=_skip_markup(texts, row.id))
+                                  reply_markup=_skip_markup(texts, answer.order_id))
 
 
 @router.callback_query(CareCallback.filter(F.a == "skip"))
@@ -214,7 +217,7 @@ async def skip_comment(callback: CallbackQuery, callback_data: CareCallback, **d
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]
     dialog = await state.get_data()
-    if await state.get_state() != CareSurvey.comment.state or dialog.get("care_row") != callback_data.o:
+    if await state.get_state() != CareSurvey.comment.state or dialog.get("care_order") != callback_data.v:
         await callback.answer(texts("common/button_expired.txt"))
         return
     await end_dialog(state)
@@ -239,7 +242,7 @@ async def save_comment(message: Message, **data: Any) -> None:
         await message.answer(texts("common/cancelled"))
         return
     if not comment:
-        await message.answer(texts("care/comment_empty"), reply_markup=_skip_markup(texts, dialog.get("care_row", 0)))
+        await message.answer(texts("care/comment_empty"), reply_markup=_skip_markup(texts, order_id))
         return
     if len(comment) > COMMENT_LIMIT:
         await message.answer(texts("care/comment_too_long", limit=COMMENT_LIMIT))

@@ -19,6 +19,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from markupsafe import Markup
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -228,8 +229,9 @@ async def segment_action(callback: CallbackQuery, callback_data: ReportCallback,
         await callback.answer()
         await _drop_buttons(message)
         sample = texts("reports/campaign_customer.txt")
+        # The previews are rendered templates (Telegram HTML, names escaped): shown as they are.
         previews = [(output.label(texts, "campaign", t),
-                     segments.campaign_text(texts.renderer, texts.lang, t, sample))
+                     Markup(segments.campaign_text(texts.renderer, texts.lang, t, sample)))  # noqa: S704
                     for t in segments.CAMPAIGN_TEMPLATES]
         builder = InlineKeyboardBuilder()
         for t in segments.CAMPAIGN_TEMPLATES:

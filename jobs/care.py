@@ -18,8 +18,8 @@ answered.
 from __future__ import annotations
 
 import logging
+import time as timer
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,14 +29,13 @@ from sqlalchemy import case, exists, func, select, update
 from bot.clock import ManualClock
 from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
 from bot.rules import care as rules
+from bot.rules.care_batch import BatchContext, plan_batch
 from jobs.delivery import CARE_CHECKS
 from jobs.registry import JobContext, job
 from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
-from storage.models.care import STOP
 from storage.models.outbox import CATEGORY_CARE
 from storage import changes
 from storage.repositories import Repos
-from storage.repositories.care import parse_purchases
 from storage.repositories.orders import ORDER_CREATED_HOOKS
 from storage.repositories.outbox import SENT_LIKE
 
@@ -54,6 +53,8 @@ class PlanResult:
     written: Counter[str] = field(default_factory=Counter)
     # When the earliest message not yet due for writing enters the horizon (None: nothing known).
     next_due: datetime | None = None
+    # Seconds per phase (small feeds, the customers' purchases, writing), for the benchmark.
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,80 +84,6 @@ class PlanContext:
         return frozenset(pairs)
 
 
-Purchases = tuple[Sequence[float], Sequence[int], Sequence[int], Sequence[int]]
-NO_PURCHASES: Purchases = ((), (), (), ())
-
-
-def plan_customer(customer: Sequence[Any], purchases: Purchases, ctx: PlanContext,
-                  products: dict[int, ProductFacts], stops: dict[int, tuple[str, datetime | None, datetime]],
-                  last_winback: datetime | None) -> list[rules.Planned]:
-    """The reorder and win-back planners for one customer (birthdays and surveys have their own feeds).
-
-    ``customer`` starts with the customer facts (id, telegram_id, language, timezone,
-    household_size, ...); ``purchases`` are parallel lists, oldest first: (days, order ids,
-    product ids, quantities), as :func:`storage.repositories.care.parse_purchases` gives them.
-    Cheap checks on day numbers skip most planners before any date is built: this runs for
-    every customer every hour.
-    """
-    settings, now, horizon = ctx.settings, ctx.now, ctx.horizon
-    customer_id, household_size = customer[0], customer[4]
-    out: list[rules.Planned] = []
-    days_all, order_ids, product_ids, quantities = purchases
-    if not days_all:
-        return out
-    now_days = ctx.now_days
-    horizon_days = horizon.total_seconds() / rules.DAY_SECONDS
-    tz = None
-    # Built with dict/zip (C loops): this runs for a million purchases every hour.
-    order_days = list(dict(zip(order_ids, days_all)).values())  # one day per order, in time order
-    last_order_id = order_ids[-1]
-    last_at = {product_id: index for index, product_id in enumerate(product_ids)}
-    if len(last_at) == 1:
-        per_product: dict[int, Sequence[float]] = {product_ids[0]: days_all}
-    else:
-        per_product = {}
-        for product_id, day in zip(product_ids, days_all):
-            found = per_product.get(product_id)
-            if found is None:
-                per_product[product_id] = [day]
-            else:
-                found.append(day)  # type: ignore[attr-defined]
-    by_product = {product_id: (days, quantities[last_at[product_id]], order_ids[last_at[product_id]])
-                  for product_id, days in per_product.items()}
-    for product_id, (days, quantity, order_id) in by_product.items():
-        product = products.get(product_id)
-        if product is None or not product.active:
-            continue
-        stop = stops.get(product_id)
-        if stop is not None and stop[0] == STOP:
-            continue
-        if days[-1] + (days[-1] - days[0]) + rules.REORDER_LATE_DAYS < now_days and len(days) > 1:
-            continue  # even the longest gap would have run out long ago
-        expected = rules.expected_next_purchase(days, quantity, product.days_per_unit_per_person, household_size)
-        if (expected is None or now_days > expected + rules.REORDER_LATE_DAYS
-                or expected - settings.reorder_days_before - 1 > now_days + horizon_days):
-            continue  # unknown, long run out, or not yet (a day's slack for local midnight)
-        snoozed_until = None
-        if stop is not None and stop[2] >= rules.from_days(days[-1]):  # a "not now" for this cycle
-            snoozed_until = stop[1]
-        tz = tz or rules.zone(customer[3], settings.default_timezone)
-        planned = rules.plan_reorder(
-            customer_id, product_id, days, quantity, product.days_per_unit_per_person, household_size, now, tz,
-            days_before=settings.reorder_days_before, last_order_id=order_id, snoozed_until=snoozed_until,
-            horizon=horizon, expected=expected,
-        )
-        if planned is not None:
-            out.append(planned)
-    last = order_days[-1]
-    if last + settings.winback_min_days <= now_days + horizon_days and now_days - last <= rules.HISTORY_DAYS:
-        winback = rules.plan_winback(customer_id, order_days, now, min_days=settings.winback_min_days,
-                                     repeat_days=settings.winback_repeat_days, last_winback_at=last_winback,
-                                     last_order_id=last_order_id, horizon=horizon)
-        if winback is not None:
-            out.append(winback)
-    return out
-
-
 async def plan(app: "App", now: datetime) -> PlanResult:
     """One planning pass over all eligible customers; writes new care messages to the outbox.
 
@@ -166,6 +93,7 @@ async def plan(app: "App", now: datetime) -> PlanResult:
     """
     settings = app.settings
     result = PlanResult()
+    started = timer.perf_counter()
     items: list[_Item] = []
     ctx = PlanContext(now, settings, rules.LOOKAHEAD, rules.to_days(now))
     write_until = now + rules.PLAN_HORIZON
@@ -200,24 +128,25 @@ async def plan(app: "App", now: datetime) -> PlanResult:
             if survey is not None:
                 add(customer, [survey], delivered_at)
 
+    result.timings["feeds"] = timer.perf_counter() - started
+    batch = BatchContext.build(now, ctx.horizon, settings,
+                               {p.id: (p.days_per_unit_per_person, p.active) for p in products.values()})
     empty: dict[int, Any] = {}
     async with app.db.session() as session:
         async for partition in Repos(session).care.purchase_lists(now - timedelta(days=rules.HISTORY_DAYS)):
             result.customers += len(partition)
-            for row in partition:
-                purchases = parse_purchases(row[7], row[8], row[9], row[10])
-                result.purchases += len(purchases[0])
-                planned = plan_customer(row, purchases, ctx, products, stops.get(row[0], empty),
-                                        winbacks.get(row[0]))
-                if planned:
-                    add(CustomerFacts._make(row[:7]), planned)
+            result.purchases += sum(row[8].count(",") + 1 for row in partition)
+            for index, planned in plan_batch(partition, batch, lambda c: stops.get(c, empty), winbacks.get):
+                add(CustomerFacts._make(partition[index][:7]), [planned])
     result.candidates = len(items)
+    result.timings["customers"] = timer.perf_counter() - started - result.timings["feeds"]
     await _write(app, items, now, result)
+    result.timings["write"] = timer.perf_counter() - started - result.timings["feeds"] - result.timings["customers"]
     return result
 
 
 async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> None:
-    """Render what is new and write it in batches; then give each row its buttons (they name the row)."""
+    """Render what is new and write it in batches (one statement per thousand rows)."""
     settings = app.settings
     renderer = app.renderer
     async with app.db.session() as session:
@@ -235,23 +164,16 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
                 dedupe_key=planned.key, kind=planned.kind, category=CATEGORY_CARE, priority=planned.priority,
                 chat_id=customer.telegram_id, customer_id=customer.id,
                 text=render_text(renderer, planned, customer, item.product, item.delivered_at, tz),
-                reply_markup=None, options=None, ref_order_id=planned.order_id, ref_ticket_id=None,
+                reply_markup=markup(renderer, planned.kind, customer.language,
+                                    can_reorder=planned.order_id is not None),
+                options=None, ref_order_id=planned.order_id, ref_ticket_id=None,
                 ref_product_id=planned.product_id, expires_at=planned.expires_at,
                 not_before=rules.not_before(planned, now, tz, settings.quiet_hours_start, settings.quiet_hours_end),
                 status="pending", attempts=0, created_at=now,
             ))
-        ids = await repos.outbox.add_many(rows)
-        markups: dict[int, dict[str, Any]] = {}
-        for key, item in new.items():
-            row_id = ids.get(key)
-            if row_id is None:  # another planner wrote it first
-                continue
-            result.written[item.planned.kind] += 1
-            buttons = markup(renderer, item.planned.kind, item.customer.language, row_id,
-                             can_reorder=item.planned.order_id is not None)
-            if buttons is not None:
-                markups[row_id] = buttons
-        await repos.outbox.set_markups(markups)
+        written = await repos.outbox.add_many(rows)  # without the keys another planner wrote first
+        for key in written:
+            result.written[new[key].planned.kind] += 1
         await session.commit()
 
 
@@ -392,4 +314,4 @@ async def attribute_order(repos: Repos, order: Order, now: datetime) -> None:
 if attribute_order not in ORDER_CREATED_HOOKS:
     ORDER_CREATED_HOOKS.append(attribute_order)
 
-__all__ = ["attribute_order", "plan", "plan_customer"]
+__all__ = ["attribute_order", "plan"]

@@ -303,19 +303,20 @@ async def test_care_buttons_of_someone_else_or_stale_are_refused(app: App, world
     cid, rice, row = await _reminded(app, customer)
     other = FakeUser(world, TG + 50, "Bo")
     await add_customer(app, TG + 50, name="Bo")
-    await other.press_data(CareCallback(a="again", o=row.id).pack(), customer.last())
-    await other.press_data(CareCallback(a="later", o=999).pack(), customer.last())
-    await customer.press_data(CareCallback(a="rate", o=row.id, v=5).pack())  # a survey action on a reminder
+    await other.press_data(CareCallback(a="again").pack(), customer.last())  # someone else's reminder
+    await customer.press("Not now")
+    await customer.press_data(CareCallback(a="later").pack(), customer.last())  # not on a care message
+    await customer.press_data(CareCallback(a="rate", v=5).pack(), customer.inbox()[-2])  # a survey action on a reminder
     assert other.alerts()[-3:] == ["This button has expired."] * 3
     async with app.db.session() as session:
-        assert list(await session.scalars(select(CareStop))) == []
+        assert [s.kind for s in await session.scalars(select(CareStop))] == ["snooze"]  # only the real press
 
 
 async def test_double_press_of_not_now_is_harmless(app: App, customer: FakeUser) -> None:
     cid, rice, row = await _reminded(app, customer)
     reminder = customer.last()
     await customer.press("Not now", reminder)
-    await customer.press_data(CareCallback(a="later", o=row.id).pack(), reminder)
+    await customer.press_data(CareCallback(a="later").pack(), reminder)
     async with app.db.session() as session:
         assert len(list(await session.scalars(select(CareStop)))) == 1
 
@@ -383,7 +384,7 @@ async def test_survey_cancel_and_double_press(app: App, customer: FakeUser) -> N
     survey = customer.last_with_buttons()
     await customer.press("3 ⭐", survey)
     await customer.send("/cancel")
-    await customer.press_data(CareCallback(a="rate", o=(await care_rows(app, "survey"))[0].id, v=5).pack(), survey)
+    await customer.press_data(CareCallback(a="rate", v=5).pack(), survey)
     assert customer.alerts()[-1] == "You already rated this order. Thank you!"
     answer = await _answer(app, order_id)
     assert answer is not None and answer.rating == 3 and answer.comment is None

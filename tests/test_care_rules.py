@@ -28,8 +28,8 @@ def test_median_interval_of_two_or_more_purchases() -> None:
 
 
 def test_median_ignores_same_day_top_ups_and_outliers() -> None:
-    days = [d(2026, 1, 1), d(2026, 1, 1, 5), d(2026, 1, 15), d(2026, 1, 29), d(2026, 4, 29)]
-    assert rules.intervals(days) == [14, 14, 90]
+    days = [d(2026, 1, 1), d(2026, 1, 1, 6), d(2026, 1, 15), d(2026, 1, 29), d(2026, 4, 29)]
+    assert rules.intervals(days) == [13.75, 14, 90]  # the six-hour top-up is no interval
     assert rules.usual_interval(days) == 14
 
 

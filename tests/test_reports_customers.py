@@ -253,3 +253,37 @@ async def test_forgotten_customers_stay_counted_without_a_name(rdb: ReportDB, se
         names = list(await session.scalars(select(abc.Customer.name)))
     assert [(c.customer_id, c.name, c.revenue) for c in report.top] == [(gone, None, 700)]
     assert names == [None]
+
+
+async def test_rfm_thresholds_match_the_rank_formulas(rdb: ReportDB, settings: Settings) -> None:
+    """The scores come from thresholds; they must equal the quintile formulas of the module doc."""
+    import math
+    import random
+
+    rng = random.Random(11)
+    expected_input = {}
+    async with rdb.session() as session:
+        d = Data(session)
+        for i in range(73):
+            customer = d.customer(f"C{i}")
+            orders = rng.choice((1, 1, 1, 2, 2, 3, 5, 8))
+            last = utc(2025, 4, 1, 3) + timedelta(days=rng.choice((0, 30, 30, 90, 200, 300, 330)))
+            amount = rng.choice((500, 500, 800, 1200, 3000))
+            for k in range(orders):
+                d.order(customer, last - timedelta(days=k), amount)
+            expected_input[customer] = (last.date(), orders, amount * orders)  # 03:00 UTC: the same day in Shanghai
+        await d.commit()
+        rows = (await session.execute(await rfm.members(session, settings, YEAR))).all()
+        report = await rfm.compute(session, settings, YEAR, NOW)
+    n = len(expected_input)
+    days = sorted(v[0] for v in expected_input.values())
+    counts = sorted(v[1] for v in expected_input.values())
+    revenues = sorted(v[2] for v in expected_input.values())
+    for row in rows:
+        day, orders, revenue = expected_input[row.customer_id]
+        r = math.ceil(5 * sum(1 for x in days if x <= day) / n)
+        f = 5 * sum(1 for x in counts if x < orders) // n + 1
+        m = 5 * sum(1 for x in revenues if x < revenue) // n + 1
+        assert (row.r, row.f, row.m) == (r, f, m), row.customer_id
+    assert len(rows) == n == report.total_customers
+    assert sum(s.customers for s in report.segments) == n

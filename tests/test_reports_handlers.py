@@ -118,6 +118,8 @@ async def test_report_in_private_chat_has_a_chart_and_figures(app: App, manager:
     assert "First response, 90th percentile: 2h 29m" in text
     assert "Average rating (of 5): 3.7 (was —)" in text
     assert "• Reorder reminders: 2 sent → 2 orders, ¥130.00 (was 1 → 1)" in text
+    care_text = texts_of(await manager.send("/care 2026-02"))
+    assert "• the weekly cap: 1" in care_text
     assert photo.message_id < [m for m in replies if m.kind == "text"][0].message_id
 
 
@@ -256,6 +258,8 @@ async def test_message_a_segment(app: App, world: FakeTelegram, manager: FakeUse
     await manager.press("Champions")
     assert manager.last().text.startswith("📨 Champions: 5 customers, 3 of them accept care messages.")
     assert "Hello friend! We have not seen you for a while" in manager.last().text
+    assert "<blockquote>Thank you, friend, for being with us!" in manager.last().html
+    assert "<i>Rather not get messages like this? Send /stop.</i></blockquote>" in manager.last().html
     assert manager.last().labels == ["We miss you", "Thank you", "Time to restock?", "How are we doing?", "Cancel"]
     await manager.press("Thank you")
     confirm = manager.last()

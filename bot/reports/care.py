@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -110,22 +110,20 @@ def _care_unindexed() -> Any:
 
 async def care_summary(session: AsyncSession, start: datetime, end: datetime) -> CareSummary:
     lines: dict[str, CareLine] = {}
-    attributed = and_(Order.attributed_outbox_id == OutboxMessage.id, Order.status.notin_(REVENUE_EXCLUDED))
-    sent = (
-        select(
-            OutboxMessage.kind,
-            func.count(func.distinct(OutboxMessage.id)).label("sent"),
-            func.count(Order.id).label("orders"),
-            func.coalesce(func.sum(Order.total), 0).label("revenue"),
-        )
-        .select_from(OutboxMessage)
-        .outerjoin(Order, attributed)
-        .where(OutboxMessage.category == CATEGORY_CARE, OutboxMessage.status == "sent",
-               in_range(OutboxMessage.sent_at, start, end))
+    sent_in_period = (OutboxMessage.category == CATEGORY_CARE, OutboxMessage.status == "sent",
+                      in_range(OutboxMessage.sent_at, start, end))
+    sent = select(OutboxMessage.kind, func.count().label("sent")).where(*sent_in_period).group_by(OutboxMessage.kind)
+    for row in (await session.execute(sent)).all():
+        lines[row.kind] = CareLine(kind=row.kind, sent=int(row.sent))
+    attributed = (
+        select(OutboxMessage.kind, func.count().label("orders"), func.sum(Order.total).label("revenue"))
+        .join(Order, Order.attributed_outbox_id == OutboxMessage.id)
+        .where(*sent_in_period, Order.status.notin_(REVENUE_EXCLUDED))
         .group_by(OutboxMessage.kind)
     )
-    for row in (await session.execute(sent)).all():
-        lines[row.kind] = CareLine(kind=row.kind, sent=int(row.sent), orders=int(row.orders), revenue=int(row.revenue))
+    for row in (await session.execute(attributed)).all():
+        line = lines.setdefault(row.kind, CareLine(kind=row.kind))
+        line.orders, line.revenue = int(row.orders), int(row.revenue or 0)
     unsent = (
         select(OutboxMessage.kind, OutboxMessage.status, func.count().label("n"))
         .where(_care_unindexed(), OutboxMessage.status.in_(("skipped", "failed")),

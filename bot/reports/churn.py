@@ -1,12 +1,16 @@
 """``/churn``: customers whose next order is overdue, most valuable first.
 
-The expected next order is the care engine's rule of thumb, computed here in
-SQL for every customer at once: the last order plus the customer's average
-interval between orders, ``(last − first) / (orders − 1)``. A customer is
-*overdue* when that moment plus ``churn_grace_days`` has passed. Only
-customers with at least two counted orders (an interval to go by) whose last
-order is within ``churn_lookback_days`` are considered — those further back
-are already lost and show up in ``/rfm``.
+The expected next order follows the care engine's rule of thumb (last
+purchase plus the usual interval, over the last year of purchases), computed
+here in SQL for every customer at once: the last order plus the customer's
+average interval between their orders of the last ``churn_lookback_days``,
+``(last − first) / (orders − 1)``. (The care engine predicts per product,
+with the median interval, in Python for one customer at a time; for a list
+of all customers the per-customer average is what one pass of SQL gives.)
+A customer is *overdue* when that moment plus ``churn_grace_days`` has
+passed. Only customers with at least two counted orders in that window (an
+interval to go by) are considered — those who stopped longer ago are already
+lost and show up in ``/rfm``.
 
 Value is the customer's revenue over their counted orders. Last contact is
 the last message the bot sent the customer (any outbox message).
@@ -59,8 +63,6 @@ def regulars(session: AsyncSession, settings: Settings, now: datetime) -> Any:
     overdue_days (days past the expected next order; negative: not yet due) and is_overdue (1/0)."""
     now_days = epoch_days_value(session, now)
     since = now - timedelta(days=settings.churn_lookback_days)
-    first = epoch_days(session, func.min(Order.created_at))
-    last = epoch_days(session, func.max(Order.created_at))
     count = func.count()
     per_customer = (
         select(
@@ -68,19 +70,25 @@ def regulars(session: AsyncSession, settings: Settings, now: datetime) -> Any:
             count.label("orders"),
             func.sum(Order.total).label("revenue"),
             func.max(Order.created_at).label("last_at"),
-            last.label("last_days"),
-            ((last - first) / (count - 1)).label("interval_days"),
+            epoch_days(session, func.max(Order.created_at)).label("last_days"),
+            epoch_days(session, func.min(Order.created_at)).label("first_days"),
         )
-        .where(counted_orders_by_customer(session, None, now))
+        .where(counted_orders_by_customer(session, since, now, settings.churn_lookback_days))
         .group_by(Order.customer_id)
-        .having(count >= 2, func.max(Order.created_at) >= since)
+        .having(count >= 2)
         .subquery("per_customer")
     )
-    overdue_days = now_days - per_customer.c.last_days - per_customer.c.interval_days
+    # Each date converted once per customer (the conversions are most of the cost).
+    with_interval = select(
+        per_customer.c.customer_id, per_customer.c.orders, per_customer.c.revenue, per_customer.c.last_at,
+        per_customer.c.last_days,
+        ((per_customer.c.last_days - per_customer.c.first_days) / (per_customer.c.orders - 1)).label("interval_days"),
+    ).subquery("with_interval")
+    overdue_days = (now_days - with_interval.c.last_days - with_interval.c.interval_days).label("overdue_days")
+    timed = select(with_interval, overdue_days).subquery("timed")
     return select(
-        per_customer,
-        overdue_days.label("overdue_days"),
-        case((overdue_days > settings.churn_grace_days, 1), else_=0).label("is_overdue"),
+        timed,
+        case((timed.c.overdue_days > settings.churn_grace_days, 1), else_=0).label("is_overdue"),
     ).subquery("regulars")
 
 

@@ -55,6 +55,7 @@ def _context(name: str, result: Any, texts: Texts, settings: Settings) -> dict[s
         "segment_name": lambda code: label(texts, "segment", code),
         "kind_name": lambda code: label(texts, "kind", code),
         "campaign_name": lambda code: label(texts, "campaign", code),
+        "reason_name": lambda reason: label(texts, "reason", "_".join(reason.split()) if reason else None),
         # A row of a "by staff member / category / priority" table.
         "group_name": lambda scope, key: (key or label(texts, "staff", None)) if scope == "staff"
         else label(texts, scope, key),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -87,17 +87,17 @@ class SalesReport:
 
 
 async def sales_figures(session: AsyncSession, start: datetime, end: datetime) -> SalesFigures:
-    counted = Order.status.notin_(REVENUE_EXCLUDED)
-    stmt = select(
-        func.count(case((counted, Order.id))).label("orders"),
-        func.coalesce(func.sum(case((counted, Order.total), else_=0)), 0).label("revenue"),
-        func.count(func.distinct(case((counted, Order.customer_id)))).label("active"),
-        func.count(case((~counted, Order.id))).label("cancelled"),
-    ).where(in_range(Order.created_at, start, end))
-    row = (await session.execute(stmt)).one()
+    counted = (await session.execute(
+        select(func.count().label("orders"), func.coalesce(func.sum(Order.total), 0).label("revenue"),
+               func.count(func.distinct(Order.customer_id)).label("active"))
+        .where(counted_orders(start, end))
+    )).one()
+    cancelled = await session.scalar(
+        select(func.count()).where(Order.status.in_(REVENUE_EXCLUDED), in_range(Order.created_at, start, end)))
     new = await session.scalar(select(func.count()).where(in_range(Customer.registered_at, start, end)))
-    return SalesFigures(new_customers=int(new or 0), active_customers=int(row.active or 0), orders=int(row.orders or 0),
-                        revenue=int(row.revenue or 0), cancelled=int(row.cancelled or 0))
+    return SalesFigures(new_customers=int(new or 0), active_customers=int(counted.active or 0),
+                        orders=int(counted.orders or 0), revenue=int(counted.revenue or 0),
+                        cancelled=int(cancelled or 0))
 
 
 async def top_products(session: AsyncSession, start: datetime, end: datetime, limit: int,

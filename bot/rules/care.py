@@ -182,20 +182,8 @@ def from_days(days: float) -> datetime:
 
 
 def intervals(days: Sequence[float]) -> list[float]:
-    """Gaps between consecutive purchases; a top-up within a day of a purchase counts with it."""
-    gaps = [b - a for a, b in zip(days, days[1:])]
-    if not gaps or min(gaps) >= MIN_INTERVAL_DAYS:
-        return gaps  # the usual case, without a Python loop
-    gaps = []
-    previous = None
-    for day in days:
-        if previous is not None:
-            gap = day - previous
-            if gap < MIN_INTERVAL_DAYS:
-                continue
-            gaps.append(gap)
-        previous = day
-    return gaps
+    """Gaps between consecutive purchases; a gap under a day (a top-up) does not count."""
+    return [gap for gap in (b - a for a, b in zip(days, days[1:])) if gap >= MIN_INTERVAL_DAYS]
 
 
 def usual_interval(days: Sequence[float]) -> float | None:

@@ -29,6 +29,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_due", "status", "not_before", "priority"),
         Index("ix_outbox_customer_kind_sent", "customer_id", "kind", "sent_at"),
+        # A button press finds the care message it belongs to by the message it is on.
+        Index("ix_outbox_chat_message", "chat_id", "telegram_message_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -23,7 +23,7 @@ from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, 
 from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
-PREFETCH_PARTITION = 2_000
+PREFETCH_PARTITION = 5_000
 
 
 class epoch_days(FunctionElement[float]):
@@ -120,7 +120,7 @@ class CareRepo:
         minutes, order ids, quantities — item by item in time order. Aggregated in SQL, driven by
         the customers (each one's recent orders are an index range of ix_orders_customer_created,
         already in time order: no sort, no full scan of orders), so a million orders cross into
-        Python as one short row per customer (see :func:`parse_purchases`).
+        Python as one short row per customer (see :mod:`bot.rules.care_batch`).
         """
         c, o, i = Customer.__table__.c, Order.__table__.c, OrderItem.__table__.c
         order = (o.created_at, o.id, i.id)
@@ -270,16 +270,3 @@ class CareRepo:
         )
 
 
-
-def parse_purchases(products: str, minutes: str, orders: str,
-                    quantities: str) -> tuple[list[float], list[int], list[int], list[int]]:
-    """One row of :meth:`CareRepo.purchase_lists` as parallel lists (days, order ids, product ids,
-    quantities), oldest first. The database gives them in time order; sorted here only if not."""
-    times = list(map(int, minutes.split(",")))
-    order_ids = list(map(int, orders.split(",")))
-    product_ids = list(map(int, products.split(",")))
-    amounts = list(map(int, quantities.split(",")))
-    if times != sorted(times):
-        rows = sorted(zip(times, order_ids, product_ids, amounts))
-        times, order_ids, product_ids, amounts = (list(column) for column in zip(*rows))
-    return [minute / 1440.0 for minute in times], order_ids, product_ids, amounts

@@ -4,7 +4,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,21 +106,12 @@ class OutboxRepo:
         WRITES[0] += len(written)
         return written
 
-    async def set_markups(self, markups: dict[int, dict[str, Any]]) -> None:
-        """Buttons for many rows at once (row id → markup), one executemany."""
-        if not markups:
-            return
-        table = OutboxMessage.__table__
-        await self.session.execute(
-            update(table).where(table.c.id == bindparam("row_id")).values(reply_markup=bindparam("markup")),
-            [{"row_id": row_id, "markup": markup} for row_id, markup in markups.items()],
-        )
-
-    async def set_markup(self, row_id: int, reply_markup: dict[str, Any] | None) -> None:
-        """Buttons that name their own row (written right after :meth:`add`)."""
-        await self.session.execute(
-            update(OutboxMessage).where(OutboxMessage.id == row_id).values(reply_markup=reply_markup)
-            .execution_options(synchronize_session=False)
+    async def by_message(self, chat_id: int, message_id: int) -> OutboxMessage | None:
+        """The outbox row that became this Telegram message."""
+        return await self.session.scalar(
+            select(OutboxMessage).where(OutboxMessage.chat_id == chat_id,
+                                        OutboxMessage.telegram_message_id == message_id)
+            .order_by(OutboxMessage.id.desc()).limit(1)
         )
 
     async def by_key(self, dedupe_key: str) -> OutboxMessage | None:

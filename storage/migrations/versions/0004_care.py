@@ -1,4 +1,4 @@
-"""care engine: reminder stops and snoozes, survey answers, outbox expiry and attribution window
+"""care engine: reminder stops and snoozes, survey answers; outbox expiry, attribution window, message lookup
 
 Revision ID: 0004
 Revises: 0003
@@ -56,10 +56,12 @@ def upgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('expires_at', storage.models.base.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('attribute_until', storage.models.base.UTCDateTime(timezone=True), nullable=True))
+        batch_op.create_index('ix_outbox_chat_message', ['chat_id', 'telegram_message_id'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_chat_message')
         batch_op.drop_column('attribute_until')
         batch_op.drop_column('expires_at')
 
