@@ -145,20 +145,30 @@ async def plan(app: "App", now: datetime) -> PlanResult:
     return result
 
 
+WRITE_CHUNK = 1000
+
+
 async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> None:
-    """Render what is new and write it in batches (one statement per thousand rows)."""
+    """Render what is new and write it, a thousand rows per short transaction.
+
+    Short transactions, because on SQLite a writer locks the whole database:
+    the bot's own updates never wait behind a backlog of thousands of care
+    messages. A crash half-way loses nothing — the next run writes the rest
+    (dedupe keys make every row idempotent).
+    """
     settings = app.settings
     renderer = app.renderer
     async with app.db.session() as session:
-        repos = Repos(session)
-        existing = await repos.care.existing_keys(item.planned.key for item in items)
-        new: dict[str, _Item] = {}
+        existing = await Repos(session).care.existing_keys(item.planned.key for item in items)
+    fresh: dict[str, _Item] = {}
+    for item in items:
+        if item.planned.key not in existing:
+            fresh.setdefault(item.planned.key, item)
+    pending = list(fresh.values())
+    for start in range(0, len(pending), WRITE_CHUNK):
         rows: list[dict[str, Any]] = []
-        for item in items:
+        for item in pending[start:start + WRITE_CHUNK]:
             planned, customer = item.planned, item.customer
-            if planned.key in existing or planned.key in new:
-                continue
-            new[planned.key] = item
             tz = rules.zone(customer.timezone, settings.default_timezone)
             rows.append(dict(
                 dedupe_key=planned.key, kind=planned.kind, category=CATEGORY_CARE, priority=planned.priority,
@@ -166,15 +176,15 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
                 text=render_text(renderer, planned, customer, item.product, item.delivered_at, tz),
                 reply_markup=markup(renderer, planned.kind, customer.language,
                                     can_reorder=planned.order_id is not None),
-                options=None, ref_order_id=planned.order_id, ref_ticket_id=None,
-                ref_product_id=planned.product_id, expires_at=planned.expires_at,
+                ref_order_id=planned.order_id, ref_product_id=planned.product_id, expires_at=planned.expires_at,
                 not_before=rules.not_before(planned, now, tz, settings.quiet_hours_start, settings.quiet_hours_end),
                 status="pending", attempts=0, created_at=now,
             ))
-        written = await repos.outbox.add_many(rows)  # without the keys another planner wrote first
+        async with app.db.session() as session:
+            written = await Repos(session).outbox.add_many(rows)  # leaves out keys another planner wrote first
+            await session.commit()
         for key in written:
-            result.written[new[key].planned.kind] += 1
-        await session.commit()
+            result.written[fresh[key].planned.kind] += 1
 
 
 async def fingerprint(app: "App") -> tuple[Any, ...]:

@@ -438,3 +438,16 @@ def test_split_text_keeps_lines_whole() -> None:
     assert len(parts) == 3 and all(len(p) <= 4096 for p in parts)
     assert "\n".join(parts) == "\n".join(lines)
     assert split_text("short") == ["short"]
+
+
+async def test_two_managers_pressing_at_once_make_one_campaign(app: App) -> None:
+    from storage.repositories import Repos
+
+    async with app.db.session() as session:
+        repos = Repos(session)
+        values = dict(key="rfm:lost:thanks:20260302", source="rfm", segment="lost", template="thanks", period="",
+                      created_by=MANAGER_ID, now=app.clock.now(), members=3, queued=0)
+        first = await repos.reports.add_campaign(**values)
+        second = await repos.reports.add_campaign(**values)
+        await repos.commit()
+    assert first is not None and first.key == values["key"] and second is None

@@ -18,7 +18,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -130,12 +129,10 @@ async def queue_campaign(repos: Repos, renderer: TextRenderer, settings: Setting
     people = await recipients(session, settings, source, segment, period, now)
     if not people:
         return CampaignResult("empty", key, members)
-    try:
-        async with session.begin_nested():
-            await repos.reports.add_campaign(key=key, source=source, segment=segment, template=template,
-                                             period=period.token if period else "", created_by=manager_id,
-                                             now=now, members=members, queued=0)
-    except IntegrityError:  # another manager pressed at the same moment
+    campaign = await repos.reports.add_campaign(key=key, source=source, segment=segment, template=template,
+                                                period=period.token if period else "", created_by=manager_id,
+                                                now=now, members=members, queued=0)
+    if campaign is None:  # another manager pressed at the same moment
         return CampaignResult("already", key, 0)
     queued = 0
     texts_cache: dict[tuple[str, str | None], str] = {}
@@ -149,8 +146,6 @@ async def queue_campaign(repos: Repos, renderer: TextRenderer, settings: Setting
             now=now, category=CATEGORY_CARE, priority=PRIORITY_CARE, customer_id=person.customer_id,
         )
         queued += int(written)
-    campaign = await repos.reports.campaign(key)
-    if campaign is not None:
-        campaign.queued = queued
+    campaign.queued = queued
     await session.flush()
     return CampaignResult("queued", key, members, queued)

@@ -7,8 +7,6 @@ SQL), small aggregates for the rest — never orders as ORM objects.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,7 +21,7 @@ from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, 
 from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
-PREFETCH_PARTITION = 5_000
+FEED_PARTITION = 5_000
 
 
 class epoch_days(FunctionElement[float]):
@@ -134,21 +132,8 @@ class CareRepo:
             .group_by(*facts)
         )
         result = await self.session.stream(stmt)
-        # Fetch the next partition while the caller works on this one: the database
-        # thread aggregates (without the GIL) while Python plans.
-        pending = asyncio.ensure_future(result.fetchmany(PREFETCH_PARTITION))
-        try:
-            while True:
-                rows = await pending
-                if not rows:
-                    return
-                pending = asyncio.ensure_future(result.fetchmany(PREFETCH_PARTITION))
-                await asyncio.sleep(0)  # let the fetch reach the database thread
-                yield rows
-        finally:
-            if not pending.done():
-                with contextlib.suppress(Exception):
-                    await pending
+        async for partition in result.partitions(FEED_PARTITION):
+            yield partition
 
     async def delivered_between(self, start: datetime, end: datetime) -> list[tuple[Any, ...]]:
         """(order_id, delivered_at, *customer facts) of eligible customers' orders delivered in [start, end]."""

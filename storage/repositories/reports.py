@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models.reports import ReportDigest, SegmentCampaign
@@ -51,9 +52,18 @@ class ReportRepo:
         return await self.session.scalar(select(SegmentCampaign).where(SegmentCampaign.key == key))
 
     async def add_campaign(self, *, key: str, source: str, segment: str, template: str, period: str,
-                           created_by: int, now: datetime, members: int, queued: int) -> SegmentCampaign:
-        campaign = SegmentCampaign(key=key, source=source, segment=segment, template=template, period=period,
-                                   created_by=created_by, created_at=now, members=members, queued=queued)
-        self.session.add(campaign)
-        await self.session.flush()
-        return campaign
+                           created_by: int, now: datetime, members: int, queued: int) -> SegmentCampaign | None:
+        """Write a campaign; None when one with this key exists (INSERT .. ON CONFLICT DO NOTHING)."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = (
+            insert(SegmentCampaign)
+            .values(key=key, source=source, segment=segment, template=template, period=period,
+                    created_by=created_by, created_at=now, members=members, queued=queued)
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(SegmentCampaign.id)
+        )
+        campaign_id = (await self.session.execute(stmt)).scalar_one_or_none()
+        if campaign_id is None:
+            return None
+        return await self.session.get(SegmentCampaign, campaign_id)
