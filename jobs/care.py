@@ -29,7 +29,7 @@ from sqlalchemy import case, exists, func, select, update
 from bot.clock import ManualClock
 from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
 from bot.rules import care as rules
-from bot.rules.care_batch import BatchContext, plan_batch
+from bot.rules.care_batch import BatchContext, Memo, plan_batch
 from jobs.delivery import CARE_CHECKS
 from jobs.registry import JobContext, job
 from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
@@ -63,6 +63,7 @@ class _Item:
     customer: CustomerFacts
     product: ProductFacts | None = None
     delivered_at: datetime | None = None
+    memo: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None  # (memo key, inputs) of a batch-planned item
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,14 @@ async def plan(app: "App", now: datetime) -> PlanResult:
     ctx = PlanContext(now, settings, rules.LOOKAHEAD, rules.to_days(now))
     write_until = now + rules.PLAN_HORIZON
 
-    def add(customer: CustomerFacts, planned_list: list[rules.Planned], delivered_at: datetime | None = None) -> None:
+    def add(customer: CustomerFacts, planned_list: list[rules.Planned], delivered_at: datetime | None = None,
+            memo: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None) -> None:
         for planned in planned_list:
             if planned.send_at > write_until:  # later: only remember when it comes into the horizon
                 enters = planned.send_at - rules.PLAN_HORIZON
                 result.next_due = enters if result.next_due is None else min(result.next_due, enters)
                 continue
-            items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at))
+            items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at, memo))
 
     async with app.db.session() as session:
         repos = Repos(session)
@@ -132,15 +134,25 @@ async def plan(app: "App", now: datetime) -> PlanResult:
     batch = BatchContext.build(now, ctx.horizon, settings,
                                {p.id: (p.days_per_unit_per_person, p.active) for p in products.values()})
     empty: dict[int, Any] = {}
+    # Pairs whose message an earlier pass of this process wrote, with the inputs then: not planned
+    # again while the inputs stay the same (the same dedupe key would come out).
+    memo: Memo = app.extras.get("care_batch_memo", {})
+    still: Memo = {}
     async with app.db.session() as session:
         async for partition in Repos(session).care.purchase_lists(now - timedelta(days=rules.HISTORY_DAYS)):
             result.customers += len(partition)
             result.purchases += sum(row[8].count(",") + 1 for row in partition)
-            for index, planned in plan_batch(partition, batch, lambda c: stops.get(c, empty), winbacks.get):
-                add(CustomerFacts._make(partition[index][:7]), [planned])
+            batch_result = plan_batch(partition, batch, lambda c: stops.get(c, empty), winbacks.get, memo)
+            still.update(batch_result.seen)
+            for index, planned, key, inputs in batch_result.planned:
+                add(CustomerFacts._make(partition[index][:7]), [planned], memo=(key, inputs))
     result.candidates = len(items)
     result.timings["customers"] = timer.perf_counter() - started - result.timings["feeds"]
-    await _write(app, items, now, result)
+    done = await _write(app, items, now, result)
+    for item in items:
+        if item.memo is not None and item.planned.key in done:
+            still[item.memo[0]] = item.memo[1]
+    app.extras["care_batch_memo"] = still
     result.timings["write"] = timer.perf_counter() - started - result.timings["feeds"] - result.timings["customers"]
     return result
 
@@ -148,7 +160,7 @@ async def plan(app: "App", now: datetime) -> PlanResult:
 WRITE_CHUNK = 1000
 
 
-async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> None:
+async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> set[str]:
     """Render what is new and write it, a thousand rows per short transaction.
 
     Short transactions, because on SQLite a writer locks the whole database:
@@ -185,6 +197,7 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
             await session.commit()
         for key in written:
             result.written[fresh[key].planned.kind] += 1
+    return existing | set(fresh)  # in the outbox now (a key another planner wrote first included)
 
 
 async def fingerprint(app: "App") -> tuple[Any, ...]:

@@ -486,3 +486,58 @@ async def test_care_messages_render_in_both_languages(app: App, customer: FakeUs
     assert len(texts) == 4  # a greeting, a reminder and two surveys
     if lang == "zh":
         assert any("生日快乐" in t for t in texts) and any("泰国香米" in t for t in texts)
+
+
+# ----- the jobs themselves ------------------------------------------------------------------------------------
+
+async def test_plan_care_replans_only_when_something_changed(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobs.care
+
+    calls: list[datetime] = []
+    original = jobs.care.plan
+
+    async def counting(app: App, now: datetime) -> jobs.care.PlanResult:
+        calls.append(now)
+        return await original(app, now)
+
+    monkeypatch.setattr(jobs.care, "plan", counting)
+    cid, rice = await rice_customer(app, interval_days=20, last_days_ago=2)  # nothing due for weeks
+    await run_job(app, "plan_care")
+    await run_job(app, "plan_care")
+    assert len(calls) == 1
+    app.clock.advance(timedelta(hours=1))
+    await add_order(app, cid, rice, app.clock.now())  # a new order: plan again
+    await run_job(app, "plan_care")
+    assert len(calls) == 2
+    app.clock.advance(rules.REPLAN_EVERY)  # and in full at least this often
+    await run_job(app, "plan_care")
+    assert len(calls) == 3
+
+
+def test_daily_jobs_run_when_their_local_time_passes() -> None:
+    from datetime import time
+
+    from jobs.runner import _passes
+
+    start = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)  # 02:00 in Shanghai
+    assert _passes(time(3, 0), SHANGHAI, start, start + timedelta(hours=1))
+    assert not _passes(time(3, 0), SHANGHAI, start + timedelta(hours=1), start + timedelta(hours=2))
+    assert _passes(time(3, 0), SHANGHAI, start + timedelta(hours=1), start + timedelta(days=1, hours=1))
+
+
+async def test_the_scheduler_registers_the_jobs_and_runs_the_delivery_loop(app: App) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from jobs.delivery import worker_for
+    from jobs.scheduler import start_scheduler, stop_scheduler
+
+    scheduler = start_scheduler(app)
+    try:
+        assert isinstance(scheduler.get_job("care_daily").trigger, CronTrigger)
+        plan_job = scheduler.get_job("plan_care")
+        assert isinstance(plan_job.trigger, IntervalTrigger) and plan_job.max_instances == 1 and plan_job.coalesce
+        assert worker_for(app).live
+    finally:
+        await stop_scheduler(app)
+    assert not worker_for(app).live

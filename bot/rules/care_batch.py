@@ -63,16 +63,30 @@ def _numbers(texts: Sequence[str]) -> np.ndarray:
     return np.fromstring(",".join(texts), dtype=np.int64, sep=",")  # C speed, no Python loop per number
 
 
+# Memo of pairs (and lapses) whose message is already in the outbox: key → the inputs it came from.
+Memo = dict[tuple[Any, ...], tuple[Any, ...]]
+
+
+@dataclass
+class BatchResult:
+    planned: list[tuple[int, rules.Planned, tuple[Any, ...], tuple[Any, ...]]]  # (row index, planned, memo key, inputs)
+    seen: Memo  # memo entries still valid (unchanged inputs, message written)
+
+
 def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
                stops: Callable[[int], dict[int, tuple[str, datetime | None, datetime]]],
-               last_winback: Callable[[int], datetime | None]) -> list[tuple[int, rules.Planned]]:
+               last_winback: Callable[[int], datetime | None], memo: Memo | None = None) -> BatchResult:
     """Reorder reminders and win-backs due within ``ctx.horizon`` for a batch of customers.
 
     ``rows[i]``: customer id, telegram id, language, timezone, household size, birthday,
-    name, then the four lists. Returns (index into ``rows``, planned message).
+    name, then the four lists. ``memo``: pairs whose message an earlier pass already
+    wrote, with the inputs then; unchanged inputs are not planned again (the same
+    key would come out). Returns what to write, and which memo entries still hold.
     """
+    memo = memo or {}
+    result = BatchResult([], {})
     if not rows:
-        return []
+        return result
     counts = np.fromiter((r[8].count(",") + 1 for r in rows), dtype=np.int64, count=len(rows))
     product = _numbers([r[7] for r in rows])
     minute = _numbers([r[8] for r in rows])
@@ -80,7 +94,7 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
     quantity = _numbers([r[10] for r in rows])
     owner = np.repeat(np.arange(len(rows)), counts)
     household = np.array([r[4] or 0 for r in rows], dtype=np.float64)
-    out: list[tuple[int, rules.Planned]] = []
+    out = result.planned
     horizon_days = ctx.horizon.total_seconds() / rules.DAY_SECONDS
 
     # ----- reorder: group by (customer, product), in time order ---------------------------------
@@ -132,6 +146,12 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
         stop = stops(row[0]).get(product_id)
         if stop is not None and stop[0] == STOP:
             continue
+        key = ("reorder", row[0], product_id)
+        inputs = (int(o_minute[last[p]]), int(ends[p] - starts[p]), int(o_quantity[last[p]]), row[4], row[3], stop,
+                  float(supply[p]) if not np.isnan(supply[p]) else None)
+        if memo.get(key) == inputs:
+            result.seen[key] = inputs
+            continue
         days = (o_minute[starts[p]:ends[p]] / MINUTES_PER_DAY).tolist()
         snoozed_until = stop[1] if stop is not None and stop[2] >= rules.from_days(days[-1]) else None
         planned = rules.plan_reorder(
@@ -141,7 +161,7 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
             expected=float(expected[p]),
         )
         if planned is not None:
-            out.append((index, planned))
+            out.append((index, planned, key, inputs))
 
     # ----- win-back: customers whose last order is old enough -------------------------------------
     segment = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -152,14 +172,20 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
     for index in np.flatnonzero(lapsed).tolist():
         row = rows[index]
         begin, end = int(segment[index]), int(segment[index] + counts[index])
+        key = ("winback", row[0])
+        previous = last_winback(row[0])
+        inputs = (int(last_minute[index]), end - begin, previous)
+        if memo.get(key) == inputs:
+            result.seen[key] = inputs
+            continue
         by_order: dict[int, int] = {}
         for order_id, at in sorted(zip(order[begin:end].tolist(), minute[begin:end].tolist()), key=lambda x: x[1]):
             by_order[order_id] = at
         order_days = [at / MINUTES_PER_DAY for at in by_order.values()]
         last_order_id = max(by_order, key=lambda k: (by_order[k], k))
         planned = rules.plan_winback(row[0], order_days, ctx.now, min_days=ctx.winback_min_days,
-                                     repeat_days=ctx.winback_repeat_days, last_winback_at=last_winback(row[0]),
+                                     repeat_days=ctx.winback_repeat_days, last_winback_at=previous,
                                      last_order_id=last_order_id, horizon=ctx.horizon)
         if planned is not None:
-            out.append((index, planned))
-    return out
+            out.append((index, planned, key, inputs))
+    return result
