@@ -47,7 +47,7 @@ async def advance(app: "App", delta: timedelta, step: timedelta | None = None) -
     tz = ZoneInfo(app.settings.default_timezone)
     while clock.now() < end:
         before = clock.now()
-        clock.set(min(before + step, end))
+        clock.set(min(_next_tick(before, step), end))
         now = clock.now()
         for spec in JOBS.values():
             if spec.at is not None:  # a daily job: when its local time falls in this step
@@ -61,6 +61,13 @@ async def advance(app: "App", delta: timedelta, step: timedelta | None = None) -
                 last_run[spec.id] = now
                 await run_job(app, spec.id)
     return clock.now()
+
+
+def _next_tick(moment: datetime, step: timedelta) -> datetime:
+    """The next multiple of ``step`` after ``moment`` (on the UTC grid): steps of an hour end on
+    the hour, so what falls due at 09:00 is shown at 09:00, not at 09:59."""
+    epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
+    return moment + (step - (moment - epoch) % step)
 
 
 def _passes(at: time, tz: ZoneInfo, start: datetime, end: datetime) -> bool:

@@ -124,7 +124,10 @@ async def test_care_figures_february(rdb: ReportDB, settings: Settings) -> None:
     assert current == {"reorder": (2, 2, 13000, 0), "winback": (1, 0, 0, 0), "birthday": (0, 0, 0, 1),
                        "survey": (3, 0, 0, 0)}
     assert (report.current.sent, report.current.orders, report.current.revenue) == (6, 2, 13000)
-    assert report.current.conversion == pytest.approx(2 / 6)
+    # Orders per message counts the kinds that ask for an order: 2 reminders + 1 win-back.
+    assert report.current.conversion == pytest.approx(2 / 3)
+    assert [line.kind for line in report.current.lines if line.attributed] == ["reorder", "winback"]
+    assert report.current.line("survey").conversion is None
     assert [(line.kind, line.sent, line.orders, line.revenue) for line in report.before.lines] == [
         ("reorder", 1, 1, 4000)]
     assert report.skip_reasons == [("weekly cap", 1)]

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.reports.periods import Period
 from bot.reports.sql import REVENUE_EXCLUDED, in_range, share
+from bot.rules import care as rules
 from storage.models import Order, OutboxMessage
 from storage.models.outbox import CATEGORY_CARE
 from storage.models.reports import SegmentCampaign
@@ -39,8 +40,13 @@ class CareLine:
     failed: int = 0
 
     @property
+    def attributed(self) -> bool:
+        """Whether orders are credited to this kind (reminders and win-backs ask for one; greetings and surveys don't)."""
+        return self.kind in rules.ATTRIBUTED_KINDS
+
+    @property
     def conversion(self) -> float | None:
-        return share(self.orders, self.sent)
+        return share(self.orders, self.sent) if self.attributed else None
 
 
 @dataclass
@@ -69,7 +75,8 @@ class CareSummary:
 
     @property
     def conversion(self) -> float | None:
-        return share(self.orders, self.sent)
+        """Orders per message, over the kinds that ask for an order."""
+        return share(self.orders, sum(line.sent for line in self.lines if line.attributed))
 
     def line(self, kind: str) -> CareLine:
         for line in self.lines:
