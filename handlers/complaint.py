@@ -22,7 +22,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
-from bot.menu import MenuCallback
+from bot.menu import MenuCallback, start_from_menu
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
@@ -159,16 +159,7 @@ async def complaint_command(message: Message, **data: Any) -> None:
 
 @router.callback_query(MenuCallback.filter(F.action == "complaint"))
 async def complaint_from_menu(callback: CallbackQuery, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    if not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
-        return
-    if await state.get_state() is not None:
-        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
-        return
-    await callback.answer()
-    await start_complaint(callback.message, data)
+    await start_from_menu(callback, data, start_complaint)
 
 
 # ----- the description ------------------------------------------------------------------------

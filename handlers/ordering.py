@@ -29,7 +29,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
-from bot.menu import MenuCallback
+from bot.menu import MenuCallback, start_from_menu
 from bot.rules import customer_file
 from bot.rules import orders as rules
 from bot.rules.customer_file import Invalid
@@ -376,16 +376,7 @@ async def order_command(message: Message, **data: Any) -> None:
 
 @router.callback_query(MenuCallback.filter(F.action == "order"))
 async def order_from_menu(callback: CallbackQuery, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    if not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
-        return
-    if await state.get_state() is not None:
-        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
-        return
-    await callback.answer()
-    await start_order(callback.message, data)
+    await start_from_menu(callback, data, start_order)
 
 
 async def begin_reorder(message: Message, data: dict, order_id: int | None = None,
