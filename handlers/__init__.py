@@ -19,6 +19,7 @@ from handlers import care
 FEATURE_ROUTERS: list[Router] = [
     registration.router,
     profile.router,
+    profile.language_router,
     # Orders: the /order dialog, /orders, and the staff order desk.
     ordering.router,
     my_orders.router,

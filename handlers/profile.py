@@ -28,6 +28,8 @@ from storage.repositories import Repos
 router = Router(name="profile")
 router.message.filter(F.chat.type == "private")
 router.callback_query.filter(F.message.chat.type == "private")
+# /language works in every chat: staff choose theirs in the staff group too (kept per person and chat).
+language_router = Router(name="language")
 
 
 class ProfileCallback(CallbackData, prefix="prof"):
@@ -170,19 +172,19 @@ def _language_keyboard(renderer: TextRenderer) -> Any:
     return builder.as_markup()
 
 
-@router.message(Command("language"))
+@language_router.message(Command("language"))
 async def language_ask(message: Message, texts: Texts) -> None:
     await message.answer(texts("profile/language_ask"), reply_markup=_language_keyboard(texts.renderer))
 
 
-@router.callback_query(MenuCallback.filter(F.action == "language"))
+@language_router.callback_query(MenuCallback.filter(F.action == "language"))
 async def language_from_menu(callback: CallbackQuery, texts: Texts) -> None:
     await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.answer(texts("profile/language_ask"), reply_markup=_language_keyboard(texts.renderer))
 
 
-@router.callback_query(ProfileCallback.filter(F.action == "lang"))
+@language_router.callback_query(ProfileCallback.filter(F.action == "lang"))
 async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, **data: Any) -> None:
     """Set the language; in the middle of a dialog, ask its question again in it."""
     customer: Customer | None = data.get("customer")

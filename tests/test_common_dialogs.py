@@ -11,7 +11,7 @@ from bot.app import App
 from bot.commands import commands_for
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.roles import Role
-from tests.conftest import MANAGER_ID, STAFF_ID, register
+from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, STAFF_ID, register
 from tests.customer_helpers import RENDERER, customer_row, error, label, question, shown, texts_of, walk_to
 
 
@@ -93,6 +93,18 @@ async def test_language_for_an_unregistered_person(app: App, customer: FakeUser)
     await customer.press(label("confirm", "zh"))
     row = await customer_row(app, customer.id)
     assert row is not None and row.language == "zh"
+
+
+async def test_staff_choose_their_language_in_the_staff_group(app: App, world: FakeTelegram, staff: FakeUser,
+                                                              staff2: FakeUser) -> None:
+    replies = await staff.send("/language")
+    assert texts_of(replies) == [shown("profile/language_ask")] and replies[0].labels == ["English", "中文"]
+    await staff.press("中文")
+    assert staff.last().text == shown("profile/language_set", "zh")
+    await staff.send("/tickets")
+    assert world.last(STAFF_CHAT_ID).text == shown("tickets/list", "zh", rows=[])
+    await staff2.send("/tickets")  # the other staff member keeps theirs
+    assert world.last(STAFF_CHAT_ID).text == shown("tickets/list", "en", rows=[])
 
 
 async def test_language_for_a_registered_customer(app: App, customer: FakeUser) -> None:
