@@ -68,7 +68,7 @@ class Fault:
 
     method: str | None
     chat_id: int | None
-    kind: str  # "retry_after" | "blocked" | "chat_not_found" | "network" | "timeout_after_send" | "server"
+    kind: str  # "retry_after" | "blocked" | "cant_initiate" | "chat_not_found" | "network" | "timeout_after_send" | "server"
     times: int = 1
     retry_after: int = 5
 
@@ -281,6 +281,8 @@ class FakeTelegram:
                 raise ScriptedError(429, f"Too Many Requests: retry after {fault.retry_after}", fault.retry_after)
             if fault.kind == "blocked":
                 raise ScriptedError(403, "Forbidden: bot was blocked by the user")
+            if fault.kind == "cant_initiate":  # the user never opened a private chat with the bot
+                raise ScriptedError(403, "Forbidden: bot can't initiate conversation with a user")
             if fault.kind == "deactivated":
                 raise ScriptedError(403, "Forbidden: user is deactivated")
             if fault.kind == "chat_not_found":

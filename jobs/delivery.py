@@ -26,7 +26,9 @@ A crash in the middle leaves "sending"; on start those rows become
   the row is tried again (the attempt does not count).
 * 403 (blocked, deactivated) or 400 chat not found: the customer is marked
   unreachable, the row failed, never retried; their other pending care rows
-  are skipped.
+  are skipped. A row with a ``fallback`` option (a staff reminder whose
+  assignee never opened a private chat with the bot) is written again for
+  the fallback chat.
 * other 400s (bad HTML, too long...): failed, with the error kept.
 * network error before the request went out, or 5xx: tried again with
   backoff, up to ``OUTBOX_MAX_ATTEMPTS``; then failed with the error kept.
@@ -497,6 +499,13 @@ class OutboxWorker:
             if customer_id is not None:
                 await repos.customers.mark_unreachable(customer_id, now)
                 await repos.outbox.skip_pending_care(customer_id, "unreachable")
+            fallback = (row.options or {}).get("fallback")
+            if fallback:  # e.g. a staff reminder: the staff chat instead of an unopened private chat
+                await repos.outbox.enqueue(
+                    dedupe_key=f"{row.dedupe_key}:fallback", kind=row.kind, chat_id=fallback["chat_id"],
+                    text=fallback["text"], options=fallback.get("options") or None, now=now,
+                    category=row.category, priority=row.priority, ref_ticket_id=row.ref_ticket_id,
+                )
             await session.commit()
         self.stats.failed += 1
         self.stats.note(self.timer.monotonic(), "unreachable", row.id)

@@ -84,16 +84,24 @@ async def _refresh_cards(ctx: JobContext, ticket_ids: list[int]) -> None:
 async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
     settings = ctx.settings
     options = None
+    facts = dict(ticket=ticket, customer=customer, target=check.target, minutes=check.minutes,
+                 left=max(check.minutes - check.elapsed, 0), assigned=ticket.assignee_telegram_id is not None,
+                 unreachable=None)
     if ticket.assignee_telegram_id is not None:
         chat_id = ticket.assignee_telegram_id
+        if settings.staff_chat_id is not None:
+            # The assignee may never have opened a private chat with the bot (Telegram then
+            # answers 403): the reminder goes to the staff chat instead, naming them.
+            options = {"fallback": {
+                "chat_id": settings.staff_chat_id, "options": staff_chat_route(ticket, settings),
+                "text": texts("tickets/sla_warning", **{**facts, "unreachable": ticket.assignee_name or "—"}),
+            }}
     elif settings.staff_chat_id is not None:
         chat_id = settings.staff_chat_id
         options = staff_chat_route(ticket, settings) or None
     else:
         return
-    text = texts("tickets/sla_warning", ticket=ticket, customer=customer, target=check.target,
-                 minutes=check.minutes, left=max(check.minutes - check.elapsed, 0),
-                 assigned=ticket.assignee_telegram_id is not None)
+    text = texts("tickets/sla_warning", **facts)
     written = await repos.outbox.enqueue(
         dedupe_key=f"sla:{ticket.id}:{check.target}:warn", kind="sla_warning", chat_id=chat_id, text=text,
         now=ctx.now, category="service", options=options, ref_ticket_id=ticket.id,

@@ -55,9 +55,28 @@ async def test_reminder_goes_to_the_assignee(app: App, world: FakeTelegram, cust
     await staff.press("Take", card(world))
     await advance(app, timedelta(minutes=25))
     [warn] = await outbox(app, "sla:1:first:warn")
-    assert warn.chat_id == staff.id and warn.options is None
+    assert warn.chat_id == staff.id and set(warn.options) == {"fallback"}
     await deliver(app)
     assert any("⏰" in (m.text or "") for m in world.sent(staff.id))
+    assert await outbox(app, "sla:1:first:warn:fallback") == []  # delivered: no fallback
+
+
+async def test_reminder_for_an_assignee_without_a_private_chat_goes_to_the_staff_chat(
+        app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser) -> None:
+    await register(customer, "Mei")
+    await file_complaint(customer, "late", category="Delivery")  # high: 30 min
+    await staff.press("Take", card(world))
+    world.fail("cant_initiate", chat_id=staff.id)  # Sam never opened a chat with the bot
+    await advance(app, timedelta(minutes=25))
+    await deliver(app)
+    warn, fallback = await outbox(app, "sla:1:first:warn")  # the reminder, then its fallback
+    assert warn.dedupe_key == "sla:1:first:warn" and fallback.dedupe_key == "sla:1:first:warn:fallback"
+    assert warn.status == "failed" and "initiate" in (warn.last_error or "")
+    assert fallback.status == "sent" and fallback.chat_id == STAFF_CHAT_ID
+    reminder = world.last(STAFF_CHAT_ID)
+    assert "⏰" in reminder.text and "For Sam, who could not be reached" in reminder.text
+    assert reminder.reply_to == card(world).message_id
+    assert not any("⏰" in (m.text or "") for m in world.sent(staff.id))
 
 
 async def test_waiting_for_the_customer_does_not_count(app: App, world: FakeTelegram, customer: FakeUser,
