@@ -146,6 +146,14 @@ def test_periods(text: str, start: str, end: str, previous: tuple[str, str]) -> 
     assert parse_period(period.token, TODAY) == Period(period.start, period.end, parse_period(period.token, TODAY).kind)
 
 
+def test_on_the_first_this_month_is_compared_with_the_first_of_last_month() -> None:
+    period = parse_period("month", date(2026, 12, 1))
+    assert (period.start, period.end) == (date(2026, 12, 1), date(2026, 12, 1))
+    assert (period.previous().start, period.previous().end) == (date(2026, 11, 1), date(2026, 11, 1))
+    today = parse_period("today", date(2026, 12, 1))  # a day is still compared with the day before
+    assert (today.previous().start, today.previous().end) == (date(2026, 11, 30), date(2026, 11, 30))
+
+
 @pytest.mark.parametrize("text", ["soon", "2026-13", "2026-02-30", "2026-03-05", "2027", "2026-02-10..2026-02-01",
                                   "0d", "2000m", "1900-01", "2026-01-01..2040-01-01"])
 def test_bad_periods(text: str) -> None:

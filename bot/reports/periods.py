@@ -89,7 +89,7 @@ class Period:
         length = timedelta(days=self.days)
         if self.kind == "week":  # the same weekdays of the week before
             return Period(self.start - timedelta(days=7), self.end - timedelta(days=7), self.kind)
-        if self.days == 1:
+        if self.days == 1 and self.kind != "month":  # a day: the day before (on the 1st, "month" is month to date)
             return Period(self.start - length, self.end - length, self.kind)
         if self.start.month == 1 and self.start.day == 1 and (self.kind == "year" or self.days > 31):
             start = self.start.replace(year=self.start.year - 1)
