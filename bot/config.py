@@ -98,7 +98,8 @@ class Settings(BaseSettings):
     abc_b_share: float = Field(0.20, gt=0, lt=1)
     report_top_n: int = Field(10, ge=1, le=30)  # rows in "top" lists
     churn_grace_days: int = Field(3, ge=0)  # days past the expected next order before /churn lists a customer
-    churn_lookback_days: int = Field(365, ge=30)  # last order older than this: lost, not at risk
+    # /churn's window for the usual interval; the default is the care engine's HISTORY_DAYS (the same prediction).
+    churn_lookback_days: int = Field(365, ge=30)  # no two orders in it: no rhythm (lost, not at risk)
     digest_default_hour: int = Field(8, ge=0, le=23)
 
     # Sandbox

@@ -6,10 +6,11 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from bot.rules import care as rules
-from bot.rules.care_batch import BatchContext, plan_batch
+from bot.rules.care_batch import BatchContext, group_medians, plan_batch, usual_intervals
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
 SETTINGS = SimpleNamespace(reorder_days_before=2, winback_min_days=45, winback_repeat_days=60)
@@ -82,6 +83,23 @@ def test_batch_plans_exactly_what_the_pure_planners_plan(seed: int) -> None:
     assert len(batch) > 20  # the data does make messages
 
 
+def test_items_out_of_time_order_plan_the_same() -> None:
+    """The feed lists items by time; should it not, the batch sorts them (the same plans come out)."""
+    rows = _history(random.Random(4), 400)
+    rng = random.Random(40)
+    shuffled = []
+    for row in rows:
+        items = list(zip(*(row[i].split(",") for i in (7, 8, 9, 10))))
+        rng.shuffle(items)
+        shuffled.append(row[:7] + tuple(",".join(column) for column in zip(*items)))
+    ctx = BatchContext.build(NOW, rules.LOOKAHEAD, SimpleNamespace(**vars(SETTINGS), default_timezone="UTC"),
+                             PRODUCTS)
+    ordered = plan_batch(rows, ctx, lambda c: {}, lambda c: None)
+    mixed = plan_batch(shuffled, ctx, lambda c: {}, lambda c: None)
+    assert sorted(p[1] for p in mixed.planned) == sorted(p[1] for p in ordered.planned)
+    assert any(p[1].kind == rules.KIND_WINBACK for p in ordered.planned)
+
+
 def test_the_memo_skips_only_unchanged_pairs() -> None:
     rows = _history(random.Random(5), 300)
     ctx = BatchContext.build(NOW, rules.LOOKAHEAD, SimpleNamespace(**vars(SETTINGS), default_timezone="UTC"),
@@ -100,3 +118,68 @@ def test_the_memo_skips_only_unchanged_pairs() -> None:
     later = plan_batch(rows, ctx, lambda c: {}, lambda c: NOW - timedelta(days=1) if c == winback[1].customer_id
                        else None, memo)
     assert winback[2] not in later.seen
+
+
+# ----- the customer-level rule, vectorised (win-back and /churn) --------------------------------------
+
+def _order_days(rng: random.Random) -> list[float]:
+    """One customer's order times (days), oldest first: single orders, top-ups, ties, exact days."""
+    in_minutes = rng.random() < 0.5  # as the SQL feed gives them: whole minutes / 1440
+    at = rng.uniform(19_000, 20_500)
+    if in_minutes:
+        at = round(at * 1440) / 1440
+    days = [at]
+    for _ in range(rng.choice([0, 0, 1, 1, 2, 3, rng.randint(4, 15)])):
+        pick = rng.random()
+        if pick < 0.2:
+            step = rng.uniform(0, 1)  # a top-up under a day: not an interval
+        elif pick < 0.3:
+            step = 0.0  # two orders at the same moment
+        elif pick < 0.55:
+            step = rng.choice([1.0, 7.0, 14.0, 30.0])  # exactly a day, and repeated gaps (ties)
+        else:
+            step = rng.uniform(1, 60)
+        if in_minutes:
+            step = round(step * 1440) / 1440
+        days.append(days[-1] + step)
+    return days
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_usual_intervals_equal_the_pure_rule(seed: int) -> None:
+    rng = random.Random(seed)
+    customers = [_order_days(rng) for _ in range(3000)]
+    flat = np.array([d for days in customers for d in days])
+    counts = np.array([len(days) for days in customers])
+    usual, expected = usual_intervals(flat, counts)
+    for days, got, next_order in zip(customers, usual.tolist(), expected.tolist()):
+        want = rules.usual_interval(days)
+        if want is None:
+            assert np.isnan(got) and np.isnan(next_order), days
+        else:
+            assert got == want and next_order == days[-1] + want, days  # the same arithmetic: equal, not close
+    # The data does cover every case.
+    kinds = [rules.usual_interval(days) for days in customers]
+    assert sum(len(days) == 1 for days in customers) > 100
+    assert sum(k is None and len(days) > 1 for k, days in zip(kinds, customers)) > 20  # only top-ups
+    assert sum(len(rules.intervals(days)) % 2 == 0 and k is not None for k, days in zip(kinds, customers)) > 100
+    assert sum(len(rules.intervals(days)) < len(days) - 1 and k is not None for k, days in zip(kinds, customers)) > 100
+    # Order within a customer does not matter (sorted when it is not by time).
+    shuffled = [rng.sample(days, len(days)) for days in customers]
+    again, again_expected = usual_intervals(np.array([d for days in shuffled for d in days]), counts)
+    assert np.array_equal(again, usual, equal_nan=True) and np.array_equal(again_expected, expected, equal_nan=True)
+
+
+def test_usual_intervals_by_hand() -> None:
+    days = [0.0, 10.0, 10.5, 30.0,  # gaps 10, (0.5: a top-up), 19.5 → median 14.75; next 44.75
+            5.0,  # one order: none
+            1.0, 1.2,  # a top-up only: none
+            0.0, 7.0, 14.0, 21.0, 50.0]  # gaps 7, 7, 7, 29 → 7; next 57
+    usual, expected = usual_intervals(np.array(days), np.array([4, 1, 2, 5]))
+    assert np.array_equal(usual, [14.75, np.nan, np.nan, 7.0], equal_nan=True)
+    assert np.array_equal(expected, [44.75, np.nan, np.nan, 57.0], equal_nan=True)
+    empty_usual, empty_expected = usual_intervals(np.array([]), np.array([], dtype=np.int64))
+    assert len(empty_usual) == len(empty_expected) == 0
+    # Groups need not come in order.
+    medians = group_medians(np.array([2, 0, 2, 2, 4, 4]), np.array([5.0, 1.0, 3.0, 4.0, 2.0, 9.0]), 5)
+    assert np.array_equal(medians, [1.0, np.nan, 4.0, np.nan, 5.5], equal_nan=True)

@@ -59,11 +59,15 @@ def valid_segment(source: str, segment: str) -> bool:
 
 async def _members_query(session: AsyncSession, settings: Settings, source: str, segment: str,
                          period: Period | None, now: datetime) -> Any:
-    """A subquery with the member customers' ids (``customer_id``)."""
-    if source == "rfm":
-        assert period is not None
-        return (await rfm.members(session, settings, period, segment)).subquery("members")
-    return churn.overdue_customers(session, settings, now)
+    """An RFM segment: a subquery with the member customers' ids (``customer_id``)."""
+    assert source == "rfm" and period is not None
+    return (await rfm.members(session, settings, period, segment)).subquery("members")
+
+
+async def _churn_members(session: AsyncSession, settings: Settings, now: datetime) -> list[list[int]]:
+    """The churn list: exactly the overdue customers of the report (its rule runs in Python),
+    in lists of ids short enough for ``IN (...)``."""
+    return churn.chunks(sorted(await churn.overdue_customers(session, settings, now)))
 
 
 async def segment_sizes(session: AsyncSession, settings: Settings, period: Period,
@@ -86,6 +90,13 @@ async def audience(session: AsyncSession, settings: Settings, source: str, segme
                    now: datetime) -> tuple[int, int]:
     """(members of the segment, of whom can receive care messages now)."""
     await prepare(session)
+    if source == "churn":
+        total = reachable = 0
+        for chunk in await _churn_members(session, settings, now):
+            total += len(chunk)
+            reachable += await session.scalar(
+                select(func.count()).select_from(Customer).where(Customer.id.in_(chunk), *_reachable(Customer))) or 0
+        return total, reachable
     members = await _members_query(session, settings, source, segment, period, now)
     total = await session.scalar(select(func.count()).select_from(members))
     reachable = await session.scalar(
@@ -96,15 +107,23 @@ async def audience(session: AsyncSession, settings: Settings, source: str, segme
 
 async def recipients(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
                      now: datetime) -> list[Recipient]:
-    members = await _members_query(session, settings, source, segment, period, now)
-    stmt = (
-        select(Customer.id, Customer.telegram_id, Customer.name, Customer.language)
-        .join(members, members.c.customer_id == Customer.id)
-        .where(*_reachable(Customer))
-        .order_by(Customer.id)
-    )
+    columns = (Customer.id, Customer.telegram_id, Customer.name, Customer.language)
+    if source == "churn":
+        rows: list[Any] = []
+        for chunk in await _churn_members(session, settings, now):  # ascending ids, chunk after chunk
+            rows += (await session.execute(
+                select(*columns).where(Customer.id.in_(chunk), *_reachable(Customer)).order_by(Customer.id))).all()
+    else:
+        members = await _members_query(session, settings, source, segment, period, now)
+        stmt = (
+            select(*columns)
+            .join(members, members.c.customer_id == Customer.id)
+            .where(*_reachable(Customer))
+            .order_by(Customer.id)
+        )
+        rows = list((await session.execute(stmt)).all())
     return [Recipient(row.id, row.telegram_id, row.name, row.language or settings.default_language)
-            for row in (await session.execute(stmt)).all()]
+            for row in rows]
 
 
 def campaign_key(source: str, segment: str, template: str, day: date) -> str:

@@ -14,8 +14,13 @@ vectorised pass computes the same expected run-out as
 gaps under a day left out; or the rice-shop rule) and keeps the pairs whose
 reminder could fall in the planning window, with a day's slack; for those
 the pure planner is asked. Likewise a customer whose last order is old
-enough is asked :func:`bot.rules.care.plan_winback`. Everything else is
-dropped without a Python-level loop.
+enough to be due — its usual interval computed here for all customers at
+once (:func:`usual_intervals`) — is asked :func:`bot.rules.care.plan_winback`.
+Everything else is dropped without a Python-level loop.
+
+:func:`usual_intervals` is also the customer-level rule of ``/churn``
+(:mod:`bot.reports.churn`): one definition of a customer's usual interval and
+expected next order for the care engine and the report.
 """
 
 from __future__ import annotations
@@ -59,8 +64,67 @@ class BatchContext:
                    settings.winback_repeat_days, settings.default_timezone, supply, active)
 
 
-def _numbers(texts: Sequence[str]) -> np.ndarray:
+def numbers(texts: Sequence[str]) -> np.ndarray:
+    """Comma-separated integer lists ("1,2,3", as ``int_list`` gives them) as one flat array."""
     return np.fromstring(",".join(texts), dtype=np.int64, sep=",")  # C speed, no Python loop per number
+
+
+
+def group_medians(group: np.ndarray, value: np.ndarray, groups: int) -> np.ndarray:
+    """The median of ``value`` per group (``0 <= group < groups``); NaN for a group without values.
+
+    The middle value, or the mean of the two middle ones — the same arithmetic as
+    :func:`bot.rules.care.usual_interval`. Groups of the same size are done together, as the
+    rows of one matrix (a partition per row, no sort of the whole array).
+    """
+    if len(group) > 1 and np.any(group[1:] < group[:-1]):
+        by_group = np.argsort(group, kind="stable")
+        group, value = group[by_group], value[by_group]
+    count = np.bincount(group, minlength=groups)
+    start = np.concatenate(([0], np.cumsum(count)[:-1]))
+    median = np.full(groups, np.nan)
+    by_size = np.argsort(count, kind="stable")
+    sizes = count[by_size]
+    edges = np.flatnonzero(np.diff(sizes)) + 1
+    for these in np.split(by_size, edges):
+        size = int(count[these[0]]) if len(these) else 0
+        if size == 0:
+            continue
+        lo, hi = (size - 1) // 2, size // 2
+        rows = np.partition(value[start[these][:, None] + np.arange(size)], (lo, hi), axis=1)
+        median[these] = (rows[:, lo] + rows[:, hi]) / 2
+    return median
+
+
+def usual_intervals(days: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every customer's usual interval and expected next order, for many customers at once.
+
+    ``days``: the customers' order times as days since 1970 (:func:`bot.rules.care.to_days`),
+    one entry per order (not per item), customer after customer; ``counts``: how many
+    entries each customer has. Each customer's entries should be in time order (if not,
+    they are sorted here).
+
+    Returns two arrays, one value per customer: the usual interval — exactly
+    :func:`bot.rules.care.usual_interval` of that customer's days: the median gap between
+    consecutive orders, gaps under :data:`~bot.rules.care.MIN_INTERVAL_DAYS` (top-ups)
+    left out — and the expected next order, last order + usual interval. Both are NaN for
+    a customer without such a gap (a single order, or only top-ups).
+    """
+    days = np.asarray(days, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.int64)
+    customers = len(counts)
+    owner = np.repeat(np.arange(customers), counts)
+    same = owner[1:] == owner[:-1]
+    gap = np.diff(days)
+    if np.any(same & (gap < 0)):  # not in time order: sort within each customer
+        days = days[np.lexsort((days, owner))]
+        gap = np.diff(days)
+    keep = same & (gap >= rules.MIN_INTERVAL_DAYS)
+    usual = group_medians(owner[1:][keep], gap[keep], customers)
+    last = np.full(customers, np.nan)
+    has = counts > 0
+    last[has] = days[np.cumsum(counts)[has] - 1]
+    return usual, last + usual
 
 
 # Memo of pairs (and lapses) whose message is already in the outbox: key → the inputs it came from.
@@ -88,10 +152,10 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
     if not rows:
         return result
     counts = np.fromiter((r[8].count(",") + 1 for r in rows), dtype=np.int64, count=len(rows))
-    product = _numbers([r[7] for r in rows])
-    minute = _numbers([r[8] for r in rows])
-    order = _numbers([r[9] for r in rows])
-    quantity = _numbers([r[10] for r in rows])
+    product = numbers([r[7] for r in rows])
+    minute = numbers([r[8] for r in rows])
+    order = numbers([r[9] for r in rows])
+    quantity = numbers([r[10] for r in rows])
     owner = np.repeat(np.arange(len(rows)), counts)
     household = np.array([r[4] or 0 for r in rows], dtype=np.float64)
     out = result.planned
@@ -113,15 +177,8 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
     gap = np.diff(o_minute) / MINUTES_PER_DAY
     keep = (~starts_mask[1:]) & (gap >= rules.MIN_INTERVAL_DAYS)
     gap_pair, gap_value = pair_of[1:][keep], gap[keep]
-    by_value = np.lexsort((gap_value, gap_pair))
-    gap_pair, gap_value = gap_pair[by_value], gap_value[by_value]
-    gap_count = np.bincount(gap_pair, minlength=pairs)
-    gap_start = np.concatenate(([0], np.cumsum(gap_count)[:-1]))
-    has_gap = gap_count > 0
-    interval = np.full(pairs, np.nan)
-    lo = gap_start[has_gap] + (gap_count[has_gap] - 1) // 2
-    hi = gap_start[has_gap] + gap_count[has_gap] // 2
-    interval[has_gap] = (gap_value[lo] + gap_value[hi]) / 2
+    interval = group_medians(gap_pair, gap_value, pairs)
+    has_gap = ~np.isnan(interval)
     # One purchase (no gap): the rice-shop rule, when the facts are known.
     pair_product = o_product[starts]
     pair_owner = o_owner[starts]
@@ -164,28 +221,42 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
             out.append((index, planned, key, inputs))
 
     # ----- win-back: customers whose last order is old enough -------------------------------------
-    segment = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    last_minute = np.maximum.reduceat(minute, segment)
+    # One entry per order (items of an order share its time), each customer's in time order;
+    # the last entry is the last order (the highest id among orders at the same minute).
+    # The feed lists items in that order already (by time, order id); sorted here if not.
+    same_owner, later = owner[1:] == owner[:-1], np.diff(minute)
+    if np.any(same_owner & ((later < 0) | ((later == 0) & (order[1:] < order[:-1])))):
+        by_time = np.lexsort((order, minute, owner))
+        t_owner, t_minute, t_order = owner[by_time], minute[by_time], order[by_time]
+    else:
+        t_owner, t_minute, t_order = owner, minute, order
+    first = np.ones(n, dtype=bool)
+    first[1:] = (t_owner[1:] != t_owner[:-1]) | (t_order[1:] != t_order[:-1])
+    w_owner, w_minute, w_order = t_owner[first], t_minute[first], t_order[first]
+    w_days = w_minute / MINUTES_PER_DAY
+    w_counts = np.bincount(w_owner, minlength=len(rows))
+    w_start = np.concatenate(([0], np.cumsum(w_counts)[:-1]))
+    w_end = w_start + w_counts
+    usual, _ = usual_intervals(w_days, w_counts)
+    last_minute = w_minute[w_end - 1]
     last_days = last_minute / MINUTES_PER_DAY
-    lapsed = ((last_days + ctx.winback_min_days <= ctx.now_days + horizon_days)
+    # plan_winback's wait: max(2 × usual interval, min_days) (min_days without an interval);
+    # a day's slack for its rounding to microseconds. A later previous win-back only delays.
+    wait = np.where(np.isnan(usual), float(ctx.winback_min_days), np.fmax(2 * usual, float(ctx.winback_min_days)))
+    lapsed = ((last_days + wait - 1 <= ctx.now_days + horizon_days)
               & (ctx.now_days - last_days <= rules.HISTORY_DAYS))
     for index in np.flatnonzero(lapsed).tolist():
         row = rows[index]
-        begin, end = int(segment[index]), int(segment[index] + counts[index])
         key = ("winback", row[0])
         previous = last_winback(row[0])
-        inputs = (int(last_minute[index]), end - begin, previous)
+        inputs = (int(last_minute[index]), int(counts[index]), previous)
         if memo.get(key) == inputs:
             result.seen[key] = inputs
             continue
-        by_order: dict[int, int] = {}
-        for order_id, at in sorted(zip(order[begin:end].tolist(), minute[begin:end].tolist()), key=lambda x: x[1]):
-            by_order[order_id] = at
-        order_days = [at / MINUTES_PER_DAY for at in by_order.values()]
-        last_order_id = max(by_order, key=lambda k: (by_order[k], k))
-        planned = rules.plan_winback(row[0], order_days, ctx.now, min_days=ctx.winback_min_days,
+        begin, end = int(w_start[index]), int(w_end[index])
+        planned = rules.plan_winback(row[0], w_days[begin:end].tolist(), ctx.now, min_days=ctx.winback_min_days,
                                      repeat_days=ctx.winback_repeat_days, last_winback_at=previous,
-                                     last_order_id=last_order_id, horizon=ctx.horizon)
+                                     last_order_id=int(w_order[end - 1]), horizon=ctx.horizon)
         if planned is not None:
             out.append((index, planned, key, inputs))
     return result
