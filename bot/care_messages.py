@@ -9,11 +9,14 @@ forged press on any other message finds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from aiogram.filters.callback_data import CallbackData
+from jinja2 import Template
+from jinja2.runtime import Context
 
 from bot.rules import care as rules
 from bot.config import LANGUAGES
@@ -50,12 +53,47 @@ class ProductFacts:
         return self.name_zh if lang == "zh" else self.name_en
 
 
-def _template(renderer: TextRenderer, lang: str, name: str) -> Any:
+class _Reused:
+    """A compiled template rendered thousands of times in a row (the planner's backlog).
+
+    The same text as ``template.render(**variables)`` at about half the cost: Jinja's per-call
+    context (the globals merged in, the autoescape choice, the block table) is made once and
+    pointed at each call's variables. A context the template wrote to (a top-level ``{% set %}``,
+    inherited blocks) is never reused; an extension's change of the eval context is undone.
+    """
+
+    __slots__ = ("template", "globals", "context", "state")
+
+    def __init__(self, template: Template) -> None:
+        self.template = template
+        self.globals = dict(template.globals)  # a ChainMap: slow to merge, and the same every time
+        self.context: Context | None = None
+        self.state: Mapping[str, Any] = {}
+
+    def __call__(self, variables: dict[str, Any]) -> str:
+        template = self.template
+        context, self.context = self.context, None  # taken: a render inside this one makes its own
+        if context is None:
+            context = template.new_context(shared=True)
+            self.state = context.eval_ctx.save()
+        else:
+            context.eval_ctx.revert(self.state)
+        context.parent = {**self.globals, **variables}
+        try:
+            text: str = template.environment.concat(template.root_render_func(context))
+        except Exception:
+            template.environment.handle_exception()
+        if not context.vars and not context.exported_vars and all(len(b) == 1 for b in context.blocks.values()):
+            self.context = context
+        return text
+
+
+def _template(renderer: TextRenderer, lang: str, name: str) -> _Reused:
     """A compiled template, looked up once per renderer (the planner renders thousands)."""
-    cache: dict[tuple[str, str], Any] = renderer.__dict__.setdefault("_care_templates", {})
+    cache: dict[tuple[str, str], _Reused] = renderer.__dict__.setdefault("_care_templates", {})
     template = cache.get((lang, name))
     if template is None:
-        template = cache[(lang, name)] = renderer.env.get_template(f"{lang}/{name}")
+        template = cache[(lang, name)] = _Reused(renderer.env.get_template(f"{lang}/{name}"))
     return template
 
 
@@ -64,15 +102,18 @@ def render_text(renderer: TextRenderer, planned: rules.Planned, customer: Custom
                 tz: Any = None) -> str:
     """The message (same as ``renderer.render(lang, "care/<kind>", ...)``, with the template cached)."""
     lang = customer.language if customer.language in LANGUAGES else LANGUAGES[0]
-    context: dict[str, Any] = {"name": customer.name}
-    if planned.kind == rules.KIND_REORDER:
+    kind = planned.kind
+    if kind == rules.KIND_REORDER:
         assert product is not None
-        context.update(product=product.name(lang), unit=product.unit, quantity=planned.quantity or 1,
-                       due=planned.due)
-    elif planned.kind == rules.KIND_SURVEY:
+        variables = {"lang": lang, "name": customer.name, "product": product.name(lang), "unit": product.unit,
+                     "quantity": planned.quantity or 1, "due": planned.due}
+    elif kind == rules.KIND_SURVEY:
         local = delivered_at.astimezone(tz) if delivered_at is not None and tz is not None else delivered_at
-        context.update(order_id=planned.order_id, delivered=local.date() if local else None)
-    return _template(renderer, lang, f"care/{planned.kind}.html").render(lang=lang, **context).strip()
+        variables = {"lang": lang, "name": customer.name, "order_id": planned.order_id,
+                     "delivered": local.date() if local else None}
+    else:
+        variables = {"lang": lang, "name": customer.name}
+    return _template(renderer, lang, f"care/{kind}.html")(variables).strip()
 
 
 def markup(renderer: TextRenderer, kind: str, lang: str, *, can_reorder: bool = True) -> dict[str, Any] | None:

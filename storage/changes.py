@@ -22,6 +22,11 @@ def commits() -> int:
     return COMMITS[0]
 
 
+def wrote(session: Any) -> None:
+    """Count the session's next commit as a write: for SQL sent past the ORM (``exec_driver_sql``)."""
+    session.info[_KEY] = True
+
+
 @event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context: Any) -> None:
     session.info[_KEY] = True
