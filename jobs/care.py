@@ -123,7 +123,7 @@ async def plan(app: "App", now: datetime) -> PlanResult:
 
     Three feeds: birthdays in the next days (a small query), deliveries due a survey (small),
     and every eligible customer's purchases of the last year — one aggregated row per
-    customer, streamed, planned while the database prepares the next rows.
+    customer, streamed in partitions and planned partition by partition.
     """
     with _full_collections_deferred():
         return await _plan(app, now)
