@@ -69,7 +69,6 @@ def numbers(texts: Sequence[str]) -> np.ndarray:
     return np.fromstring(",".join(texts), dtype=np.int64, sep=",")  # C speed, no Python loop per number
 
 
-
 def group_medians(group: np.ndarray, value: np.ndarray, groups: int) -> np.ndarray:
     """The median of ``value`` per group (``0 <= group < groups``); NaN for a group without values.
 

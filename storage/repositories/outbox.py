@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from itertools import chain
 from operator import itemgetter
@@ -27,35 +27,24 @@ WRITES = [0]
 def _sqlite_column(column: Column[Any], dialect: Dialect) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
     """How SQLite is given a column's values, a whole column at once (None: as they are).
 
-    Each distinct value is converted once: datetimes by value (as :class:`UTCDateTime`
-    stores them), anything else its type processes by identity (the JSON markup: one
-    dict shared by thousands of rows; the rows keep the values alive meanwhile).
+    Each distinct value goes once through the column type's own bind processing: datetimes
+    by value (thousands of rows share a few moments), anything else by identity (the JSON
+    markup: one dict shared by thousands of rows; the rows keep the values alive meanwhile).
     """
-    if isinstance(column.type, UTCDateTime):
-        def utc(values: Sequence[Any]) -> Sequence[Any]:
-            done = {value: _sqlite_utc(value) for value in set(values)}
-            return list(map(done.__getitem__, values))
-        return utc
     process = column.type.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return None
+    if isinstance(column.type, UTCDateTime):
+        def by_value(values: Sequence[Any]) -> Sequence[Any]:
+            done = {value: process(value) for value in set(values)}
+            return list(map(done.__getitem__, values))
+        return by_value
 
-    def processed(values: Sequence[Any]) -> Sequence[Any]:
+    def by_identity(values: Sequence[Any]) -> Sequence[Any]:
         distinct = {id(value): value for value in values}
         done = {key: process(value) for key, value in distinct.items()}
         return list(map(done.__getitem__, map(id, values)))
-    return processed
-
-
-def _sqlite_utc(value: datetime | None) -> str | None:
-    """What :class:`UTCDateTime` binds on SQLite: the UTC time, naive, as SQLAlchemy's DATETIME writes it."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTCDateTime column")
-    if value.tzinfo is not timezone.utc:
-        value = value.astimezone(timezone.utc)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return by_identity
 
 
 @lru_cache(maxsize=16)
