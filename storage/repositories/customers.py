@@ -8,6 +8,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Customer, StaffNote
 
+LIKE_ESCAPE = "\\"
+
+
+def escape_like(text: str) -> str:
+    """``text`` for a LIKE pattern in which it matches only itself (used with ``escape=LIKE_ESCAPE``)."""
+    return text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2).replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+
+
 # The fields a customer fills in through the dialog, in dialog order.
 PROFILE_FIELDS = ("name", "phone", "birthday", "address", "household_size", "care_consent")
 
@@ -75,11 +83,12 @@ class CustomerRepo:
 
     async def search(self, text: str, limit: int = 10) -> list[Customer]:
         """Partial, case-insensitive match on name, phone or staff notes."""
-        pattern = f"%{text.strip().lower()}%"
+        # LIKE wildcards typed by staff (``%``, ``_``) match themselves, not everyone.
+        pattern = f"%{escape_like(text.strip().lower())}%"
         digits = "".join(ch for ch in text if ch.isdigit())
         conditions = [
-            Customer.name.ilike(pattern),
-            Customer.id.in_(select(StaffNote.customer_id).where(StaffNote.text.ilike(pattern))),
+            Customer.name.ilike(pattern, escape=LIKE_ESCAPE),
+            Customer.id.in_(select(StaffNote.customer_id).where(StaffNote.text.ilike(pattern, escape=LIKE_ESCAPE))),
         ]
         if len(digits) >= 3:
             conditions.append(Customer.phone.like(f"%{digits}%"))
