@@ -5,8 +5,9 @@ PNG of about 900×500 pixels. Figures are built with the object API
 (``Figure`` + ``FigureCanvasAgg``), so rendering never touches pyplot's
 global state and may run in a worker thread.
 
-Chinese labels need a CJK font; when none is installed, :func:`chart_language`
-says to draw the chart in English rather than show empty boxes.
+Chinese labels are drawn with Noto Sans CJK SC from the ``noto-cjk-sans-otc``
+package (a dependency, SIL Open Font License), registered by its file path, so
+a fresh install draws Chinese without any font on the system.
 """
 
 from __future__ import annotations
@@ -29,20 +30,23 @@ COLOR = "#2f6f9f"
 COLOR_SOFT = "#9cc3e0"
 COLOR_PREVIOUS = "#e07b39"
 COLOR_TARGET = "#c0392b"
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
-             "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN")
+CJK_FONT = "Noto Sans CJK SC"  # the Simplified Chinese face of the packaged collection
 
 
 @lru_cache(maxsize=1)
-def cjk_font() -> str | None:
+def cjk_font() -> str:
+    """Register the packaged Noto Sans CJK collection with matplotlib; the name of its Chinese face."""
+    import noto_cjk_sans_otc  # noqa: PLC0415  (only the charts need it)
+
+    font_manager.fontManager.addfont(str(noto_cjk_sans_otc.FONT_PATH))
     names = {font.name for font in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in names), None)
+    if CJK_FONT not in names:  # matplotlib < 3.11 reads only the first face of a collection
+        raise RuntimeError(f"{CJK_FONT} not found in {noto_cjk_sans_otc.FONT_PATH}")
+    return CJK_FONT
 
 
 def chart_language(lang: str) -> str:
-    """The language to draw a chart in: Chinese only when a CJK font is installed."""
-    if lang == "zh" and cjk_font() is None:
-        return "en"
+    """The language to draw a chart in: the reader's (the CJK font comes with the package)."""
     return lang
 
 
@@ -66,9 +70,12 @@ def _png(figure: Figure) -> bytes:
 
 
 def _style() -> dict[str, object]:
-    """Fonts for the labels: DejaVu Sans, and a CJK font behind it when there is one."""
-    font = cjk_font()
-    return {"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", font] if font else ["DejaVu Sans"]}
+    """Fonts for the labels: DejaVu Sans, and the CJK font for what DejaVu lacks.
+
+    Matplotlib falls back glyph by glyph along ``font.family`` only (a generic family such as
+    ``sans-serif`` resolves to one font), so both are named there.
+    """
+    return {"font.family": ["DejaVu Sans", cjk_font()]}
 
 
 def _thin_ticks(axes: object, labels: Sequence[str], most: int = 12) -> None:
