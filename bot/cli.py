@@ -12,15 +12,49 @@ from bot.config import Settings, load_settings
 log = logging.getLogger("caredesk")
 
 
+def database_name(url: str) -> str:
+    """The database a URL names, for messages: the SQLite file's path, or the URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - a URL we cannot parse is shown as it was configured
+        return url.split("@")[-1]
+    if parsed.get_backend_name() == "sqlite":
+        return str(parsed.database)
+    return parsed.render_as_string(hide_password=True)
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    errors: tuple[type[BaseException], ...] = (OSError, SQLAlchemyError)
+    try:
+        import asyncpg  # the PostgreSQL driver, when installed: login and missing-database errors are its own
+
+        errors += (asyncpg.PostgresError,)
+    except ImportError:
+        pass
+    return errors
+
+
 def _migrate(settings: Settings) -> None:
+    """Bring the database up to date; one that cannot be reached or written stops with one line (exit 2)."""
     from storage.migrate import upgrade
 
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except _database_errors() as exc:
+        reason = getattr(exc, "orig", None) or exc
+        detail = " ".join(str(reason).split()) or type(reason).__name__
+        print(f"caredesk: cannot use the database {database_name(settings.database_url)}: {detail}",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     _migrate(settings)
-    print(f"caredesk: database is up to date ({settings.database_url.split('@')[-1]})")
+    print(f"caredesk: database is up to date ({database_name(settings.database_url)})")
     return 0
 
 
@@ -82,6 +116,7 @@ def cmd_catalog_export(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from bot.catalog import export_products, format_of
+    from bot.private_files import write_private
     from storage.db import Database
 
     _migrate(settings)
@@ -96,7 +131,7 @@ def cmd_catalog_export(args: argparse.Namespace, settings: Settings) -> int:
 
     text = asyncio.run(run())
     if args.file:
-        Path(args.file).write_text(text, encoding="utf-8")
+        write_private(Path(args.file), text)
         print(f"caredesk: catalog written to {args.file}")
     else:
         sys.stdout.write(text)

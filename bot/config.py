@@ -12,6 +12,7 @@ import sys
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -176,8 +177,23 @@ class Settings(BaseSettings):
     @field_validator("telegram_api_url", "webhook_url")
     @classmethod
     def _check_http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        try:
+            host = urlsplit(value).hostname
+        except ValueError as exc:  # e.g. an unclosed [ in the host
+            raise ValueError(f"not a valid URL: {value!r}") from exc
+        if not host:
+            raise ValueError(f"the URL has no host: {value!r} (e.g. http://localhost:8081)")
+        return value
+
+    @field_validator("staff_chat_id")
+    @classmethod
+    def _check_staff_chat(cls, value: int | None) -> int | None:
+        if value is not None and value >= 0:
+            raise ValueError(f"{value} is a user, not a group: a group's id is negative (e.g. -1001234567890)")
         return value
 
     @field_validator("webhook_path")
@@ -193,6 +209,13 @@ class Settings(BaseSettings):
         if value is not None and not _SECRET.match(value.get_secret_value()):
             raise ValueError("1 to 256 characters: letters, digits, _ and - (Telegram's rule)")
         return value
+
+    @model_validator(mode="after")
+    def _check_abc_shares(self) -> "Settings":
+        if self.abc_a_share + self.abc_b_share > 1:
+            raise ValueError(f"ABC_B_SHARE: ABC_A_SHARE + ABC_B_SHARE must be at most 1 (class C is the rest), "
+                             f"got {self.abc_a_share:g} + {self.abc_b_share:g}")
+        return self
 
     @model_validator(mode="after")
     def _check_webhook(self) -> "Settings":

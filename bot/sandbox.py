@@ -20,6 +20,7 @@ from bot.app import App, create_app
 from bot.clock import ManualClock, SystemClock
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
+from bot.private_files import write_private
 from bot.telegram_html import to_plain
 
 SANDBOX_STAFF_CHAT_ID = -1001000000001
@@ -139,10 +140,8 @@ class Sandbox:
             head = f"[{self.clock.now().astimezone(self.settings.tz):%a %d %b %H:%M}] {head}"
         body = to_plain(message.html, styled=self.styled) if message.html else ""
         if message.kind in ("document", "photo") and message.file is not None:
-            self.files_dir.mkdir(parents=True, exist_ok=True)
             name = message.file_name or f"{message.kind}.bin"
-            path = self.files_dir / f"{message.chat_id}-{message.message_id}-{name}"
-            path.write_bytes(message.file)
+            path = write_private(self.files_dir / f"{message.chat_id}-{message.message_id}-{name}", message.file)
             body = (body + "\n" if body else "") + f"📎 {message.kind} saved to {path}"
         lines = body.splitlines() or [""]
         self.say(f"{head}: {lines[0]}")

@@ -7,6 +7,7 @@ repositories are dialect-neutral.
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -28,13 +29,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted and overwritten content is zeroed, so /forget leaves nothing in the file's free pages.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
 def ensure_sqlite_dir(url: str) -> None:
+    """Make the SQLite file's folder (0700) and the file itself (0600) if they are missing.
+
+    SQLite gives its -wal and -shm files the database file's permissions.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database).expanduser()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists() and not parsed.database.startswith("file:"):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def create_engine(url: str, **kwargs: object) -> AsyncEngine:

@@ -4,7 +4,15 @@ characters, UTF-16 lengths, secrets and settings."""
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
 from bot.app import App
+from bot.cli import main
+from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, register
 
@@ -22,3 +30,86 @@ async def test_customer_search_wildcards_match_only_themselves(app: App, world: 
     await register(FakeUser(world, 100003, "Pct"), "100% Rice_Fan")
     await staff.send("/customer % rice_")
     assert "100% Rice_Fan" in world.last(STAFF_CHAT_ID).text
+
+
+# ----- 16 and 17. Settings accepted but wrong; files readable by their owner only -----------
+
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+BAD_SETTINGS: dict[str, tuple[str, dict[str, str], str]] = {
+    # case -> (the variable the line names, environment, a fragment of the line)
+    "abc shares": ("ABC_B_SHARE", {"ABC_A_SHARE": "0.9", "ABC_B_SHARE": "0.2"}, "at most 1"),
+    "staff chat is a user": ("STAFF_CHAT_ID", {"STAFF_CHAT_ID": "123456789"}, "not a group"),
+    "api url without host": ("TELEGRAM_API_URL", {"TELEGRAM_API_URL": "http://"}, "no host"),
+    "api url with only a port": ("TELEGRAM_API_URL", {"TELEGRAM_API_URL": "https://:8081/"}, "no host"),
+}
+
+
+@pytest.fixture
+def bare_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in list(os.environ):
+        if name.upper() in SETTING_NAMES:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_wrong_settings_stop_with_one_line(case: str, bare_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    variable, env, fragment = BAD_SETTINGS[case]
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{bare_env / 'db.sqlite3'}")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["migrate"])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert exit_info.value.code == 2 and out == "" and len(lines) == 1, err
+    assert lines[0].startswith(f"caredesk: bad configuration: {variable}: ") and fragment in lines[0], lines[0]
+    assert not (bare_env / "db.sqlite3").exists()
+
+
+def test_good_shares_and_a_group_id_are_accepted(bare_env: Path) -> None:
+    settings = Settings(abc_a_share=0.8, abc_b_share=0.2, staff_chat_id=-1001234567890,
+                        telegram_api_url="http://localhost:8081")
+    assert settings.staff_chat_id == -1001234567890
+
+
+@pytest.mark.parametrize("url", [
+    "sqlite+aiosqlite:///{tmp}/a-file/db.sqlite3",  # the folder cannot be made: a file is in the way
+    "sqlite+aiosqlite:///{tmp}/not-a-database",  # not an SQLite file
+    "postgresql+asyncpg://nobody:hunter2@127.0.0.1:1/caredesk",  # nothing listens there
+])
+def test_an_unusable_database_stops_with_one_line_naming_it(url: str, bare_env: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    if url.startswith("postgresql"):
+        pytest.importorskip("asyncpg")
+    (bare_env / "a-file").write_text("in the way")
+    (bare_env / "not-a-database").write_bytes(b"garbage " * 200)
+    url = url.format(tmp=bare_env)
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["migrate"])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("caredesk: cannot use the database ")
+    named = url.split("///")[-1] if url.startswith("sqlite") else "127.0.0.1:1/caredesk"
+    assert named in lines[0] and "hunter2" not in lines[0] and "Traceback" not in err
+
+
+def test_database_and_report_files_are_private(bare_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{bare_env / 'data' / 'caredesk.sqlite3'}")
+    assert main(["migrate"]) == 0
+    assert stat.S_IMODE((bare_env / "data").stat().st_mode) == 0o700
+    assert stat.S_IMODE((bare_env / "data" / "caredesk.sqlite3").stat().st_mode) == 0o600
+    assert main(["report", "abc", "--format", "csv", "--out", str(bare_env / "out" / "abc.csv")]) == 0
+    assert stat.S_IMODE((bare_env / "out").stat().st_mode) == 0o700
+    assert stat.S_IMODE((bare_env / "out" / "abc.csv").stat().st_mode) == 0o600
+    assert main(["report", "report", "--out", "report.txt"]) == 0
+    assert stat.S_IMODE((bare_env / "report.txt").stat().st_mode) == 0o600
+    assert main(["catalog", "export", "catalog.csv"]) == 0
+    assert stat.S_IMODE((bare_env / "catalog.csv").stat().st_mode) == 0o600

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import LANGUAGES, Settings
+from bot.private_files import write_private
 
 
 def add_commands(sub: Any, migrate: Any) -> None:
@@ -77,7 +78,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings, migrate: Any) -> in
     if args.format == "text":
         assert text is not None
         if args.out:
-            Path(args.out).write_text(text + "\n", encoding="utf-8")
+            write_private(Path(args.out), text + "\n")
             print(f"caredesk: report written to {args.out}")
         else:
             print(text)
@@ -89,7 +90,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings, migrate: Any) -> in
         sys.stdout.write(data.decode("utf-8-sig"))
         return 0
     target = Path(args.out or output.file_name(args.name, period, now, args.format))
-    target.write_bytes(data)
+    write_private(target, data)
     print(f"caredesk: {args.format} written to {target}")
     return 0
 
