@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.reports.cli import add_commands as add_report_commands
 
     add_report_commands(sub, _migrate)  # report NAME ..., demo-data ...
+    from bot.predict import add_command as add_predict_command
+
+    add_predict_command(sub)  # predict --orders FILE.csv --as-of YYYY-MM-DD ...
     return parser
 
 
