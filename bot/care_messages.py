@@ -99,14 +99,19 @@ def _template(renderer: TextRenderer, lang: str, name: str) -> _Reused:
 
 def render_text(renderer: TextRenderer, planned: rules.Planned, customer: CustomerFacts,
                 product: ProductFacts | None = None, delivered_at: datetime | None = None,
-                tz: Any = None) -> str:
-    """The message (same as ``renderer.render(lang, "care/<kind>", ...)``, with the template cached)."""
+                tz: Any = None, on: date | None = None) -> str:
+    """The message (same as ``renderer.render(lang, "care/<kind>", ...)``, with the template cached).
+
+    ``on``: the customer's local day the message first may go. A reminder whose run-out day is
+    already past by then (asked again after "Not now") says so instead of naming a past date.
+    """
     lang = customer.language if customer.language in LANGUAGES else LANGUAGES[0]
     kind = planned.kind
     if kind == rules.KIND_REORDER:
         assert product is not None
         variables = {"lang": lang, "name": customer.name, "product": product.name(lang), "unit": product.unit,
-                     "quantity": planned.quantity or 1, "due": planned.due}
+                     "quantity": planned.quantity or 1, "due": planned.due,
+                     "overdue": on is not None and planned.due is not None and planned.due < on}
     elif kind == rules.KIND_SURVEY:
         local = delivered_at.astimezone(tz) if delivered_at is not None and tz is not None else delivered_at
         variables = {"lang": lang, "name": customer.name, "order_id": planned.order_id,

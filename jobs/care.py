@@ -233,7 +233,8 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
         return dict(
             dedupe_key=planned.key, kind=planned.kind, category=CATEGORY_CARE, priority=planned.priority,
             chat_id=customer.telegram_id, customer_id=customer.id,
-            text=render_text(renderer, planned, customer, item.product, item.delivered_at, tz),
+            text=render_text(renderer, planned, customer, item.product, item.delivered_at, tz,
+                             on=not_before.astimezone(tz).date() if planned.kind == rules.KIND_REORDER else None),
             reply_markup=markup(renderer, planned.kind, customer.language, can_reorder=planned.order_id is not None),
             ref_order_id=planned.order_id, ref_product_id=planned.product_id, expires_at=planned.expires_at,
             not_before=not_before, status="pending", attempts=0, created_at=now,

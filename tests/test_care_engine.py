@@ -281,7 +281,33 @@ async def test_not_now_asks_again_in_a_few_days(app: App, customer: FakeUser) ->
     await advance(app, timedelta(days=1))
     reminders = await care_rows(app, "reorder")
     assert len(reminders) == 2 and ":s" in reminders[1].dedupe_key and reminders[1].status == "sent"
-    assert "runs out around" in (customer.last().text or "")
+    # The rice ran out (by our count) on 3 March, before the reminder came again on the 5th.
+    assert "should have run out by now" in (customer.last().text or "")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+async def test_a_reminder_asked_again_after_the_run_out_day_names_no_past_date(app: App, customer: FakeUser,
+                                                                                lang: str) -> None:
+    cid, rice = await rice_customer(app, last_days_ago=9, language=lang)  # runs out on 3 March
+    await run_job(app, "plan_care")
+    await run_job(app, "deliver_outbox")
+    first = customer.last().text or ""
+    assert ("3 March" in first) if lang == "en" else ("3月3日" in first)
+    await customer.press("Not now" if lang == "en" else "以后再说")
+    await advance(app, timedelta(days=3, hours=12))
+    again = customer.last().text or ""
+    assert again != first and "3 March" not in again and "3月3日" not in again
+    assert ("should have run out by now" in again) if lang == "en" else ("现在应该已经用完了" in again)
+
+
+async def test_a_reminder_asked_again_before_the_run_out_day_still_names_it(app: App, customer: FakeUser) -> None:
+    app.settings.reorder_days_before = 5
+    cid, rice = await rice_customer(app, interval_days=20, last_days_ago=15)  # runs out on 7 March
+    await run_job(app, "plan_care")
+    await run_job(app, "deliver_outbox")
+    await customer.press("Not now")
+    await advance(app, timedelta(days=3, hours=1))
+    assert "runs out around Saturday, 7 March" in (customer.last().text or "")
 
 
 async def test_stop_these_reminders_is_per_product(app: App, customer: FakeUser) -> None:
