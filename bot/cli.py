@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = load_settings()
+    from bot.logs import install as redact_secrets
+
+    redact_secrets(settings.bot_token, settings.webhook_secret)  # in log lines and uncaught tracebacks
     return int(args.func(args, settings) or 0)
 
 

@@ -68,7 +68,7 @@ class Fault:
 
     method: str | None
     chat_id: int | None
-    kind: str  # "retry_after" | "blocked" | "cant_initiate" | "chat_not_found" | "network" | "timeout_after_send" | "server"
+    kind: str  # "retry_after" | "blocked" | "cant_initiate" | "chat_not_found" | "network" | "timeout_after_send" | "server" | "redirect_loop"
     times: int = 1
     retry_after: int = 5
 
@@ -291,6 +291,9 @@ class FakeTelegram:
                 raise ScriptedError(502, "Bad Gateway")
             if fault.kind == "network":  # the connection failed: the request never went out
                 raise TelegramNetworkError(method=None, message="ClientConnectorError: Cannot connect to host api.telegram.org:443")  # type: ignore[arg-type]
+            if fault.kind == "redirect_loop":  # aiohttp names the URL, and with it the bot token
+                raise TelegramNetworkError(method=None, message="TooManyRedirects: 302, message='Too many redirects', "  # type: ignore[arg-type]
+                                           "url='https://api.telegram.org/bot{token}/sendMessage'")
             if fault.kind == "timeout_after_send":  # sent, but no answer came back (as aiogram words a timeout)
                 raise TelegramNetworkError(method=None, message="Request timeout error")  # type: ignore[arg-type]
         self.faults = [f for f in self.faults if f.times > 0]
@@ -508,7 +511,7 @@ class FakeSession(BaseSession):
             raise AssertionError("check_response accepted an error")  # pragma: no cover
         except TelegramNetworkError as exc:
             call.ok, call.error = False, exc.message
-            raise TelegramNetworkError(method=method, message=exc.message) from None
+            raise TelegramNetworkError(method=method, message=exc.message.replace("{token}", bot.token)) from None
         call.result = result
         response = self.check_response(bot, method, 200, json.dumps({"ok": True, "result": result}))
         return response.result  # type: ignore[return-value]

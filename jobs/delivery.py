@@ -72,6 +72,7 @@ from aiogram.types import (
 )
 
 from bot.clock import ManualClock
+from bot.logs import redact
 from bot.rules import care as rules
 from jobs.registry import JobContext, job
 from storage.models import Customer
@@ -488,6 +489,7 @@ class OutboxWorker:
         return "retry"
 
     async def _unreachable(self, row: OutboxMessage, error: str) -> None:
+        error = redact(error, self.app.settings.bot_token)
         now = self.app.clock.now()
         async with self.app.db.session() as session:
             repos = Repos(session)
@@ -514,6 +516,8 @@ class OutboxWorker:
     async def _finish(self, row: OutboxMessage, outcome: str, *, error: str | None = None,
                       message_id: int | None = None, not_before: datetime | None = None,
                       count_attempt: bool = True) -> None:
+        if error is not None:  # kept in outbox.last_error: never the bot token (it is in aiohttp's URLs)
+            error = redact(error, self.app.settings.bot_token)
         now = self.app.clock.now()
         # An order placed within the window after a reminder or win-back is credited to it.
         attribute_until = (now + timedelta(days=self.app.settings.attribution_days)

@@ -4,15 +4,24 @@ characters, UTF-16 lengths, secrets and settings."""
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import stat
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from bot.app import App
+from bot.app import App, create_app
 from bot.cli import main
+from bot.clock import ManualClock
 from bot.config import Settings
+from bot.logs import install, redact
+from jobs.runner import advance
+from tests.care_helpers import enqueue, outbox
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, register
 
@@ -113,3 +122,58 @@ def test_database_and_report_files_are_private(bare_env: Path, monkeypatch: pyte
     assert stat.S_IMODE((bare_env / "report.txt").stat().st_mode) == 0o600
     assert main(["catalog", "export", "catalog.csv"]) == 0
     assert stat.S_IMODE((bare_env / "catalog.csv").stat().st_mode) == 0o600
+
+
+# ----- 16. The bot token never reaches a log line or a stored error ------------------------------
+
+TOKEN = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
+
+
+def test_redact_hides_the_token_and_token_shaped_strings() -> None:
+    url = f"https://api.telegram.org/bot{TOKEN}/sendMessage"
+    assert redact(f"302, url='{url}'") == "302, url='https://api.telegram.org/bot<redacted>/sendMessage'"
+    assert redact("webhook secret s3cret-value here", "s3cret-value") == "webhook secret <redacted> here"
+    assert redact("order 12:30, customer 100001: ok") == "order 12:30, customer 100001: ok"  # ordinary text stays
+
+
+def test_log_lines_and_tracebacks_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install("a-webhook-secret-123")
+    log = logging.getLogger("caredesk.test")
+    log.warning("could not reach %s", f"https://api.telegram.org/bot{TOKEN}/getMe")
+    try:
+        raise RuntimeError(f"redirect loop at /bot{TOKEN}/getMe with a-webhook-secret-123")
+    except RuntimeError:
+        log.exception("start-up failed")
+    written = stream.getvalue()
+    assert "could not reach https://api.telegram.org/bot<redacted>/getMe" in written
+    assert "RuntimeError: redirect loop at /bot<redacted>/getMe with <redacted>" in written
+    assert TOKEN not in written and "a-webhook-secret-123" not in written
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    try:
+        raise ValueError(f"bad URL http:///bot{TOKEN}/getMe")
+    except ValueError as exc:
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+    assert "bot<redacted>" in err.getvalue() and TOKEN not in err.getvalue()
+
+
+async def test_the_token_is_not_kept_in_outbox_errors(settings: Settings, clock: ManualClock,
+                                                      world: FakeTelegram) -> None:
+    app = create_app(settings.model_copy(update={"bot_token": SecretStr(TOKEN)}), clock=clock,
+                     session=world.session())
+    world.attach(app.dispatcher, app.bot)
+    try:
+        await enqueue(app, "svc:loop", 500_001, category="service")
+        world.fail("redirect_loop", chat_id=500_001, times=100)
+        await advance(app, timedelta(hours=3))
+        row = (await outbox(app))["svc:loop"]
+        assert row.status == "failed" and "Too many redirects" in (row.last_error or "")
+        assert TOKEN not in (row.last_error or "") and "bot<redacted>/sendMessage" in (row.last_error or "")
+    finally:
+        await app.close()
