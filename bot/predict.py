@@ -5,7 +5,8 @@ Input: a CSV file with a header naming (at least) the columns ``customer``, ``da
 amount is a refund and is left out). Only orders up to and including ``--as-of``
 count. Output, one row per customer with an order by then:
 ``customer,orders,last_order,p_order_within_horizon,expected_orders_within_horizon,
-predicted_next_order,method``, from the BG/NBD model fitted on the file
+predicted_next_order,method`` (the date is the most likely one *if* the customer orders
+within the horizon; the probability says how likely that is), from the BG/NBD model fitted on the file
 (:mod:`bot.rules.purchase_model`) or, when it cannot be fitted, the fallback rule.
 
 A bad row stops the command with exit status 2 and names its line (every bad line,
@@ -121,14 +122,14 @@ def predict(log: OrderLog, as_of: date, horizon_days: int = DEFAULT_HORIZON_DAYS
             min_repeat_customers: int = pm.MIN_REPEAT_CUSTOMERS) -> Prediction:
     """Fit on the log (as of the end of ``as_of``) and score every customer in it."""
     history = pm.histories(log.owner, log.day, log.amount, len(log.customers))
-    end = float((as_of - EPOCH).days + 1)  # the end of the as-of day
+    end = float((as_of - EPOCH).days)  # T in whole days to the as-of day, as in the published CDNOW summary
     fitted, why = pm.fit_history(history, end, min_repeat_customers=min_repeat_customers)
     return Prediction(log, history, pm.score(history, end, horizon_days, fitted, why), as_of)
 
 
 def rows(prediction: Prediction) -> list[list[Any]]:
     scores, history = prediction.scores, prediction.history
-    end = (prediction.as_of - EPOCH).days + 1
+    end = (prediction.as_of - EPOCH).days + 1  # never the as-of day itself: its orders are known
     out: list[list[Any]] = []
     for i, customer in enumerate(prediction.log.customers):
         wait = scores.wait_days[i]

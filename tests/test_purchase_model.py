@@ -52,8 +52,9 @@ def test_scores_by_hand() -> None:
     x, t_x, T = np.array([1.0]), np.array([1.0]), np.array([3.0])
     assert pm.p_alive(fitted, x, t_x, T)[0] == pytest.approx(0.25)
     assert pm.p_order_within(fitted, x, t_x, T, 4.0)[0] == pytest.approx(3 / 16)
-    # Median wait while alive: (α + T)(2^(1/(r + x)) − 1) = 4 · (√2 − 1).
-    assert pm.median_wait(fitted, x, T)[0] == pytest.approx(4 * (math.sqrt(2) - 1))
+    # Given an order within 4 weeks (F(4) = 1 − (4/8)^2 = 3/4), its median wait m solves
+    # 1 − (4 / (4 + m))^2 = 3/8: m = 4 · (√(8/5) − 1).
+    assert pm.next_order_wait(fitted, x, T, 4.0)[0] == pytest.approx(4 * (math.sqrt(8 / 5) - 1))
 
 
 def test_expected_orders_match_a_simulation() -> None:
