@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, select_autoescape
 
 from bot.config import LANGUAGES
+from bot.rules.text_units import has_hidden, strip_hidden
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -78,6 +79,15 @@ def _defined(fn: Callable[..., str]) -> Callable[..., str]:
     return checked
 
 
+def _shown(value: Any) -> Any:
+    """Every value a template prints: text loses bidi controls and invisible characters, so that a
+    name stored before they were refused (or any text someone typed) cannot reorder or hide a card."""
+    if isinstance(value, str) and has_hidden(value):
+        cleaned = strip_hidden(str(value))
+        return type(value)(cleaned) if hasattr(value, "__html__") else cleaned  # Markup stays Markup
+    return value
+
+
 class TextRenderer:
     """One Jinja environment for the whole bot."""
 
@@ -90,6 +100,7 @@ class TextRenderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             undefined=StrictUndefined,
+            finalize=_shown,
         )
         self.env.filters["money"] = _defined(lambda minor: format_money(minor, self.currency))
         self.env.filters["date"] = _defined(_date)

@@ -21,7 +21,8 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.logs import install, redact
 from jobs.runner import advance
-from tests.care_helpers import enqueue, outbox
+from storage.repositories import Repos
+from tests.care_helpers import add_customer, enqueue, outbox
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, register
 
@@ -177,3 +178,27 @@ async def test_the_token_is_not_kept_in_outbox_errors(settings: Settings, clock:
         assert TOKEN not in (row.last_error or "") and "bot<redacted>/sendMessage" in (row.last_error or "")
     finally:
         await app.close()
+
+
+# ----- 14. Bidi controls and invisible characters in names ------------------------------------
+
+async def test_bidi_and_invisible_characters_are_stripped_from_names(app: App, world: FakeTelegram,
+                                                                    staff: FakeUser) -> None:
+    mei = FakeUser(world, 100001, "Mei")
+    await register(mei, "Mei\u202e\u200bLin\u2066\ufeff 👨\u200d👩\u200d👧")
+    async with app.db.session() as session:
+        stored = await Repos(session).customers.by_telegram_id(100001)
+        assert stored is not None and stored.name == "MeiLin 👨\u200d👩\u200d👧"  # the emoji family stays one
+    zero = FakeUser(world, 100002, "Zero")
+    await zero.send("/start")
+    replies = await zero.send("\u200b\u200d\u2060")  # nothing visible: not a name, asked again
+    assert "phone" not in replies[-1].text.lower() and "name" in replies[-1].text.lower()
+
+
+async def test_staff_cards_do_not_show_hidden_characters_of_existing_names(app: App, world: FakeTelegram,
+                                                                           staff: FakeUser) -> None:
+    await add_customer(app, 100003, name="Bob\u202egpj.exe\u200b")  # stored before names were cleaned
+    await staff.send("/customer bob")
+    card_ = world.last(STAFF_CHAT_ID)
+    assert "Bobgpj.exe" in card_.text
+    assert not any(ch in card_.text for ch in "\u202e\u200b")

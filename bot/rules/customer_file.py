@@ -11,6 +11,8 @@ from datetime import date
 
 import phonenumbers
 
+from bot.rules.text_units import strip_hidden
+
 NAME_MAX = 64
 ADDRESS_MAX = 300
 HOUSEHOLD_MIN, HOUSEHOLD_MAX = 1, 20
@@ -25,7 +27,8 @@ class Invalid(ValueError):
 
 
 def parse_name(text: str) -> str:
-    name = " ".join(text.split())
+    # Bidi controls and invisible characters could make a name read as another one: they go.
+    name = " ".join(strip_hidden(text).split())
     if not name:
         raise Invalid("name_empty")
     if len(name) > NAME_MAX:
