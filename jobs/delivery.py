@@ -440,10 +440,14 @@ class OutboxWorker:
             tz = rules.zone(customer.timezone if customer else None, settings.default_timezone)
             sent = await repos.outbox.care_sent_times(row.customer_id, now - timedelta(days=8)) \
                 if row.customer_id is not None else []
+            # A message that can move gives way to one that cannot (a birthday greeting) under the caps.
+            reserved = await repos.care.pending_due_times(row.customer_id, rules.IMMOVABLE_KINDS,
+                                                          now + timedelta(days=8), exclude_id=row.id) \
+                if row.customer_id is not None and row.kind not in rules.IMMOVABLE_KINDS else []
             decision = rules.decide(
                 recipient, now, tz, sent, quiet_start=settings.quiet_hours_start,
                 quiet_end=settings.quiet_hours_end, per_day=settings.care_cap_per_day,
-                per_week=settings.care_cap_per_week, expires_at=row.expires_at,
+                per_week=settings.care_cap_per_week, expires_at=row.expires_at, reserved=reserved,
             )
             if decision.action == "send":
                 check = CARE_CHECKS.get(row.kind)

@@ -193,6 +193,20 @@ async def test_one_care_message_a_day_the_most_valuable_first(app: App, customer
     assert [m.text for m in customer.inbox()][2:] == ["Rate us", "We miss you"]
 
 
+async def test_a_birthday_and_a_reminder_due_the_same_day_arrive_on_two_days_birthday_first(
+        app: App, customer: FakeUser) -> None:
+    # Rice runs out on Friday 6 March: the reminder is due on Wednesday the 4th at 09:00, the birthday's 10:00.
+    await rice_customer(app, last_days_ago=6, birthday=date(1985, 3, 4))
+    await advance(app, timedelta(days=3, hours=2))  # to Thursday 5 March, 12:00
+    texts = [(local(m.raw["date"]), m.text or "") for m in customer.inbox()]
+    greeting = [(at.strftime("%d %H:%M"), text) for at, text in texts if "Happy birthday" in text]
+    reminder = [(at.strftime("%d %H:%M"), text) for at, text in texts if "runs out around" in text]
+    assert [at for at, _ in greeting] == ["04 10:00"]
+    assert [at for at, _ in reminder] == ["05 09:00"]
+    rows = {r.kind: r for r in await care_rows(app)}
+    assert rows["birthday"].status == "sent" and rows["reorder"].status == "sent"
+
+
 async def test_stop_takes_effect_at_once(app: App, world: FakeTelegram, customer: FakeUser) -> None:
     from tests.conftest import register
 

@@ -223,3 +223,25 @@ def test_decide_skips_what_would_expire_while_held() -> None:
     sent = [NOW - timedelta(days=6), NOW - timedelta(days=4), NOW - timedelta(days=2)]
     assert _decide(sent, expires=NOW + timedelta(hours=5)) == rules.Decision("skip", reason="cap")
     assert _decide([], expires=NOW - timedelta(minutes=1)).reason == "expired"
+
+
+def test_a_message_that_can_move_gives_way_to_a_birthday_under_the_day_cap() -> None:
+    morning = datetime(2026, 3, 4, 1, 0, tzinfo=UTC)  # 09:00 Shanghai
+    birthday = morning + timedelta(hours=1)
+    recipient = rules.Recipient(consent=True, reachable=True, forgotten=False, has_chat=True)
+    decision = rules.decide(recipient, morning, SHANGHAI, [], per_day=1, per_week=3, expires_at=None,
+                            reserved=[birthday], **QUIET)
+    assert decision == rules.Decision("hold", until=datetime(2026, 3, 5, 1, 0, tzinfo=UTC), reason="gives way")
+    # No birthday that day, or room for both: it goes.
+    assert rules.decide(recipient, morning, SHANGHAI, [], per_day=2, per_week=3, expires_at=None,
+                        reserved=[birthday], **QUIET).action == "send"
+    assert rules.decide(recipient, morning, SHANGHAI, [], per_day=1, per_week=3, expires_at=None,
+                        reserved=[birthday + timedelta(days=1)], **QUIET).action == "send"
+    # The weekly cap: two sent this week, the birthday in two days takes the third place.
+    sent = [morning - timedelta(days=3), morning - timedelta(days=2)]
+    decision = rules.decide(recipient, morning, SHANGHAI, sent, per_day=1, per_week=3, expires_at=None,
+                            reserved=[birthday + timedelta(days=2)], **QUIET)
+    assert decision.action == "hold" and decision.until is not None and decision.until > birthday + timedelta(days=2)
+    # Past its use while waiting: skipped.
+    assert rules.decide(recipient, morning, SHANGHAI, [], per_day=1, per_week=3,
+                        expires_at=morning + timedelta(hours=12), reserved=[birthday], **QUIET).action == "skip"

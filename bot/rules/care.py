@@ -26,6 +26,8 @@ KIND_REORDER = "reorder"
 KIND_SURVEY = "survey"
 KIND_WINBACK = "winback"
 CARE_PRIORITY = {KIND_BIRTHDAY: 10, KIND_REORDER: 11, KIND_SURVEY: 12, KIND_WINBACK: 13}
+# Kinds tied to their day: the others give way to them under the caps (see ``decide``'s ``reserved``).
+IMMOVABLE_KINDS = (KIND_BIRTHDAY,)
 # Orders are credited to these messages (ATTRIBUTION_DAYS after they went out).
 ATTRIBUTED_KINDS = (KIND_REORDER, KIND_WINBACK)
 
@@ -128,31 +130,71 @@ class Decision:
     reason: str | None = None
 
 
+def crowds_out(sent: Sequence[datetime], at: datetime, reserved: Sequence[datetime], tz: ZoneInfo, *,
+               per_day: int, per_week: int) -> datetime | None:
+    """Whether a message sent ``at`` would take the cap's place of a message that cannot move.
+
+    ``reserved``: when this customer's pending immovable messages (a birthday
+    greeting) are due; those due by ``at`` count as sent. If sending at ``at``
+    would push a later one over a cap it fits without, the answer is when to
+    look again: the start of the local day after that one (it has gone then).
+    None: no conflict.
+    """
+    gone = [*sent, *(r for r in reserved if r <= at)]
+    taken = [*gone, at]
+    for due in sorted(r for r in reserved if r > at):
+        fits_without = cap_allows_at(gone, due, tz, per_day, per_week)
+        if fits_without is None or fits_without > due:
+            continue  # capped anyway: this message takes nothing from it
+        fits_with = cap_allows_at(taken, due, tz, per_day, per_week)
+        if fits_with is None or fits_with > due:
+            return local_moment(due.astimezone(tz).date() + timedelta(days=1), time(0, 0), tz)
+        gone.append(due)
+        taken.append(due)
+    return None
+
+
 def decide(recipient: Recipient | None, now: datetime, tz: ZoneInfo, sent: Sequence[datetime], *,
            quiet_start: time, quiet_end: time, per_day: int, per_week: int,
-           expires_at: datetime | None) -> Decision:
-    """The policy for one due care message, checked again at the moment of sending."""
+           expires_at: datetime | None, reserved: Sequence[datetime] = ()) -> Decision:
+    """The policy for one due care message, checked again at the moment of sending.
+
+    ``reserved``: when the customer's pending messages that cannot move (a
+    birthday greeting) are due, for a message that can: it waits rather than
+    take their place under the caps (a reminder goes the day after the birthday).
+    """
     why = refusal(recipient)
     if why is not None:
         return Decision("skip", reason=why)
     if expires_at is not None and now >= expires_at:
         return Decision("skip", reason="expired")
+    if reserved:  # those due by now go first (they are more valuable): count them as sent
+        sent = [*sent, *(r for r in reserved if r <= now)]
     allowed = cap_allows_at(sent, now, tz, per_day, per_week)
     if allowed is None:
         return Decision("skip", reason="cap")
     held = allowed > now
+    reason = "cap" if held else "quiet hours"
     allowed = quiet_hours_end(allowed, tz, quiet_start, quiet_end)
-    # After a cap ends the quiet window may start; step until both are satisfied.
-    for _ in range(3):
-        again = cap_allows_at(sent, allowed, tz, per_day, per_week)
-        if again is None or again <= allowed:
+    # After a cap ends the quiet window may start, and a message that cannot move may
+    # need the slot; step until all are satisfied.
+    for _ in range(4):
+        counted = [*sent, *(r for r in reserved if now < r <= allowed)]
+        again = cap_allows_at(counted, allowed, tz, per_day, per_week)
+        if again is None:
+            return Decision("skip", reason="cap")
+        if again > allowed:
+            allowed = quiet_hours_end(again, tz, quiet_start, quiet_end)
+            continue
+        later = crowds_out(sent, allowed, reserved, tz, per_day=per_day, per_week=per_week) if reserved else None
+        if later is None:
             break
-        allowed = quiet_hours_end(again, tz, quiet_start, quiet_end)
+        allowed, reason = quiet_hours_end(later, tz, quiet_start, quiet_end), "gives way"
     if allowed <= now:
         return Decision("send")
     if expires_at is not None and allowed >= expires_at:
-        return Decision("skip", reason="cap" if held else "quiet hours")
-    return Decision("hold", until=allowed, reason="cap" if held else "quiet hours")
+        return Decision("skip", reason="cap" if reason == "gives way" else reason)
+    return Decision("hold", until=allowed, reason=reason)
 
 
 # ----- planners ----------------------------------------------------------------------------------

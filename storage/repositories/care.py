@@ -177,6 +177,17 @@ class CareRepo:
         return found
 
     # ----- stops and snoozes ------------------------------------------------------------------------
+    async def pending_due_times(self, customer_id: int, kinds: Sequence[str], until: datetime,
+                                exclude_id: int | None = None) -> list[datetime]:
+        """When this customer's pending care messages of these kinds are due (up to ``until``)."""
+        stmt = select(OutboxMessage.not_before).where(
+            OutboxMessage.customer_id == customer_id, OutboxMessage.kind.in_(list(kinds)),
+            OutboxMessage.category == "care", OutboxMessage.status == "pending", OutboxMessage.not_before <= until,
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(OutboxMessage.id != exclude_id)
+        return [t for t in await self.session.scalars(stmt) if t is not None]
+
     async def _upsert_stop(self, customer_id: int, product_id: int, kind: str, until: datetime | None,
                            outbox_id: int | None, now: datetime) -> None:
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
