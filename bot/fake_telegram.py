@@ -175,6 +175,8 @@ class FakeTelegram:
         self.dispatcher: "Dispatcher | None" = None
         self.bot: "Bot | None" = None
         self.on_bot_message: Callable[[SentMessage, bool], None] | None = None
+        # A button's answer with a text (text, show_alert): a toast, or an alert with OK.
+        self.on_callback_answer: Callable[[str, bool], None] | None = None
 
     # ----- wiring -------------------------------------------------------
     def session(self) -> "FakeSession":
@@ -246,6 +248,8 @@ class FakeTelegram:
         elif method == "answerCallbackQuery":
             if params.get("text"):
                 self.alerts.append((0, params["text"], bool(params.get("show_alert"))))
+                if self.on_callback_answer:
+                    self.on_callback_answer(params["text"], bool(params.get("show_alert")))
             result = True
         elif method == "deleteMessage":
             msg = self.message(params["chat_id"], params["message_id"])

@@ -16,12 +16,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+import phonenumbers
+import phonenumbers.timezone
+
 from bot.app import App, create_app
 from bot.clock import ManualClock, SystemClock
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from bot.private_files import write_private
 from bot.telegram_html import to_plain
+from jobs.delivery import OutboxWorker
 
 SANDBOX_STAFF_CHAT_ID = -1001000000001
 SANDBOX_STAFF_ID = 200001
@@ -34,6 +38,8 @@ HELP = """Sandbox commands:
   :as manager [private]    be the manager, in the staff group (or private chat)
   :lang en|zh              set the current persona's Telegram language
   :press TEXT | :press N   press a button of the latest message with buttons
+  :press N on -K           ... of an older message: -1 the latest message with buttons, -2 the one before
+  :press N twice           tap it twice (also :press N on -K twice): try a double press
   :contact [PHONE]         share the persona's phone number
   :sticker | :photo [CAPTION] | :voice    send a sticker, a photo, a voice note
   :reply TEXT              as staff, reply in the staff chat to the latest ticket card or relayed message
@@ -48,6 +54,8 @@ StartHook = Callable[[App], Awaitable[None]]
 START_HOOKS: list[StartHook] = []
 import bot.catalog  # noqa: E402,F401  (registers the sample-catalog start hook; needs START_HOOKS)
 
+_TWICE = re.compile(r"\s+twice\s*$", re.I)
+_PRESS_ON = re.compile(r"(?:(.*?)\s+)?on\s+-(\d+)", re.I)
 _DURATION = re.compile(r"(\d+)\s*([wdhms])")
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
@@ -63,13 +71,58 @@ def parse_duration(text: str) -> timedelta:
     return delta
 
 
+def region_time_zone(region: str) -> str | None:
+    """The time zone of a phone region's country when it has only one (CN → Asia/Shanghai), else None."""
+    country_code = phonenumbers.country_code_for_region(region)
+    if not country_code:
+        return None
+    # A number with no national part stands for the whole country: its zones are the country's.
+    zones = phonenumbers.timezone.time_zones_for_geographical_number(
+        phonenumbers.PhoneNumber(country_code=country_code, national_number=0))
+    return zones[0] if len(zones) == 1 and zones[0] != phonenumbers.timezone.UNKNOWN_TIMEZONE else None
+
+
 def sandbox_settings(settings: Settings) -> Settings:
-    """The sandbox's personas are staff and manager, whatever the configuration says."""
-    return settings.model_copy(update={
+    """The sandbox's personas are staff and manager, whatever the configuration says.
+
+    Without ``DEFAULT_TIMEZONE`` the sandbox keeps the time of ``DEFAULT_REGION``'s country (when it
+    has one zone), so that quiet hours, birthdays and reports fall where a shop there would see them.
+    """
+    update: dict[str, object] = {
         "staff_chat_id": settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID,
         "staff_ids": settings.staff_ids | {SANDBOX_STAFF_ID},
         "manager_ids": settings.manager_ids | {SANDBOX_MANAGER_ID},
-    })
+    }
+    if "default_timezone" not in settings.model_fields_set:
+        zone = region_time_zone(settings.default_region)
+        if zone:
+            update["default_timezone"] = zone
+    return settings.model_copy(update=update)
+
+
+def time_zone_note(configured: Settings, used: Settings) -> str:
+    """Where the sandbox's time zone comes from, in one line."""
+    if "default_timezone" in configured.model_fields_set:
+        return f"times are in {used.default_timezone} (DEFAULT_TIMEZONE)"
+    if used.default_timezone != configured.default_timezone:
+        return (f"times are in {used.default_timezone}, the zone of DEFAULT_REGION={configured.default_region} "
+                f"(set DEFAULT_TIMEZONE to choose another)")
+    return (f"times are in {used.default_timezone}: DEFAULT_TIMEZONE is not set and DEFAULT_REGION="
+            f"{configured.default_region} has several zones (set DEFAULT_TIMEZONE, e.g. America/New_York)")
+
+
+class FrozenTimer:
+    """Pacing for messages sent right after a line: waiting moves this timer only, never the sandbox clock."""
+
+    def __init__(self) -> None:
+        self.elapsed = 0.0
+
+    def monotonic(self) -> float:
+        return self.elapsed
+
+    async def sleep(self, seconds: float) -> None:
+        self.elapsed += max(0.0, seconds)
+        await asyncio.sleep(0)
 
 
 class SandboxError(Exception):
@@ -78,6 +131,7 @@ class SandboxError(Exception):
 
 class Sandbox:
     def __init__(self, settings: Settings, out: TextIO = sys.stdout, styled: bool = False) -> None:
+        self.configured = settings
         self.settings = sandbox_settings(settings)
         self.out = out
         self.styled = styled
@@ -85,12 +139,14 @@ class Sandbox:
         self.world = FakeTelegram(self.clock)
         self.world.group(self.settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID, "Staff")
         self.world.on_bot_message = self._print_message
+        self.world.on_callback_answer = self._print_callback_answer
         self.app: App | None = None
         self.persona: FakeUser = self._customer(1)
         self.persona_name = "customer 1"
         self.failures = 0
         self.advancing = False  # during :advance, messages show when they arrived
         self._printed: dict[tuple[int, int], tuple[str | None, bool]] = {}
+        self._worker: OutboxWorker | None = None  # sends what falls due right after a line
         self.files_dir = Path(self.settings.sandbox_files_dir)
         self.commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "as": self._cmd_as, "lang": self._cmd_lang, "press": self._cmd_press, "contact": self._cmd_contact,
@@ -157,10 +213,18 @@ class Sandbox:
                     cells.append(f"[{number}] {button['text']}")
                 self.say("    " + "  ".join(cells))
 
+    def _print_callback_answer(self, text: str, show_alert: bool) -> None:
+        """A button's answer: a toast over the chat, or an alert with OK."""
+        if show_alert:
+            self.say(f"{self._chat_label(self.persona.chat_id)} (alert): {text}  [OK]")
+        else:
+            self.say(f"{self._chat_label(self.persona.chat_id)} (toast): {text}")
+
     # ----- lifecycle ------------------------------------------------------------
     async def start(self) -> None:
         self.app = create_app(self.settings, clock=self.clock, session=self.world.session())
         self.world.attach(self.app.dispatcher, self.app.bot)
+        self._worker = OutboxWorker(self.app, timer=FrozenTimer())
         for hook in START_HOOKS:
             await hook(self.app)
 
@@ -168,6 +232,12 @@ class Sandbox:
         if self.app is not None:
             await self.app.close()
             self.app = None
+            self._worker = None
+
+    async def deliver_due(self) -> None:
+        """Send the outbox rows due now, as a live bot does within a second; the clock stays where it is."""
+        if self._worker is not None:
+            await self._worker.drain_if_due()
 
     async def handle_line(self, line: str) -> bool:
         """Do one line; False when the sandbox should end."""
@@ -185,6 +255,7 @@ class Sandbox:
                 await command(rest.strip())
             else:
                 await self.persona.send(line)
+            await self.deliver_due()
         except (SandboxError, AssertionError, ValueError) as exc:
             self.failures += 1
             self.say(f"! {exc}")
@@ -224,9 +295,30 @@ class Sandbox:
         self.say(f"-- Telegram language of {self.persona_name}: {lang}")
 
     async def _cmd_press(self, rest: str) -> None:
-        if not rest:
-            raise SandboxError("usage: :press TEXT or :press N")
-        await self.persona.press(int(rest) if rest.isdigit() else rest)
+        """``:press TEXT`` or ``:press N``; ``on -K``: of the K-th newest message with buttons; ``twice``:
+        the same button tapped twice (the second tap as if it came before the bot's answer arrived)."""
+        persona = self.persona
+        twice = _TWICE.search(rest)
+        if twice:
+            rest = rest[:twice.start()]
+        match = _PRESS_ON.fullmatch(rest)
+        label, nth = ((match.group(1) or "").strip(), int(match.group(2))) if match else (rest.strip(), 1)
+        if not label or nth < 1:
+            raise SandboxError("usage: :press TEXT | :press N, optionally followed by on -K (-1 is the latest "
+                               "message with buttons, -2 the one before) and twice")
+        with_buttons = [m for m in reversed(persona.inbox()) if m.buttons]
+        if not with_buttons:
+            raise SandboxError(f"no message with buttons in this chat ({self.persona_name})")
+        if len(with_buttons) < nth:
+            raise SandboxError(f"only {len(with_buttons)} message(s) with buttons in this chat, so no -{nth}")
+        message, button = persona.find_button(int(label) if label.isdigit() else label, with_buttons[nth - 1])
+        for _ in range(2 if twice else 1):
+            if "callback_data" in button:
+                await persona.press_data(button["callback_data"], message)
+            elif button.get("request_contact"):
+                await persona.send_contact()
+            else:
+                await persona.send(button["text"])
 
     async def _cmd_contact(self, rest: str) -> None:
         await self.persona.send_contact(rest or None)
@@ -282,6 +374,8 @@ async def run_sandbox(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
     sandbox = Sandbox(settings, out=out, styled=interactive and out.isatty())
     await sandbox.start()
     sandbox.say("CareDesk sandbox — no Telegram, no network. You are customer 1; type /start. :help lists sandbox commands.")
+    now = sandbox.clock.now().astimezone(sandbox.settings.tz)
+    sandbox.say(f"-- the clock starts at {now:%Y-%m-%d %H:%M %A}; {time_zone_note(settings, sandbox.settings)}")
     try:
         while True:
             if interactive:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.commands import commands_for
 from bot.dialogs import ask_again, end_dialog, expects_buttons
 from bot.menu import MenuCallback
-from bot.roles import Role
+from bot.roles import HasRole, InStaffChat, Role
 from bot.texts import Texts
 from storage.models import Customer
 
@@ -54,6 +54,13 @@ def help_text(texts: Texts, role: Role) -> str:
 async def show_help(message: Message, **data: Any) -> None:
     await message.answer(help_text(data["texts"], data["role"]))
     # In the middle of a dialog: remind the person where they were.
+    await ask_again(message, data)
+
+
+@commands_router.message(CommandStart(), F.chat.type != "private", HasRole(Role.STAFF), InStaffChat())
+async def staff_start_in_staff_chat(message: Message, **data: Any) -> None:
+    """/start in the staff group: a staff member gets their command list (customers register in private)."""
+    await message.answer(help_text(data["texts"], data["role"]))
     await ask_again(message, data)
 
 

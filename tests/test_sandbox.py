@@ -184,3 +184,91 @@ def test_the_real_command_with_piped_input(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Name: {NAME}" in result.stdout
     assert (tmp_path / "data" / "caredesk.sqlite3").is_file()  # the default database, made and migrated
+
+
+# ----- the newcomer path and sandbox fidelity (issue 12, items 20 and 21) ----------------------
+
+REGISTERED = "/start\n:press 1\n:contact\n:press Skip\n12 Rice Street\n:press Skip\n:press Yes\n:press Confirm\n"
+
+
+async def test_staff_start_in_the_staff_group_lists_their_commands(settings: Settings) -> None:
+    code, output = await shell(settings, ":as staff\n/start\n:as manager\n/start\n:lang zh\n/start\n")
+    assert code == 0, output
+    staff = after(output, "/start")
+    assert staff.startswith("[staff chat]: Commands for staff"), staff
+    assert "/tickets" in staff and "/report" not in staff and "don't know" not in staff
+    manager = output.split("-- you are now manager (staff chat)", 1)[1]
+    assert "Commands for managers" in after(manager, "/start") and "/report" in after(manager, "/start")
+    chinese = output.split("Telegram language of manager (staff chat): zh", 1)[1]
+    assert after(chinese, "/start").startswith("[staff chat]: 经理可用的命令"), chinese
+
+
+def _zone_settings(settings: Settings, **values: Any) -> Settings:
+    return Settings(_env_file=None, database_url=settings.database_url, sandbox_files_dir=settings.sandbox_files_dir,
+                    **values)
+
+
+@pytest.mark.parametrize("values, zone, note", [
+    ({"default_region": "CN"}, "Asia/Shanghai", "the zone of DEFAULT_REGION=CN"),
+    ({"default_region": "CN", "default_timezone": "Europe/Berlin"}, "Europe/Berlin", "(DEFAULT_TIMEZONE)"),
+    ({"default_region": "US"}, "UTC", "DEFAULT_REGION=US has several zones"),
+])
+async def test_the_sandbox_keeps_the_time_of_the_configured_region(
+        settings: Settings, values: dict[str, str], zone: str, note: str) -> None:
+    code, output = await shell(_zone_settings(settings, **values), ":time\n")
+    assert code == 0, output
+    start = output.splitlines()[1]
+    assert start.startswith("-- the clock starts at ") and f"times are in {zone}" in start and note in start, start
+    assert f"({zone})" in after(output, ":time")
+
+
+async def test_button_answers_are_shown(settings: Settings) -> None:
+    """Toasts and alerts are printed as the person who pressed sees them."""
+    code, output = await shell(settings, REGISTERED + ":press Order\n:press Rice\n:press 1\n:press 1\n"
+                               ":press Checkout\n:press 12 Rice\n:press Skip\n:press Confirm order\n"
+                               ":as staff\n:press Accept twice\n")
+    assert code == 0, output
+    pressed = after(output, ":press Accept twice")
+    assert pressed.startswith("[staff chat] (toast): Order #1: Accepted.\n"), pressed
+    # The second tap: an alert with OK (the card was changed by the first).
+    assert "[staff chat] (alert): Order #1 is already Accepted (Sam (staff), " in pressed
+
+
+async def test_a_stale_button_says_it_expired(settings: Settings) -> None:
+    code, output = await shell(settings, "/start\n/cancel\n:press Use\n")
+    assert code == 0, output
+    assert after(output, ":press Use").strip() == "bot (toast): This button has expired."
+
+
+async def test_service_messages_arrive_right_after_the_line_that_caused_them(settings: Settings) -> None:
+    """The resolution note and its rating reach the customer at once; the clock does not move."""
+    code, output = await shell(settings, REGISTERED + "/complaint\n:press Delivery\nThe bag was torn\n:press Submit\n"
+                               ":as staff\n:time\n:press Take\n:press Resolve\nNew bag delivered\n:time\n"
+                               ":as customer 1\n:press 5\n")
+    assert code == 0, output
+    resolved = after(output, "New bag delivered")
+    assert "[to customer 1]: ✅ Your complaint no. 1 is resolved." in resolved, resolved
+    assert "[5] 5 ⭐" in resolved
+    times = re.findall(r"sandbox time: (\S+ \S+)", output)
+    assert times[-2] == times[-1], times  # nothing moved the clock
+    assert "Thank you for your rating!" in after(output, ":press 5")
+
+
+async def test_press_a_button_of_an_older_message(settings: Settings) -> None:
+    """``:press N on -K``: the menu under the welcome stays pressable while a dialog runs;
+    ``:press … twice`` taps the same button twice (one order, not two)."""
+    code, output = await shell(settings, REGISTERED + "/complaint\n:press 6 on -2\n"
+                               ":press Other\n/cancel\n:press Order\n:press Rice\n:press 1\n:press 1\n"
+                               ":press Checkout\n:press 12 Rice\n:press Skip\n:press Confirm order twice\n")
+    assert code == 0, output
+    assert after(output, ":press 6 on -2").startswith("bot: What I can do")  # the menu's Help, under the welcome
+    assert "bot (toast): Order #1 is already placed." in after(output, ":press Confirm order twice")
+    assert output.count("🧾 Order #1 · New") == 1 and "Order #2" not in output
+
+
+async def test_press_syntax_errors(settings: Settings) -> None:
+    code, output = await shell(settings, ":press on -1\n:press 1 on -1\n/start\n:press 1 on -2 twice\n")
+    assert code == 1
+    assert "! usage: :press TEXT" in after(output, ":press on -1")
+    assert "! no message with buttons in this chat (customer 1)" in after(output, ":press 1 on -1")
+    assert "! only 1 message(s) with buttons in this chat, so no -2" in after(output, ":press 1 on -2 twice")

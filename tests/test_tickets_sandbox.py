@@ -37,7 +37,6 @@ Thank you, before 6 pm please.
 :press Resolve
 New bag delivered, delivery fee refunded.
 :as customer 1
-:advance 1m
 :press 4
 Kind staff
 # a second complaint that nobody answers
@@ -68,7 +67,7 @@ async def test_full_cycle_in_the_sandbox(tmp_path: Path) -> None:
         "[staff chat]: 📩 Customer 1 · no. 1:",
         "bot: 💬 Sam (staff) about your complaint no. 1:",
         "how was no. 1 resolved?",
-        "bot: ✅ Your complaint no. 1 is resolved.",
+        "[to customer 1]: ✅ Your complaint no. 1 is resolved.",  # at once, right after the staff's note
         "Thank you for your feedback on complaint no. 1.",
         "[staff chat]: ⏰ No. 2",
         "[to manager, private]: 🚨 Escalation: no. 2 missed its first response target of 5m",
