@@ -52,6 +52,34 @@ def _migrate(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
+def missing_database_file(url: str) -> "Path | None":
+    """The SQLite file a URL names when that file does not exist (None: it exists, or not a file database)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - a URL that does not parse is left for _migrate to report
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser().resolve()
+    return None if path.exists() else path
+
+
+def _migrate_existing(settings: Settings) -> None:
+    """For commands that only read: refuse (one line, exit 2) a SQLite database that does not exist,
+    instead of creating an empty one in the wrong folder; an existing one is brought up to date."""
+    path = missing_database_file(settings.database_url)
+    if path is not None:
+        print(f"caredesk: no database at {path}: run this in the folder where the bot keeps its data, "
+              f"or set DATABASE_URL (`caredesk migrate` creates an empty one)", file=sys.stderr)
+        raise SystemExit(2)
+    _migrate(settings)
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     _migrate(settings)
     print(f"caredesk: database is up to date ({database_name(settings.database_url)})")
@@ -119,7 +147,7 @@ def cmd_catalog_export(args: argparse.Namespace, settings: Settings) -> int:
     from bot.private_files import write_private
     from storage.db import Database
 
-    _migrate(settings)
+    _migrate_existing(settings)
     fmt = format_of(args.file) if args.file else "csv"
 
     async def run() -> str:
@@ -156,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_export.set_defaults(func=cmd_catalog_export)
     from bot.reports.cli import add_commands as add_report_commands
 
-    add_report_commands(sub, _migrate)  # report NAME ..., demo-data ...
+    add_report_commands(sub, _migrate, _migrate_existing)  # report NAME ..., demo-data ...
     from bot.predict import add_command as add_predict_command
 
     add_predict_command(sub)  # predict --orders FILE.csv --as-of YYYY-MM-DD ...

@@ -272,3 +272,24 @@ async def test_press_syntax_errors(settings: Settings) -> None:
     assert "! usage: :press TEXT" in after(output, ":press on -1")
     assert "! no message with buttons in this chat (customer 1)" in after(output, ":press 1 on -1")
     assert "! only 1 message(s) with buttons in this chat, so no -2" in after(output, ":press 1 on -2 twice")
+
+
+def _caredesk(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_a_command_that_only_reads_refuses_a_database_that_does_not_exist(tmp_path: Path) -> None:
+    """``caredesk report`` in the wrong folder names the database it looked for; it creates nothing."""
+    expected = tmp_path / "data" / "caredesk.sqlite3"
+    for args in (["report", "report"], ["catalog", "export"]):
+        result = _caredesk(args, tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stdout + result.stderr
+        assert lines[0].startswith(f"caredesk: no database at {expected}"), lines
+    assert not (tmp_path / "data").exists()
+    assert _caredesk(["migrate"], tmp_path).returncode == 0
+    result = _caredesk(["report", "report"], tmp_path)
+    assert result.returncode == 0, result.stderr

@@ -20,8 +20,12 @@ from bot.config import LANGUAGES, Settings
 from bot.private_files import write_private
 
 
-def add_commands(sub: Any, migrate: Any) -> None:
-    """Register ``report`` and ``demo-data`` on the main parser's subparsers."""
+def add_commands(sub: Any, migrate: Any, migrate_existing: Any = None) -> None:
+    """Register ``report`` and ``demo-data`` on the main parser's subparsers.
+
+    ``migrate`` creates the database if need be (demo-data); ``report`` only reads, so it gets
+    ``migrate_existing``, which refuses a database that does not exist yet.
+    """
     from bot.reports import REPORT_NAMES
 
     report = sub.add_parser("report", help="print a manager report (text), or write it as CSV or a PNG chart")
@@ -32,7 +36,7 @@ def add_commands(sub: Any, migrate: Any) -> None:
     report.add_argument("--format", choices=("text", "csv", "png"), default="text")
     report.add_argument("--out", default=None, help="write to this file (png: default caredesk-NAME-PERIOD.png)")
     report.add_argument("--lang", choices=LANGUAGES, default=None, help="language (default: DEFAULT_LANGUAGE)")
-    report.set_defaults(func=lambda args, settings: cmd_report(args, settings, migrate))
+    report.set_defaults(func=lambda args, settings: cmd_report(args, settings, migrate_existing or migrate))
 
     demo = sub.add_parser("demo-data", help="fill the database with a realistic, reproducible demo history")
     demo.add_argument("--customers", type=int, default=300, help="households to add (default 300)")
