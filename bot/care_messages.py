@@ -18,6 +18,7 @@ from aiogram.filters.callback_data import CallbackData
 from jinja2 import Template
 from jinja2.runtime import Context
 
+from bot.callback_ids import RowId
 from bot.rules import care as rules
 from bot.config import LANGUAGES
 from bot.texts import TextRenderer
@@ -25,7 +26,7 @@ from bot.texts import TextRenderer
 
 class CareCallback(CallbackData, prefix="care"):
     a: str  # again | later | stop | rate | skip | menu
-    v: int = 0  # rate: 1–5; skip: the order whose comment is skipped
+    v: RowId = 0  # rate: 1–5; skip: the order whose comment is skipped
 
 
 class CustomerFacts(NamedTuple):

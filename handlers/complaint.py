@@ -19,6 +19,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -248,8 +249,9 @@ async def process_button(callback: CallbackQuery, callback_data: ComplaintCallba
         repos: Repos = data["repos"]
         order_id = None
         if callback_data.value != "none":
-            order = (await repos.tickets.customer_order(customer.id, int(callback_data.value))
-                     if customer and callback_data.value.isdigit() else None)
+            wanted = parse_row_id(callback_data.value)  # None when forged beyond any id
+            order = (await repos.tickets.customer_order(customer.id, wanted)
+                     if customer and wanted is not None else None)
             if order is None:  # forged, or not this customer's
                 await callback.answer(texts("common/button_expired.txt"))
                 return

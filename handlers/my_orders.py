@@ -13,6 +13,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.menu import MenuCallback
@@ -33,7 +34,7 @@ ITEMS_SHOWN = 3  # per order in the list; the rest are counted
 
 class MyOrderCallback(CallbackData, prefix="myo"):
     action: str  # again | cancel | cancel_yes | cancel_no
-    order_id: int
+    order_id: RowId
 
 
 def _view(order: Order, texts: Texts, renderer: TextRenderer) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -41,7 +42,7 @@ STAFF_ACTIONS = (rules.ACCEPTED, rules.OUT_FOR_DELIVERY, rules.DELIVERED, rules.
 
 class DeskCallback(CallbackData, prefix="desk"):
     action: str  # accepted | out_for_delivery | delivered | cancelled | reason | keep
-    order_id: int
+    order_id: RowId
     expected: str = ""  # the status the card showed when it was drawn
     value: str = ""  # a quick reason's code
 

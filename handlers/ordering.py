@@ -26,6 +26,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -518,9 +519,10 @@ async def process_note(message: Message, **data: Any) -> None:
 
 # Which buttons belong to which step, and what their value must look like.
 _BUTTONS: dict[tuple[str, str], Any] = {
+    # Ids within bounds (callback data can be forged): an oversized one is an expired button.
     ("cat", "category"): lambda v, od: v.isdigit() and int(v) < len(od.get("cats") or []),
-    ("page", "product"): lambda v, od: v.isdigit(),
-    ("prod", "product"): lambda v, od: v.isdigit(),
+    ("page", "product"): lambda v, od: parse_row_id(v) is not None,
+    ("prod", "product"): lambda v, od: parse_row_id(v) is not None,
     ("back", "product"): None, ("back", "quantity"): None,
     ("qty", "quantity"): lambda v, od: v.isdigit(),
     ("more", "more"): None,

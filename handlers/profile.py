@@ -15,6 +15,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import privacy
+from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import LANGUAGES
 from bot.dialogs import ask_again
@@ -37,7 +38,7 @@ class ProfileCallback(CallbackData, prefix="prof"):
     value: str = ""
     # The customer file the button was made for: after /forget and a new
     # registration, the old file's buttons are stale.
-    cid: int = 0
+    cid: RowId = 0
 
 
 async def show_profile(message: Message, data: dict[str, Any]) -> None:

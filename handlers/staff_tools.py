@@ -15,6 +15,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -42,7 +43,7 @@ class NoteForm(StatesGroup):
 
 class CustomerCallback(CallbackData, prefix="cust"):
     action: str  # open | note
-    customer: int
+    customer: RowId
 
 
 # ----- /tickets -----------------------------------------------------------------------

@@ -17,6 +17,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.rules import tickets as rules
@@ -43,8 +44,8 @@ PENDING_MAX = 5
 
 
 class RelayCallback(CallbackData, prefix="rl"):
-    ticket: int
-    message: int  # the customer's message id, the key of the pending content
+    ticket: RowId
+    message: MessageId  # the customer's message id, the key of the pending content
 
 
 class HasOpenTickets(BaseFilter):

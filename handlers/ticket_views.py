@@ -20,6 +20,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.sla import schedule_for
@@ -41,7 +42,7 @@ class TicketCallback(CallbackData, prefix="tk"):
     """Buttons on a ticket card: take | resolve | prio | setprio | back."""
 
     action: str
-    ticket: int
+    ticket: RowId
     value: str = ""
 
 
@@ -49,8 +50,8 @@ class CsatCallback(CallbackData, prefix="csat"):
     """Buttons for the customer after a resolution: rate | notsolved | reopen | skip."""
 
     action: str
-    ticket: int
-    value: int = 0
+    ticket: RowId
+    value: RowId = 0
 
 
 # ----- texts ------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from bot.logs import install, redact
 from jobs.runner import advance
 from storage.repositories import Repos
 from tests.care_helpers import add_customer, enqueue, outbox
+from tests.tickets_helpers import add_order
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, register
 
@@ -202,3 +203,41 @@ async def test_staff_cards_do_not_show_hidden_characters_of_existing_names(app: 
     card_ = world.last(STAFF_CHAT_ID)
     assert "Bobgpj.exe" in card_.text
     assert not any(ch in card_.text for ch in "\u202e\u200b")
+
+
+# ----- 13. Oversized ids in callback data ----------------------------------------------------------
+
+HUGE = "99999999999999999999999"
+CUSTOMER_DATA = [f"myo:again:{HUGE}", f"myo:cancel:{HUGE}", f"csat:rate:{HUGE}:5", f"csat:skip:1:{HUGE}",
+                 f"care:skip:{HUGE}", f"care:rate:{HUGE}", f"rl:{HUGE}:1", f"rl:1:{HUGE}", f"prof:edit:name:{HUGE}",
+                 f"prof:forget_yes::{HUGE}", "myo:again:2147483648", "myo:again:-1"]
+STAFF_DATA = [f"cust:open:{HUGE}", f"cust:note:{HUGE}", f"desk:accepted:{HUGE}::", f"tk:take:{HUGE}:",
+              f"tk:resolve:{HUGE}:", "cust:open:9223372036854775808"]
+
+
+@pytest.mark.parametrize("data", CUSTOMER_DATA + STAFF_DATA)
+async def test_oversized_ids_in_buttons_are_expired_buttons(app: App, world: FakeTelegram, customer: FakeUser,
+                                                            staff: FakeUser, data: str) -> None:
+    await register(customer, "Mei")
+    who = staff if data in STAFF_DATA else customer
+    if who is staff:
+        await staff.send("/tickets")
+    await who.press_data(data)
+    assert world.alerts[-1][1] == "This button has expired."
+
+
+async def test_oversized_ids_inside_dialog_buttons_are_expired_buttons(app: App, world: FakeTelegram,
+                                                                      customer: FakeUser) -> None:
+    await register(customer, "Mei")
+    await customer.send("/order")
+    await customer.press(1)  # a category: the products are shown
+    await customer.press_data(f"ordr:prod:product:{HUGE}")
+    assert world.alerts[-1][1] == "This button has expired."
+    await customer.press_data(f"ordr:page:product:{HUGE}")
+    assert world.alerts[-1][1] == "This button has expired."
+    await customer.send("/cancel")
+    await add_order(app, customer.id, 2550, app.clock.now() - timedelta(days=1))
+    await customer.send("/complaint")
+    await customer.press("Delivery")  # then: which order?
+    await customer.press_data(f"cmp:order:order:{HUGE}")
+    assert world.alerts[-1][1] == "This button has expired."
