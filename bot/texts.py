@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, pass_context, select_autoescape
+from jinja2.runtime import Context
 
 from bot.config import LANGUAGES
 from bot.rules.text_units import has_hidden, strip_hidden
@@ -54,18 +55,18 @@ def _date(value: date | datetime | None, tz: str | None = None) -> str:
     return value.isoformat()
 
 
-def _duration(minutes: float | int | None) -> str:
-    if minutes is None:
-        return "—"
+def duration_parts(minutes: float | int) -> dict[str, int]:
+    """Whole minutes as days, hours and minutes (``common/duration.txt`` words them)."""
     minutes = int(round(minutes))
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
-    parts = [f"{days}d"] if days else []
-    if hours:
-        parts.append(f"{hours}h")
-    if mins or not parts:
-        parts.append(f"{mins}m")
-    return " ".join(parts)
+    return {"days": days, "hours": hours, "minutes": mins}
+
+
+def _language_of(context: Context) -> str:
+    """The language of the template being rendered (``zh/...``), also inside imported macros."""
+    lang = (context.name or "").split("/", 1)[0]
+    return lang if lang in LANGUAGES else context.get("lang", LANGUAGES[0])
 
 
 def _defined(fn: Callable[..., str]) -> Callable[..., str]:
@@ -102,9 +103,22 @@ class TextRenderer:
             undefined=StrictUndefined,
             finalize=_shown,
         )
+        # Plurals: {{ ngettext("%(num)d order", "%(num)d orders", n) }} (Jinja's i18n extension; English
+        # rules without a catalog: the Chinese templates write counters instead).
+        self.env.add_extension("jinja2.ext.i18n")
+        self.env.install_null_translations(newstyle=True)
         self.env.filters["money"] = _defined(lambda minor: format_money(minor, self.currency))
         self.env.filters["date"] = _defined(_date)
-        self.env.filters["duration"] = _defined(_duration)
+        self.env.filters["duration"] = self._duration
+
+    @pass_context
+    def _duration(self, context: Context, minutes: float | int | None) -> str:
+        """30 → "30m" / "30分钟"; 1500 → "1d 1h" / "1天1小时" (``common/duration.txt``)."""
+        if isinstance(minutes, Undefined):
+            minutes._fail_with_undefined_error()
+        if minutes is None:
+            return "—"
+        return self.render(_language_of(context), "common/duration.txt", **duration_parts(minutes))
 
     def render(self, lang: str, name: str, /, **context: Any) -> str:
         lang = lang if lang in LANGUAGES else LANGUAGES[0]

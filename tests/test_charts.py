@@ -16,6 +16,7 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.reports import charts
 from tests.conftest import MANAGER_ID
+from tests.reports_helpers import Data, utc
 from tests.test_reports_handlers import assert_png, db_of, photos
 from tests.test_reports_sales import build_shop
 
@@ -59,3 +60,57 @@ async def test_every_chart_in_chinese_has_every_glyph(app: App, world: FakeTeleg
                                                    "seasonal_index", "segment_sizes"]
     for name, arguments in drawn:
         assert CJK.search(arguments["title"]), (name, arguments["title"])
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every figure drawn, as matplotlib built it (to read bars, hatches, lines and labels)."""
+    kept: list[Any] = []
+    original = charts._png
+
+    def keep(figure: Any) -> bytes:
+        kept.append(figure)
+        png = original(figure)
+        if folder := os.environ.get("CAREDESK_KEEP_CHARTS"):  # to look at them
+            Path(folder, f"figure-{id(figure)}.png").write_bytes(png)
+        return png
+
+    monkeypatch.setattr(charts, "_png", keep)
+    return kept
+
+
+async def test_partial_months_are_marked(app: App, manager: FakeUser, figures: list[Any]) -> None:
+    """/report 12m on 2 March: March 2025 from the 3rd and March 2026 (two days) are hatched, labelled bars."""
+    await build_shop(db_of(app))
+    [photo] = photos(await manager.send("/report 12m"))
+    [figure] = figures
+    axes = figure.axes[0]
+    bars = [patch for patch in axes.patches]
+    assert len(bars) == 13  # 2025-03 … 2026-03
+    hatched = sorted(round(bar.get_x() + bar.get_width() / 2) for bar in bars if bar.get_hatch())
+    assert hatched == [0, 12]
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "part of a month" in legend
+
+
+async def test_response_times_show_each_priority_target_and_zero_bars(app: App, manager: FakeUser,
+                                                                      figures: list[Any]) -> None:
+    await build_shop(db_of(app))
+    async with db_of(app).session() as session:
+        d = Data(session, first_id=100)
+        zed = d.customer("Zed")
+        d.ticket(zed, utc(2026, 2, 11, 2), priority="high", first_response_at=utc(2026, 2, 11, 2),
+                 first_response_minutes=0, first_response_breached=False, assignee_name="Zoe")
+        await d.commit()
+    [photo] = photos(await manager.send("/sla 2026-02"))
+    [figure] = figures
+    axes = figure.axes[0]
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "High priority target: 30m" in legend and "Normal priority target: 2h" in legend
+    assert "9 in 10 answered within" in legend
+    assert sorted(line.get_ydata()[0] for line in axes.get_lines()) == [30, 120]
+    labels = [tick.get_text() for tick in axes.get_xticklabels()]
+    zoe = labels.index("Zoe")
+    zoe_bars = [bar for bar in axes.patches if abs(bar.get_x() + bar.get_width() / 2 - zoe) < 0.5]
+    assert len(zoe_bars) == 2 and all(bar.get_height() > 0 for bar in zoe_bars)
+    assert [t.get_text() for t in axes.texts].count("0m") >= 2

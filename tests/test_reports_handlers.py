@@ -115,7 +115,7 @@ async def test_report_in_private_chat_has_a_chart_and_figures(app: App, manager:
     assert "Cancelled (not counted): 1 (was 0)" in text
     assert "1. Rice, bag — ¥120.00 (48%), 3 sold" in text
     assert "First response, median: 25m (was 40m)" in text
-    assert "First response, 90th percentile: 2h 29m" in text
+    assert "First response, 9 in 10 answered within: 2h 29m" in text
     assert "Average rating (of 5): 3.7 (was —)" in text
     assert "• Reorder reminders: 2 sent → 2 orders, ¥130.00 (was 1 → 1)" in text
     care_text = texts_of(await manager.send("/care 2026-02"))
@@ -341,7 +341,7 @@ async def test_message_the_churn_list(app: App, world: FakeTelegram, manager: Fa
     assert "1. Late Lin (#1) — ¥30.00 in 3 orders, about every 10 days" in text
     assert "last order 2026-01-21, 30 days overdue, last contact never" in text
     await manager.press("Message these customers")
-    assert manager.last().text.startswith("📨 Overdue (churn risk): 2 customers, 1 of them accept care messages.")
+    assert manager.last().text.startswith("📨 Overdue (churn risk): 2 customers, 1 of them accepts care messages.")
     await manager.press("Time to restock?")
     await manager.press("Send")
     assert manager.last().text.startswith("✅ 1 care message queued for Overdue (churn risk)")

@@ -87,12 +87,23 @@ def _thin_ticks(axes: object, labels: Sequence[str], most: int = 12) -> None:
 
 def revenue_trend(labels: Sequence[str], values: Sequence[float], previous: Sequence[float] | None, *,
                   title: str, current_label: str, previous_label: str,
-                  money: Callable[[float], str]) -> bytes:
-    """Revenue per day (or month) as bars, the previous period as a line."""
+                  money: Callable[[float], str], partial: Sequence[bool] | None = None,
+                  partial_label: str = "") -> bytes:
+    """Revenue per day (or month) as bars, the previous period as a line.
+
+    Bars of ``partial`` buckets (a month the period covers only in part) are hatched and lighter, with
+    their own legend entry, so a month two days old does not look like a collapse.
+    """
     with matplotlib.rc_context(_style()):
         figure, axes = _figure(title, left=0.11, bottom=0.17)
         positions = list(range(len(labels)))
-        axes.bar(positions, values, color=COLOR, label=current_label, width=0.8)
+        partial = list(partial or [False] * len(labels))
+        whole = [p for p in positions if not partial[p]]
+        part = [p for p in positions if partial[p]]
+        axes.bar(whole, [values[p] for p in whole], color=COLOR, label=current_label, width=0.8)
+        if part:
+            axes.bar(part, [values[p] for p in part], color=COLOR_SOFT, edgecolor=COLOR, hatch="//", linewidth=0.8,
+                     label=partial_label, width=0.8)
         if previous:
             count = min(len(previous), len(labels))
             axes.plot(positions[:count], list(previous)[:count], color=COLOR_PREVIOUS, linewidth=2, marker="o",
@@ -102,7 +113,7 @@ def revenue_trend(labels: Sequence[str], values: Sequence[float], previous: Sequ
         top = max([*values, *(previous or []), 1])
         axes.set_ylim(0, top * 1.22)  # room for the legend above the bars
         _thin_ticks(axes, labels)
-        axes.legend(frameon=False, loc="upper left", ncol=2)
+        axes.legend(frameon=False, loc="upper left", ncol=3)
         return _png(figure)
 
 
@@ -147,26 +158,39 @@ def seasonal_index(labels: Sequence[str], values: Sequence[float | None], *, tit
         return _png(figure)
 
 
+TARGET_STYLES = ("--", "-.", ":")
+
+
 def response_times(labels: Sequence[str], medians: Sequence[float | None], p90s: Sequence[float | None], *,
                    title: str, median_label: str, p90_label: str, axis_label: str,
-                   target: float | None = None, target_label: str = "") -> bytes:
-    """Median and 90th percentile (minutes) per group, side by side."""
+                   targets: Sequence[tuple[float, str]] = (), value_label: Callable[[float], str] = str) -> bytes:
+    """Median and "9 in 10 within" (minutes) per group, side by side, and a line per target.
+
+    Every bar carries its value (``value_label``), and a bar of 0 minutes keeps a sliver of height, so
+    "answered at once" shows instead of looking like no data; a missing value has neither.
+    """
     with matplotlib.rc_context(_style()):
         figure, axes = _figure(title, bottom=0.18)
         positions = list(range(len(labels)))
         width = 0.38
-        axes.bar([p - width / 2 for p in positions], [v or 0 for v in medians], width, color=COLOR,
-                 label=median_label)
-        axes.bar([p + width / 2 for p in positions], [v or 0 for v in p90s], width, color=COLOR_SOFT,
-                 label=p90_label)
-        if target is not None:
-            axes.axhline(target, color=COLOR_TARGET, linewidth=1.5, linestyle="--", label=target_label)
+        top = max([v for v in (*medians, *p90s) if v is not None] + [t for t, _ in targets] + [1])
+        sliver = top * 0.008
+        for offset, values, color, label in ((-width / 2, medians, COLOR, median_label),
+                                             (width / 2, p90s, COLOR_SOFT, p90_label)):
+            xs = [p + offset for p in positions]
+            bars = axes.bar(xs, [max(v, sliver) if v is not None else 0 for v in values], width, color=color,
+                            label=label)
+            for bar, value in zip(bars, values):
+                if value is not None:
+                    axes.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + top * 0.01, value_label(value),
+                              ha="center", va="bottom", fontsize=8, color="#333333")
+        for (target, target_label), style in zip(targets, TARGET_STYLES * len(targets)):
+            axes.axhline(target, color=COLOR_TARGET, linewidth=1.3, linestyle=style, label=target_label)
         axes.set_xticks(positions, labels, fontsize=9, rotation=20 if len(labels) > 5 else 0,
                         ha="right" if len(labels) > 5 else "center")
         axes.set_ylabel(axis_label)
-        top = max([v for v in (*medians, *p90s) if v is not None] + [target or 0, 1])
-        axes.set_ylim(0, top * 1.25)  # room for the legend above the bars
-        axes.legend(frameon=False, loc="upper left", ncol=3)
+        axes.set_ylim(0, top * 1.3)  # room for the legend above the bars
+        axes.legend(frameon=False, loc="upper left", ncol=3 if len(targets) < 2 else 2, fontsize=9)
         return _png(figure)
 
 

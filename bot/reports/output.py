@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period
 from bot.reports.sql import prepare
-from bot.texts import Texts, minor_digits, template_names
+from bot.texts import Texts, duration_parts, minor_digits, template_names
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -142,7 +142,8 @@ def _draw(name: str, result: Any, t: Texts, settings: Settings, charts: Any) -> 
             labels, [p.revenue for p in report.trend], [p.revenue for p in report.trend_before],
             title=t("reports/chart_trend_title.txt", period=report.period.label, unit=report.trend_unit),
             current_label=report.period.label, previous_label=report.previous.label,
-            money=_money_axis(settings.currency),
+            money=_money_axis(settings.currency), partial=[p.partial for p in report.trend],
+            partial_label=t("reports/chart_partial.txt"),
         )
     if name == "abc":
         report_abc: abc.AbcReport = result
@@ -179,7 +180,8 @@ def _draw(name: str, result: Any, t: Texts, settings: Settings, charts: Any) -> 
             title=t("reports/chart_sla_title.txt", period=report_sla.period.label),
             median_label=t("reports/chart_median.txt"), p90_label=t("reports/chart_p90.txt"),
             axis_label=t("reports/chart_minutes.txt"),
-            target=float(settings.sla_first_response_normal), target_label=t("reports/chart_target.txt"),
+            targets=_first_response_targets(report_sla, t, settings),
+            value_label=lambda minutes: t("common/duration.txt", **duration_parts(minutes)),
         )
     report_c: csat.CsatReport = result
     return charts.rating_distribution(
@@ -187,6 +189,18 @@ def _draw(name: str, result: Any, t: Texts, settings: Settings, charts: Any) -> 
         title=t("reports/chart_csat_title.txt", period=report_c.period.label),
         axis_label=t("reports/chart_rating.txt"),
     )
+
+
+def _first_response_targets(report: sla.SlaReport, t: Texts, settings: Settings) -> list[tuple[float, str]]:
+    """A target line for each priority the period's complaints had (the normal one when none is known)."""
+    present = {row.key for row in report.by_priority if row.first_response.count}
+    priorities = [p for p in ("high", "normal", "low") if p in present] or ["normal"]
+    targets = []
+    for priority in priorities:
+        minutes = getattr(settings, f"sla_first_response_{priority}")
+        targets.append((float(minutes), t("reports/chart_target.txt", priority=label(t, "priority", priority),
+                                          minutes=minutes)))
+    return targets
 
 
 # ----- CSV --------------------------------------------------------------------------

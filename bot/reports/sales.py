@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.reports.care import CareSummary, care_summary
 from bot.reports.csat import CsatSummary, SurveySummary, csat_summary, survey_summary
-from bot.reports.periods import Period, add_months, month_start
+from bot.reports.periods import Period, add_months, month_end, month_start
 from bot.reports.sla import SlaSummary, sla_summary
 from bot.reports.sql import REVENUE_EXCLUDED, counted_orders, in_range, local_totals, share
 from storage.models import Customer, Order, OrderItem, Product
@@ -64,6 +64,7 @@ class TrendPoint:
     label: str  # YYYY-MM-DD or YYYY-MM
     revenue: int
     orders: int
+    partial: bool = False  # a month the period covers only in part (its first or last)
 
 
 @dataclass
@@ -139,7 +140,15 @@ def trend_labels(period: Period, unit: str) -> list[str]:
 async def revenue_trend(session: AsyncSession, settings: Settings, period: Period, unit: str) -> list[TrendPoint]:
     start, end = period.bounds(settings.tz)
     found = await local_totals(session, settings.tz, start, end, unit, counted_orders(start, end))
-    return [TrendPoint(label, *found.get(label, (0, 0))) for label in trend_labels(period, unit)]
+    return [TrendPoint(label, *found.get(label, (0, 0)), partial=_partial(period, unit, label))
+            for label in trend_labels(period, unit)]
+
+
+def _partial(period: Period, unit: str, label: str) -> bool:
+    if unit != "month":
+        return False
+    first = date(int(label[:4]), int(label[5:7]), 1)
+    return first < period.start or month_end(first) > period.end
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period, now: datetime) -> SalesReport:
