@@ -37,6 +37,19 @@ class HasRole(BaseFilter):
         return role >= self.minimum
 
 
+class InStaffPlace(BaseFilter):
+    """Passes in the staff group and in private chats: where staff tools may show customers' details.
+
+    (A private chat with the bot is the sender's own; any other group is not.)
+    """
+
+    async def __call__(self, event: TelegramObject, settings: Settings, event_chat: Any = None, **_: Any) -> bool:
+        if event_chat is None:
+            return False
+        return event_chat.type == "private" or (settings.staff_chat_id is not None
+                                                 and event_chat.id == settings.staff_chat_id)
+
+
 class InStaffChat(BaseFilter):
     """Passes for messages and button presses in the configured staff group."""
 

@@ -24,7 +24,7 @@ from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
-from bot.roles import Role
+from bot.roles import InStaffPlace, Role
 from bot.rules import orders as rules
 from bot.rules.customer_file import Invalid
 from bot.texts import TextRenderer, Texts
@@ -191,7 +191,7 @@ def _last_change(renderer: TextRenderer, settings: Settings, lang: str, order: O
 
 # ----- status buttons ------------------------------------------------------------
 
-@router.callback_query(DeskCallback.filter(F.action.in_(STAFF_ACTIONS)))
+@router.callback_query(DeskCallback.filter(F.action.in_(STAFF_ACTIONS)), InStaffPlace())  # elsewhere: expired
 async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
     role: Role = data["role"]
@@ -307,7 +307,7 @@ async def process_reason(message: Message, **data: Any) -> None:
     await _cancel_with_reason(message, data, reason, None)
 
 
-@router.callback_query(DeskCallback.filter(F.action.in_({"reason", "keep"})))
+@router.callback_query(DeskCallback.filter(F.action.in_({"reason", "keep"})), InStaffPlace())
 async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]

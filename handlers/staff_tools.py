@@ -19,7 +19,7 @@ from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
-from bot.roles import HasRole, Role
+from bot.roles import HasRole, InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
@@ -30,7 +30,10 @@ from storage.repositories import Repos
 
 router = Router(name="staff-tools")
 router.message.filter(HasRole(Role.STAFF))
-router.callback_query.filter(HasRole(Role.STAFF))
+# Buttons pressed in another group (forged data) are expired buttons there.
+router.callback_query.filter(HasRole(Role.STAFF), InStaffPlace())
+
+STAFF_COMMANDS = ("tickets", "ticket", "customer", "note")
 
 LIST_LIMIT = 40  # tickets in one /tickets message
 MATCH_LIMIT = 8  # customers offered by /customer
@@ -44,6 +47,12 @@ class NoteForm(StatesGroup):
 class CustomerCallback(CallbackData, prefix="cust"):
     action: str  # open | note
     customer: RowId
+
+
+@router.message(Command(*STAFF_COMMANDS), ~InStaffPlace())
+async def elsewhere(message: Message, texts: Texts) -> None:
+    """In a group that is not the staff group, staff tools say where they work, and show nothing."""
+    await message.answer(texts("tickets/wrong_chat"))
 
 
 # ----- /tickets -----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Messa
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
-from bot.roles import Role
+from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
@@ -56,7 +56,7 @@ class ResolveForm(StatesGroup):
 
 # ----- buttons on the card ----------------------------------------------------------------
 
-@router.callback_query(TicketCallback.filter())
+@router.callback_query(TicketCallback.filter(), InStaffPlace())  # elsewhere: an expired button
 async def ticket_button(callback: CallbackQuery, callback_data: TicketCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
     role: Role = data["role"]

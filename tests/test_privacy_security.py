@@ -23,7 +23,7 @@ from bot.logs import install, redact
 from jobs.runner import advance
 from storage.repositories import Repos
 from tests.care_helpers import add_customer, enqueue, outbox
-from tests.tickets_helpers import add_order
+from tests.tickets_helpers import add_order, file_complaint
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, register
 
@@ -241,3 +241,32 @@ async def test_oversized_ids_inside_dialog_buttons_are_expired_buttons(app: App,
     await customer.press("Delivery")  # then: which order?
     await customer.press_data(f"cmp:order:order:{HUGE}")
     assert world.alerts[-1][1] == "This button has expired."
+
+
+# ----- 11. Staff tools answer only in the staff group and in private -----------------------------
+
+OTHER_GROUP = -1009999999999
+
+
+async def test_staff_tools_show_nothing_in_another_group(app: App, world: FakeTelegram, customer: FakeUser,
+                                                         staff: FakeUser, manager: FakeUser) -> None:
+    await register(customer, "Mei Lin", address="12 Rice Street")
+    await file_complaint(customer, "The bag was torn at 12 Rice Street")
+    world.group(OTHER_GROUP, "Neighbours")
+    staff_there = staff.in_chat(OTHER_GROUP)
+    for command in ("/customer Mei", "/ticket 1", "/tickets", "/note 1 calls after six", "/customer 138"):
+        replies = await staff_there.send(command)
+        assert [r.text for r in replies] == ["Staff tools show customers’ details, so I only answer them in the "
+                                             "staff group or in a private chat with me."], command
+    for data in ("cust:open:1", "tk:take:1:", "tk:resolve:1:", "desk:accepted:1::"):
+        await staff_there.press_data(data, world.sent(OTHER_GROUP)[-1])
+        assert world.alerts[-1][1] == "This button has expired.", data
+    await manager.in_chat(OTHER_GROUP).send("/report")
+    shown = " ".join(m.text or "" for m in world.sent(OTHER_GROUP))
+    for secret in ("Mei", "Rice Street", "138", "torn"):
+        assert secret not in shown
+    # In the staff group and in private they work as before.
+    await staff.send("/customer Mei")
+    assert "Mei Lin" in world.last(STAFF_CHAT_ID).text
+    await staff.in_chat(staff.id).send("/ticket 1")
+    assert any("torn" in (m.text or "") for m in world.sent(staff.id))
