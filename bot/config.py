@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     outbox_max_attempts: int = Field(5, ge=1)  # network errors / 5xx: tries before a row fails
     outbox_retry_seconds: float = Field(5, gt=0)  # first backoff; doubles per attempt, at most 1 h
 
+    # Replicas and operations (issue: scale-out)
+    # This replica's name in leases and outbox claims; default host:pid.
+    instance_id: str | None = Field(None, min_length=1, max_length=100)
+    # Singleton work (planning, SLA checks, digests, recovery) runs on the lease holder;
+    # another replica takes over at most this many seconds after the holder dies.
+    lease_seconds: float = Field(30, ge=3)
+    # Polling mode: serve /healthz, /readyz and /metrics on this port (webhook mode: on the webhook's port).
+    health_port: int | None = Field(None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
+
     # Reports (issue: reports)
     abc_a_share: float = Field(0.75, gt=0, lt=1)
     abc_b_share: float = Field(0.20, gt=0, lt=1)

@@ -47,13 +47,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -71,10 +69,15 @@ from aiogram.types import (
     ReplyParameters,
 )
 
-from bot.clock import ManualClock
+from bot import metrics
 from bot.logs import redact
 from bot.rules import care as rules
+from jobs import leases
+from jobs.pacing import (  # noqa: F401  (re-exported: the pacer's home used to be here)
+    JITTER, MAX_BUCKETS, ClockTimer, Pacer, RealTimer, RedisLimits, Timer, TokenBucket, timer_for,
+)
 from jobs.registry import JobContext, job
+from sqlalchemy import select
 from storage.models import Customer
 from storage.models.outbox import CATEGORY_CARE, OutboxMessage
 from storage.repositories import Repos
@@ -82,7 +85,6 @@ from storage.repositories.outbox import WRITES
 
 if TYPE_CHECKING:
     from bot.app import App
-    from bot.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -90,143 +92,20 @@ log = logging.getLogger(__name__)
 # care rows before looking again for service rows that arrived meanwhile.
 BATCH = 20
 REFETCH_AFTER = 0.2
-# Pause added to a 429's retry_after, in seconds (uniform in this range).
-JITTER = (0.1, 1.0)
 # Idle live loop: how long it waits for a wake-up before looking again.
 IDLE_POLL = 1.0
-# Per-chat buckets kept at most (idle full ones are dropped first).
-MAX_BUCKETS = 5000
+# How long a claim holds: a reserved pending row, or a "sending" row whose request
+# may still be under way (aiogram's own request timeout is 60 s). Recovery
+# touches a "sending" row only after this.
+CLAIM_SECONDS = 120.0
+# PostgreSQL: reserved rows of a batch are held this long (released right after the batch).
+RESERVE_SECONDS = 30.0
+# SQLite: the delivery lease (one delivering process), renewed every third of it.
+DELIVERY_LEASE_SECONDS = 60.0
 
 # A kind-specific last check for a due care row: a reason to skip it, or None.
 CareCheck = Callable[[Repos, OutboxMessage, datetime], Awaitable[str | None]]
 CARE_CHECKS: dict[str, CareCheck] = {}
-
-
-# ----- time --------------------------------------------------------------------------------
-
-class Timer(Protocol):
-    def monotonic(self) -> float: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-
-class RealTimer:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-
-class ClockTimer:
-    """Pacing on a ManualClock: sleeping moves the clock instead of waiting."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.origin = clock.now()
-
-    def monotonic(self) -> float:
-        return (self.clock.now() - self.origin).total_seconds()
-
-    async def sleep(self, seconds: float) -> None:
-        if seconds > 0:  # whole microseconds, rounded up: the clock must move
-            self.clock.advance(timedelta(microseconds=math.ceil(seconds * 1_000_000)))
-        await asyncio.sleep(0)
-
-
-def timer_for(clock: "Clock") -> Timer:
-    return ClockTimer(clock) if isinstance(clock, ManualClock) else RealTimer()
-
-
-# ----- pacing ------------------------------------------------------------------------------
-
-_EPS = 1e-6
-
-
-class TokenBucket:
-    """``rate`` tokens per second, at most ``capacity`` saved up; one send takes one."""
-
-    __slots__ = ("rate", "capacity", "tokens", "stamp")
-
-    def __init__(self, rate: float, capacity: float, now: float) -> None:
-        self.rate = rate
-        self.capacity = capacity
-        self.tokens = capacity
-        self.stamp = now
-
-    def _refill(self, now: float) -> None:
-        if now > self.stamp:
-            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-
-    def wait(self, now: float) -> float:
-        """Seconds until a token is there (0: now)."""
-        self._refill(now)
-        missing = 1.0 - self.tokens
-        return 0.0 if missing <= _EPS else missing / self.rate
-
-    def take(self, now: float) -> None:
-        self._refill(now)
-        self.tokens -= 1.0
-
-    def full(self, now: float) -> bool:
-        self._refill(now)
-        return self.tokens >= self.capacity - _EPS
-
-
-class Pacer:
-    """The three limits, and the global pause after a 429."""
-
-    def __init__(self, global_per_second: float, chat_per_second: float, group_per_minute: float,
-                 now: float, rng: random.Random | None = None) -> None:
-        # A little saved-up allowance overall lets the worker catch up after a
-        # slow database write without ever exceeding the cap over a second.
-        self.global_bucket = TokenBucket(global_per_second, max(1.0, global_per_second * 0.2), now)
-        self.chat_rate = chat_per_second
-        self.group_rate = group_per_minute / 60.0
-        self.chats: dict[int, TokenBucket] = {}
-        self.paused_until = float("-inf")
-        self.rng = rng or random.Random()
-
-    @classmethod
-    def from_settings(cls, settings: Any, now: float, rng: random.Random | None = None) -> "Pacer":
-        return cls(settings.rate_global_per_second, settings.rate_chat_per_second,
-                   settings.rate_group_per_minute, now, rng)
-
-    def _bucket(self, chat_id: int, now: float) -> TokenBucket:
-        bucket = self.chats.get(chat_id)
-        if bucket is None:
-            if len(self.chats) >= MAX_BUCKETS:
-                self.prune(now)
-            # Groups (negative ids): a burst of two, then the per-minute rate.
-            bucket = (TokenBucket(self.group_rate, 2.0, now) if chat_id < 0
-                      else TokenBucket(self.chat_rate, 1.0, now))
-            self.chats[chat_id] = bucket
-        return bucket
-
-    def global_wait(self, now: float) -> float:
-        return max(0.0, self.paused_until - now, self.global_bucket.wait(now))
-
-    def chat_wait(self, chat_id: int, now: float) -> float:
-        bucket = self.chats.get(chat_id)
-        return 0.0 if bucket is None else bucket.wait(now)
-
-    def take(self, chat_id: int, now: float) -> None:
-        self.global_bucket.take(now)
-        self._bucket(chat_id, now).take(now)
-
-    def pause(self, seconds: float, now: float) -> float:
-        """Stop all sending for ``seconds`` plus jitter; returns the pause's end."""
-        self.paused_until = max(self.paused_until, now + seconds + self.rng.uniform(*JITTER))
-        return self.paused_until
-
-    def busy_chats(self, now: float) -> set[int]:
-        """Chats that must wait before their next message."""
-        return {chat_id for chat_id, bucket in self.chats.items() if bucket.wait(now) > 0}
-
-    def prune(self, now: float) -> None:
-        for chat_id in [c for c, b in self.chats.items() if b.full(now)]:
-            del self.chats[chat_id]
 
 
 # ----- the worker --------------------------------------------------------------------------
@@ -269,8 +148,17 @@ class OutboxWorker:
     def __init__(self, app: "App", timer: Timer | None = None, rng: random.Random | None = None) -> None:
         self.app = app
         self.timer = timer or timer_for(app.clock)
-        self.pacer = Pacer.from_settings(app.settings, self.timer.monotonic(), rng)
+        self.pacer = Pacer.from_settings(app.settings, self.timer.monotonic(), rng, timer=self.timer,
+                                         shared=shared_limits(app))
         self.stats = DeliveryStats()
+        # This replica's name on the rows it claims.
+        self.id = leases.instance_id(app)
+        # PostgreSQL: several workers may deliver; each reserves its batch (FOR UPDATE SKIP LOCKED).
+        # SQLite: one delivering process, made sure of with the delivery lease.
+        self.replicas = app.db.dialect == "postgresql"
+        # Why this worker does not deliver (SQLite: another process does), or None.
+        self.refused: str | None = None
+        self._lease_until: datetime | None = None
         self._recovered = False
         self._seen_writes = -1
         self._next_due: datetime | None = None
@@ -296,6 +184,12 @@ class OutboxWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):  # the claims expire on their own
+            if self.replicas:
+                await self._release_reserved()
+            elif self._lease_until is not None:
+                await leases.release(self.app, leases.DELIVERY)
+                self._lease_until = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -313,10 +207,32 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 
+    async def _may_deliver(self) -> bool:
+        """SQLite: hold the delivery lease (one delivering process). PostgreSQL: always."""
+        if self.replicas:
+            return True
+        now = self.app.clock.now()
+        term = timedelta(seconds=DELIVERY_LEASE_SECONDS)
+        if self._lease_until is not None and now < self._lease_until - term * 2 / 3:
+            return True
+        if await leases.hold(self.app, leases.DELIVERY, term):
+            if self.refused:
+                log.info("outbox delivery: the other process stopped; this one delivers now")
+            self.refused = None
+            self._lease_until = now + term
+            return True
+        self._lease_until = None
+        if self.refused is None:
+            self.refused = ("another process delivers from this SQLite database; SQLite supports one "
+                            "delivering process (use PostgreSQL for replicas)")
+            log.warning("outbox delivery refused: %s. This process leaves the outbox alone.", self.refused)
+        return False
+
     async def recover(self) -> int:
-        """Rows left "sending" by a crash become "uncertain" (never sent again)."""
+        """Rows this worker left "sending" (an earlier life of it), or anybody's whose claim expired,
+        become "uncertain" (never sent again)."""
         async with self.app.db.session() as session:
-            count = await Repos(session).outbox.recover_interrupted()
+            count = await Repos(session).outbox.recover_interrupted(self.app.clock.now(), self.id)
             await session.commit()
         self._recovered = True
         if count:
@@ -326,6 +242,8 @@ class OutboxWorker:
     async def drain(self) -> int:
         """Send everything due now (pacing may make "now" last a while); returns how many went."""
         async with self._lock:
+            if not await self._may_deliver():
+                return 0
             if not self._recovered:
                 await self.recover()
             return await self._drain()
@@ -348,88 +266,136 @@ class OutboxWorker:
     async def _drain(self) -> int:
         sent = 0
         while True:
+            if not await self._may_deliver():
+                return sent
             busy = self.pacer.busy_chats(self.timer.monotonic())
             rows = await self._due(BATCH, busy)
             if not rows:
-                if not busy:
-                    return sent
-                waiting = await self._due(1, ())
+                waiting = await self._due(1, (), reserve=False)
                 if not waiting:
                     return sent
-                # Everything due is for chats that must wait a moment.
-                await self.timer.sleep(self.pacer.chat_wait(waiting[0].chat_id, self.timer.monotonic()))
+                now = self.timer.monotonic()
+                # Everything due is for chats that must wait a moment (or, with replicas, rows another
+                # worker holds): look again when the first busy chat is free.
+                soonest = min((w for c in busy if (w := self.pacer.chat_wait(c, now)) > 0), default=None)
+                if soonest is None and not self.replicas:
+                    return sent
+                await self.timer.sleep(min(soonest or REFETCH_AFTER, REFETCH_AFTER) if self.replicas
+                                       else soonest or 0.0)
                 continue
             started = self.timer.monotonic()
-            for row in rows:
-                outcome = await self._deliver(row)
-                sent += outcome == "sent"
-                if outcome == "rate_limited":
-                    break
-                if self.timer.monotonic() - started >= REFETCH_AFTER:
-                    break  # look again: a service row may have arrived
+            try:
+                for row in rows:
+                    # A chat that must wait does not hold up the others' rows behind it.
+                    if self.pacer.chat_wait(row.chat_id, self.timer.monotonic()) > 0:
+                        continue
+                    outcome = await self._deliver(row)
+                    sent += outcome == "sent"
+                    if outcome == "rate_limited":
+                        break
+                    if self.timer.monotonic() - started >= REFETCH_AFTER:
+                        break  # look again: a service row may have arrived
+            finally:
+                if self.replicas:
+                    await self._release_reserved()
 
-    async def _due(self, limit: int, busy: set[int]) -> list[OutboxMessage]:
+    async def _due(self, limit: int, busy: Collection[int], *, reserve: bool = True) -> list[OutboxMessage]:
+        now = self.app.clock.now()
         async with self.app.db.session() as session:
-            return await Repos(session).outbox.due(self.app.clock.now(), limit, busy)
+            outbox = Repos(session).outbox
+            if not (reserve and self.replicas):
+                return await outbox.due(now, limit, busy)
+            rows = await outbox.reserve(now, limit, busy, self.id, now + timedelta(seconds=RESERVE_SECONDS))
+            await session.commit()
+            return rows
+
+    async def _release_reserved(self) -> None:
+        async with self.app.db.session() as session:
+            await Repos(session).outbox.release_reserved(self.id)
+            await session.commit()
 
     # ----- one row -----------------------------------------------------------------------
     async def _deliver(self, row: OutboxMessage) -> str:
         now = self.app.clock.now()
         if row.category == CATEGORY_CARE:
-            verdict = await self._care_policy(row, now)
+            verdict = await self._care_policy(row, now)  # held or skipped rows take no turn
             if verdict != "send":
                 return verdict
-        # Wait for our turn: overall first (a 429 pause included), then this chat.
-        while True:
-            wait = max(self.pacer.global_wait(self.timer.monotonic()),
-                       self.pacer.chat_wait(row.chat_id, self.timer.monotonic()))
-            if wait <= 0:
-                break
-            await self.timer.sleep(wait)
+        # Our turn overall (a 429 pause included); this chat is free (see _drain).
+        await self.pacer.reserve_global()
         now = self.app.clock.now()
-        async with self.app.db.session() as session:
-            claimed = await Repos(session).outbox.claim(row.id, now)
-            await session.commit()
-        if not claimed:
-            return "taken"
-        self.pacer.take(row.chat_id, self.timer.monotonic())
+        if row.category == CATEGORY_CARE:
+            claimed = await self._care_policy(row, now, claim=True)  # again, with the claim, under a lock
+        else:
+            async with self.app.db.session() as session:
+                ok = await Repos(session).outbox.claim(row.id, now, self.id, now + timedelta(seconds=CLAIM_SECONDS))
+                await session.commit()
+            claimed = "send" if ok else "taken"
+        if claimed != "send":
+            self.pacer.give_back_global()
+            return claimed
+        if await self.pacer.take_chat(row.chat_id) > 0:  # another replica just wrote to this chat
+            async with self.app.db.session() as session:
+                await Repos(session).outbox.unclaim(row.id, self.id)
+                await session.commit()
+            self.pacer.give_back_global()
+            return "busy"
         try:
             message = await self._send(row)
         except TelegramRetryAfter as exc:
-            until = self.pacer.pause(exc.retry_after, self.timer.monotonic())
-            log.warning("429 from Telegram: pausing all sending for %.1f s", until - self.timer.monotonic())
+            await self.pacer.note_retry_after_shared(exc.retry_after)
+            log.warning("429 from Telegram: pausing all sending for %.1f s",
+                        self.pacer.paused_until - self.timer.monotonic())
             self.stats.rate_limited += 1
+            metrics.count_send(row.category, "rate_limited")
             await self._finish(row, "retry", error=f"429: retry after {exc.retry_after}", not_before=row.not_before,
                                count_attempt=False)
             return "rate_limited"
         except (TelegramForbiddenError, TelegramBadRequest) as exc:
             text = exc.message.lower()
             if isinstance(exc, TelegramForbiddenError) or any(m in text for m in _GONE_MARKERS):
+                metrics.count_send(row.category, "forbidden" if isinstance(exc, TelegramForbiddenError)
+                                   else "chat_gone")
                 await self._unreachable(row, exc.message)
             else:
+                metrics.count_send(row.category, "bad_request")
                 await self._finish(row, "failed", error=exc.message)
             return "failed"
         except TelegramNetworkError as exc:
+            metrics.count_send(row.category, "network_error")
             if not request_not_sent(exc) and row.category == CATEGORY_CARE:
                 await self._finish(row, "uncertain", error=f"may have been sent: {exc.message}")
                 return "uncertain"
             return await self._retry_or_fail(row, exc.message)
         except TelegramServerError as exc:
+            metrics.count_send(row.category, "server_error")
             return await self._retry_or_fail(row, exc.message)
         except TelegramAPIError as exc:
+            metrics.count_send(row.category, "error")
             await self._finish(row, "failed", error=exc.message)
             return "failed"
         except Exception as exc:  # a bug (e.g. a malformed stored keyboard): keep the error, go on
             log.exception("outbox row %s could not be sent", row.id)
+            metrics.count_send(row.category, "error")
             await self._finish(row, "failed", error=f"{type(exc).__name__}: {exc}")
             return "failed"
+        metrics.count_send(row.category, "sent")
         await self._finish(row, "sent", message_id=message.message_id if isinstance(message, Message) else None)
         return "sent"
 
-    async def _care_policy(self, row: OutboxMessage, now: datetime) -> str:
+    async def _care_policy(self, row: OutboxMessage, now: datetime, *, claim: bool = False) -> str:
+        """The care policy for a due row: send, hold or skip (the latter two written at once).
+
+        ``claim=True``: the last check, and the row becomes "sending" in the same
+        transaction, with the customer locked on PostgreSQL — so of two workers
+        checking one customer's caps the second sees the first one's claim.
+        Returns "taken" when another worker claimed the row first.
+        """
         settings = self.app.settings
         async with self.app.db.session() as session:
             repos = Repos(session)
+            if claim and row.customer_id is not None and self.app.db.dialect == "postgresql":
+                await session.execute(select(Customer.id).where(Customer.id == row.customer_id).with_for_update())
             customer = await repos.customers.get(row.customer_id) if row.customer_id is not None else None
             recipient = None
             if customer is not None:
@@ -438,7 +404,7 @@ class OutboxWorker:
                     forgotten=customer.is_forgotten, has_chat=customer.telegram_id == row.chat_id,
                 )
             tz = rules.zone(customer.timezone if customer else None, settings.default_timezone)
-            sent = await repos.outbox.care_sent_times(row.customer_id, now - timedelta(days=8)) \
+            sent = await repos.outbox.care_sent_times(row.customer_id, now - timedelta(days=8), exclude_id=row.id) \
                 if row.customer_id is not None else []
             # A message that can move gives way to one that cannot (a birthday greeting) under the caps.
             reserved = await repos.care.pending_due_times(row.customer_id, rules.IMMOVABLE_KINDS,
@@ -454,7 +420,11 @@ class OutboxWorker:
                 reason = await check(repos, row, now) if check is not None else None
                 if reason is not None:
                     decision = rules.Decision("skip", reason=reason)
-            if decision.action == "hold":
+            if decision.action == "send" and claim:
+                if not await repos.outbox.claim(row.id, now, self.id, now + timedelta(seconds=CLAIM_SECONDS)):
+                    await session.rollback()
+                    return "taken"
+            elif decision.action == "hold":
                 assert decision.until is not None
                 await repos.outbox.hold(row.id, decision.until, decision.reason or "held")
                 self.stats.held += 1
@@ -462,7 +432,8 @@ class OutboxWorker:
                 await repos.outbox.skip(row.id, decision.reason or "skipped")
                 self.stats.skipped += 1
             await session.commit()
-        self.stats.note(self.timer.monotonic(), decision.action, row.id)
+        if not (claim and decision.action == "send"):
+            self.stats.note(self.timer.monotonic(), decision.action, row.id)
         return decision.action
 
     async def _send(self, row: OutboxMessage) -> Any:
@@ -493,11 +464,11 @@ class OutboxWorker:
         return "retry"
 
     async def _unreachable(self, row: OutboxMessage, error: str) -> None:
-        error = redact(error, self.app.settings.bot_token)
         now = self.app.clock.now()
+        error = redact(error)
         async with self.app.db.session() as session:
             repos = Repos(session)
-            await repos.outbox.mark_failed(row.id, error)
+            await repos.outbox.mark_failed(row.id, error, worker=self.id)
             customer_id = row.customer_id
             if customer_id is None and row.chat_id > 0:
                 customer = await repos.customers.by_telegram_id(row.chat_id)
@@ -520,28 +491,41 @@ class OutboxWorker:
     async def _finish(self, row: OutboxMessage, outcome: str, *, error: str | None = None,
                       message_id: int | None = None, not_before: datetime | None = None,
                       count_attempt: bool = True) -> None:
-        if error is not None:  # kept in outbox.last_error: never the bot token (it is in aiohttp's URLs)
-            error = redact(error, self.app.settings.bot_token)
         now = self.app.clock.now()
         # An order placed within the window after a reminder or win-back is credited to it.
         attribute_until = (now + timedelta(days=self.app.settings.attribution_days)
                            if row.category == CATEGORY_CARE and row.kind in rules.ATTRIBUTED_KINDS else None)
+        me = self.id
+        error = redact(error) if error else error  # aiogram's texts may quote the token (a URL)
         async with self.app.db.session() as session:
             outbox = Repos(session).outbox
             if outcome == "sent":
-                await outbox.mark_sent(row.id, now, message_id, attribute_until)
+                await outbox.mark_sent(row.id, now, message_id, attribute_until, worker=me)
                 self.stats.sent += 1
             elif outcome == "failed":
-                await outbox.mark_failed(row.id, error or "failed")
+                await outbox.mark_failed(row.id, error or "failed", worker=me)
                 self.stats.failed += 1
             elif outcome == "uncertain":
-                await outbox.mark_uncertain(row.id, error or "uncertain", attribute_until)
+                await outbox.mark_uncertain(row.id, error or "uncertain", attribute_until, worker=me)
                 self.stats.uncertain += 1
             else:
-                await outbox.retry_later(row.id, not_before or now, error, count_attempt=count_attempt)
+                await outbox.retry_later(row.id, not_before or now, error, count_attempt=count_attempt, worker=me)
                 self.stats.retried += 1
             await session.commit()
         self.stats.note(self.timer.monotonic(), outcome, row.id)
+
+
+def shared_limits(app: "App") -> RedisLimits | None:
+    """With REDIS_URL: the rate limits every replica shares (the dialog-state Redis connection)."""
+    if not app.settings.redis_url:
+        return None
+    client = getattr(app.storage, "redis", None)
+    if client is None:  # dialog state elsewhere: a connection of our own
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(app.settings.redis_url)
+    prefix = app.extras.get("rate_prefix") or f"caredesk:rate:{app.bot.id}"
+    return RedisLimits(client, prefix)
 
 
 def _markup(data: dict[str, Any]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove:
@@ -570,3 +554,13 @@ async def deliver_outbox(ctx: JobContext) -> None:
         worker.wake()
         return
     await worker.drain_if_due()
+
+
+@job("outbox_recover", every=timedelta(minutes=1), misfire_grace_time=60)
+async def recover_outbox(ctx: JobContext) -> None:
+    """Singleton: rows left "sending" whose claim expired (their worker died) become uncertain."""
+    async with ctx.db.session() as session:
+        count = await Repos(session).outbox.recover_interrupted(ctx.now)
+        await session.commit()
+    if count:
+        log.warning("%s outbox row(s) were left sending by a worker that stopped; marked uncertain", count)

@@ -42,17 +42,24 @@ class JobSpec:
     misfire_grace_time: int  # seconds
     # Daily jobs: the local time (settings.default_timezone) they run at; ``every`` is then one day.
     at: time | None = None
+    # Singleton work runs only on the replica holding the scheduler lease (jobs.leases).
+    singleton: bool = True
 
 
 JOBS: dict[str, JobSpec] = {}
 
 
 def job(job_id: str, every: timedelta = timedelta(days=1), misfire_grace_time: int = 60,
-        at: time | None = None) -> Callable[[JobFn], JobFn]:
-    """Register a job run every ``every``, or once a day at local time ``at``."""
+        at: time | None = None, singleton: bool = True) -> Callable[[JobFn], JobFn]:
+    """Register a job run every ``every``, or once a day at local time ``at``.
+
+    A job is singleton work by default: with several replicas only the holder
+    of the scheduler lease runs it. ``singleton=False``: every replica runs it.
+    """
 
     def register(fn: JobFn) -> JobFn:
-        JOBS[job_id] = JobSpec(job_id, fn, timedelta(days=1) if at is not None else every, misfire_grace_time, at)
+        JOBS[job_id] = JobSpec(job_id, fn, timedelta(days=1) if at is not None else every, misfire_grace_time, at,
+                               singleton)
         return fn
 
     return register

@@ -24,7 +24,13 @@ log = logging.getLogger(__name__)
 
 
 async def run_job(app: "App", job_id: str) -> None:
+    """Run one job now; singleton work only on the replica holding the scheduler lease."""
     spec = JOBS[job_id]
+    if spec.singleton:
+        from jobs.leases import hold
+
+        if not await hold(app):
+            return
     await spec.func(JobContext(app=app, now=app.clock.now()))
 
 

@@ -44,8 +44,15 @@ def start_scheduler(app: "App") -> AsyncIOScheduler:
             scheduler.add_job(_run, "cron", hour=spec.at.hour, minute=spec.at.minute,
                               timezone=app.settings.default_timezone, **common)
         else:
-            scheduler.add_job(_run, "interval", seconds=spec.every.total_seconds(), **common)
+            every = spec.every
+            if spec.id == "lease":  # a third of LEASE_SECONDS (jobs.leases)
+                from jobs.leases import lease_every
+
+                every = lease_every(app)
+            scheduler.add_job(_run, "interval", seconds=every.total_seconds(), **common)
     scheduler.start()
+    # Take the scheduler lease now rather than at the first tick.
+    scheduler.add_job(_run, args=[key, "lease"], id="lease-now")
     # The outbox is delivered by a loop task; its job only keeps it alive.
     from jobs.delivery import worker_for
 
@@ -65,3 +72,7 @@ async def stop_scheduler(app: "App") -> None:
     worker = app.extras.get("outbox_worker")
     if worker is not None:
         await worker.stop()
+    # Let another replica take the singleton work at once.
+    from jobs.leases import release
+
+    await release(app)

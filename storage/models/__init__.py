@@ -5,12 +5,13 @@ from storage.models.care import CareStop, SurveyAnswer
 from storage.models.customers import Customer, StaffNote
 from storage.models.dialogs import DialogState
 from storage.models.inbox import InboxUpdate
+from storage.models.leases import Lease
 from storage.models.orders import Order, OrderItem, OrderStatusChange, Product
 from storage.models.outbox import OutboxMessage
 from storage.models.reports import ReportDigest, SegmentCampaign
 from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
 __all__ = [
-    "Base", "CareStop", "Customer", "DialogState", "InboxUpdate", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
+    "Base", "CareStop", "Customer", "DialogState", "InboxUpdate", "Lease", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
     "ReportDigest", "SegmentCampaign", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
 ]

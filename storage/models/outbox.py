@@ -31,6 +31,8 @@ class OutboxMessage(Base):
         Index("ix_outbox_customer_kind_sent", "customer_id", "kind", "sent_at"),
         # A button press finds the care message it belongs to by the message it is on.
         Index("ix_outbox_chat_message", "chat_id", "telegram_message_id"),
+        # Delivery keeps one chat's rows with one replica: "does another worker hold rows of this chat?"
+        Index("ix_outbox_chat_status", "chat_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -62,3 +64,8 @@ class OutboxMessage(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Reminders and win-backs: an order placed until then is credited to this message.
     attribute_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The delivery worker (replica) that took the row, and until when the claim holds:
+    # a pending row it reserved for its next batch, or the "sending" row it is sending.
+    # Recovery touches a "sending" row only once its claim has expired.
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

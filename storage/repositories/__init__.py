@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.repositories.care import CareRepo
 from storage.repositories.customers import CustomerRepo
+from storage.repositories.leases import LeaseRepo
 from storage.repositories.orders import OrderRepo, ProductRepo
 from storage.repositories.outbox import OutboxRepo
 from storage.repositories.reports import ReportRepo
@@ -34,6 +35,10 @@ class Repos:
     @cached_property
     def outbox(self) -> OutboxRepo:
         return OutboxRepo(self.session)
+
+    @cached_property
+    def leases(self) -> LeaseRepo:
+        return LeaseRepo(self.session)
 
     @cached_property
     def products(self) -> ProductRepo:

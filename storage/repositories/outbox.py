@@ -7,10 +7,11 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, func, select, update
+from sqlalchemy import Column, Select, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage import changes
 from storage.models.base import UTCDateTime
@@ -18,6 +19,9 @@ from storage.models.outbox import CATEGORY_CARE, CATEGORY_SERVICE, PRIORITY_SERV
 
 # Statuses counted as "went out" for caps and attribution (uncertain: it may have).
 SENT_LIKE = ("sent", "uncertain")
+
+# Due rows the delivery look-up ranks at most (the oldest first).
+DUE_WINDOW = 1000
 
 # Rows written by this process so far: the delivery worker under ``advance``
 # skips its look-up when nothing was written and nothing fell due meanwhile.
@@ -204,93 +208,201 @@ class OutboxRepo:
     # ----- delivery (jobs.delivery) ------------------------------------------------------
     # Each of these is one short statement; the worker commits after each, so
     # a crash between "sending" and "sent" leaves the row "sending".
+    # Claims: a worker (``claimed_by``: its replica's id) reserves the rows of its
+    # next batch while they are still pending, then takes one at a time to
+    # "sending". A claim holds until ``claim_expires_at``; after that the row is
+    # anybody's again (pending) or may be recovered (sending).
 
-    async def due(self, now: datetime, limit: int, exclude_chats: Collection[int] = ()) -> list[OutboxMessage]:
-        """Pending rows whose time has come: service before care, then oldest first."""
-        stmt = (
-            select(OutboxMessage)
-            .where(OutboxMessage.status == "pending", OutboxMessage.not_before <= now)
+    def _due_ids(self, now: datetime, limit: int, exclude_chats: Collection[int], *extra: Any) -> Select[Any]:
+        """Ids of the next due rows, each chat's next row only: service before care, then the chat
+        with the most rows waiting first (it needs the longest: one a second), then oldest first.
+
+        So a chat with many rows neither holds up the others nor is left for the end, when
+        it alone would set the pace. The ranking looks at the oldest :data:`DUE_WINDOW` due
+        rows only, so its cost stays bounded.
+        """
+        window = (
+            select(OutboxMessage.id, OutboxMessage.chat_id, OutboxMessage.priority, OutboxMessage.not_before)
+            .where(OutboxMessage.status == "pending", OutboxMessage.not_before <= now, *extra)
             .order_by(OutboxMessage.priority, OutboxMessage.not_before, OutboxMessage.id)
-            .limit(limit)
+            .limit(DUE_WINDOW)
         )
         if exclude_chats:
-            stmt = stmt.where(OutboxMessage.chat_id.notin_(list(exclude_chats)))
-        return list(await self.session.scalars(stmt))
+            window = window.where(OutboxMessage.chat_id.notin_(list(exclude_chats)))
+        w = window.subquery()
+        rank = func.row_number().over(partition_by=w.c.chat_id, order_by=(w.c.priority, w.c.not_before, w.c.id))
+        waiting = func.count().over(partition_by=w.c.chat_id)
+        ranked = select(w.c.id, w.c.priority, w.c.not_before, rank.label("rank"), waiting.label("waiting")).subquery()
+        return (select(ranked.c.id, ranked.c.priority, ranked.c.waiting, ranked.c.not_before).where(ranked.c.rank == 1)
+                .order_by(ranked.c.priority, ranked.c.waiting.desc(), ranked.c.not_before, ranked.c.id).limit(limit))
+
+    async def due(self, now: datetime, limit: int, exclude_chats: Collection[int] = ()) -> list[OutboxMessage]:
+        """Pending rows whose time has come, in turn (see :meth:`_due_ids`)."""
+        turn = self._due_ids(now, limit, exclude_chats).subquery()
+        return list(await self.session.scalars(
+            select(OutboxMessage).join(turn, OutboxMessage.id == turn.c.id)
+            .order_by(turn.c.priority, turn.c.waiting.desc(), turn.c.not_before, turn.c.id)
+        ))
+
+    async def reserve(self, now: datetime, limit: int, exclude_chats: Collection[int], worker: str,
+                      until: datetime) -> list[OutboxMessage]:
+        """:meth:`due` for one of several workers: the rows come back reserved for ``worker``.
+
+        Rows another worker reserved (and whose claim holds) are passed over, as
+        are chats of which another worker holds rows (so one chat's messages go
+        through one worker, in order and paced). ``FOR UPDATE SKIP LOCKED`` on
+        PostgreSQL: two workers reserving at the same moment get different rows.
+        """
+        other = aliased(OutboxMessage)
+        taken_by_other = (
+            select(other.id).where(
+                other.chat_id == OutboxMessage.chat_id, other.status.in_(("pending", "sending")),
+                other.claimed_by.is_not(None), other.claimed_by != worker, other.claim_expires_at > now,
+            ).exists()
+        )
+        free = or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claimed_by == worker,
+                   OutboxMessage.claim_expires_at <= now)
+        turn = self._due_ids(now, limit, exclude_chats, free, ~taken_by_other).subquery()
+        order = list(await self.session.scalars(select(turn.c.id)))
+        if not order:
+            return []
+        locked = (select(OutboxMessage.id).where(OutboxMessage.id.in_(order), OutboxMessage.status == "pending", free)
+                  .with_for_update(skip_locked=True))
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(locked.scalar_subquery()))
+            .values(claimed_by=worker, claim_expires_at=until)
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False)
+        )
+        position = {row_id: n for n, row_id in enumerate(order)}
+        return sorted(result.scalars(), key=lambda row: position[row.id])
+
+    async def release_reserved(self, worker: str) -> int:
+        """Pending rows this worker reserved but did not take: anybody's again."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.claimed_by == worker, OutboxMessage.status == "pending")
+            .values(claimed_by=None, claim_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
 
     async def next_due_at(self) -> datetime | None:
         return await self.session.scalar(
             select(func.min(OutboxMessage.not_before)).where(OutboxMessage.status == "pending")
         )
 
-    async def claim(self, row_id: int, now: datetime) -> bool:
-        """pending → sending (compare-and-set: False when someone else took it)."""
+    async def claim(self, row_id: int, now: datetime, worker: str | None = None,
+                    until: datetime | None = None) -> bool:
+        """pending → sending (compare-and-set: False when someone else took it or holds its claim)."""
+        stmt = update(OutboxMessage).where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
+        if worker is not None:
+            stmt = stmt.where(or_(OutboxMessage.claimed_by.is_(None), OutboxMessage.claimed_by == worker,
+                                  OutboxMessage.claim_expires_at <= now))
         result = await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.status == "pending")
-            .values(status="sending", attempts=OutboxMessage.attempts + 1, sent_at=now)
+            stmt.values(status="sending", attempts=OutboxMessage.attempts + 1, sent_at=now,
+                        claimed_by=worker, claim_expires_at=until)
             .execution_options(synchronize_session=False)
         )
         return (result.rowcount or 0) == 1
 
-    async def _set(self, row_id: int, expected: str | Sequence[str], **values: Any) -> bool:
+    async def unclaim(self, row_id: int, worker: str | None) -> bool:
+        """sending → pending, as if never taken (the chat turned out busy with another replica)."""
+        return await self._set(row_id, "sending", worker, status="pending", sent_at=None,
+                               attempts=OutboxMessage.attempts - 1, claimed_by=None, claim_expires_at=None)
+
+    async def _set(self, row_id: int, expected: str | Sequence[str], worker: str | None = None,
+                   **values: Any) -> bool:
+        """Move a row on from ``expected``; a row recovery marked "uncertain" while ``worker``
+        was still sending it is that worker's to finish too."""
         expected = (expected,) if isinstance(expected, str) else tuple(expected)
+        condition = OutboxMessage.status.in_(expected)
+        if worker is not None and "sending" in expected:
+            condition = or_(condition, and_(OutboxMessage.status == "uncertain",
+                                            OutboxMessage.claimed_by == worker))
         result = await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == row_id, OutboxMessage.status.in_(expected))
+            .where(OutboxMessage.id == row_id, condition)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
         return (result.rowcount or 0) == 1
 
     async def mark_sent(self, row_id: int, now: datetime, message_id: int | None,
-                        attribute_until: datetime | None = None) -> bool:
-        return await self._set(row_id, "sending", status="sent", sent_at=now, telegram_message_id=message_id,
-                               attribute_until=attribute_until)
+                        attribute_until: datetime | None = None, worker: str | None = None) -> bool:
+        return await self._set(row_id, "sending", worker, status="sent", sent_at=now,
+                               telegram_message_id=message_id, attribute_until=attribute_until)
 
-    async def mark_failed(self, row_id: int, error: str) -> bool:
-        return await self._set(row_id, ("sending", "pending"), status="failed", last_error=error[:1000], sent_at=None)
+    async def mark_failed(self, row_id: int, error: str, worker: str | None = None) -> bool:
+        return await self._set(row_id, ("sending", "pending"), worker, status="failed", last_error=error[:1000],
+                               sent_at=None)
 
-    async def mark_uncertain(self, row_id: int, error: str, attribute_until: datetime | None = None) -> bool:
-        return await self._set(row_id, "sending", status="uncertain", last_error=error[:1000],
+    async def mark_uncertain(self, row_id: int, error: str, attribute_until: datetime | None = None,
+                             worker: str | None = None) -> bool:
+        return await self._set(row_id, "sending", worker, status="uncertain", last_error=error[:1000],
                                attribute_until=attribute_until)
 
     async def retry_later(self, row_id: int, not_before: datetime, error: str | None, *,
-                          count_attempt: bool = True) -> bool:
+                          count_attempt: bool = True, worker: str | None = None) -> bool:
         """Back to pending, to be tried again at ``not_before``."""
-        values: dict[str, Any] = dict(status="pending", not_before=not_before, sent_at=None)
+        values: dict[str, Any] = dict(status="pending", not_before=not_before, sent_at=None,
+                                      claimed_by=None, claim_expires_at=None)
         if error is not None:
             values["last_error"] = error[:1000]
         if not count_attempt:
             values["attempts"] = OutboxMessage.attempts - 1
-        return await self._set(row_id, "sending", **values)
+        return await self._set(row_id, "sending", worker, **values)
 
     async def hold(self, row_id: int, until: datetime, reason: str) -> bool:
         """A pending row waits (quiet hours, caps) until ``until``."""
-        return await self._set(row_id, "pending", not_before=until, skip_reason=reason)
+        return await self._set(row_id, "pending", not_before=until, skip_reason=reason,
+                               claimed_by=None, claim_expires_at=None)
 
     async def skip(self, row_id: int, reason: str) -> bool:
         return await self._set(row_id, "pending", status="skipped", skip_reason=reason)
 
-    async def recover_interrupted(self) -> int:
-        """Rows left in "sending" by a crash: they may or may not have gone out."""
+    async def recover_interrupted(self, now: datetime | None = None, worker: str | None = None) -> int:
+        """Rows left in "sending" by a crash: they may or may not have gone out.
+
+        Only rows whose claim has expired (their worker is gone or hopelessly
+        stuck), and rows claimed by ``worker`` itself (an earlier life of this
+        worker, on start). Without ``now``: every "sending" row.
+        """
+        stmt = update(OutboxMessage).where(OutboxMessage.status == "sending")
+        if now is not None:
+            stale = or_(OutboxMessage.claim_expires_at.is_(None), OutboxMessage.claim_expires_at <= now)
+            stmt = stmt.where(or_(stale, OutboxMessage.claimed_by == worker) if worker is not None else stale)
         result = await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == "sending")
-            .values(status="uncertain", last_error="interrupted while sending")
+            stmt.values(status="uncertain", last_error="interrupted while sending")
             .execution_options(synchronize_session=False)
         )
         return result.rowcount or 0
 
-    async def care_sent_times(self, customer_id: int, since: datetime) -> list[datetime]:
-        """When this customer's care messages went out (or may have), since ``since``."""
-        rows = await self.session.scalars(
-            select(OutboxMessage.sent_at).where(
-                OutboxMessage.customer_id == customer_id,
-                OutboxMessage.category == CATEGORY_CARE,
-                OutboxMessage.status.in_(SENT_LIKE),
-                OutboxMessage.sent_at >= since,
-            )
+    async def count_by_status(self) -> list[tuple[str, str, int]]:
+        """(status, category, rows) for the metrics' backlog gauge."""
+        result = await self.session.execute(
+            select(OutboxMessage.status, OutboxMessage.category, func.count())
+            .group_by(OutboxMessage.status, OutboxMessage.category)
         )
+        return [(status, category, count) for status, category, count in result.all()]
+
+    async def care_sent_times(self, customer_id: int, since: datetime,
+                              exclude_id: int | None = None) -> list[datetime]:
+        """When this customer's care messages went out (or may have, or are going out now), since ``since``.
+
+        Rows a worker is sending count too (their ``sent_at`` is the claim's
+        moment): two replicas never both fill the last place under a cap.
+        """
+        stmt = select(OutboxMessage.sent_at).where(
+            OutboxMessage.customer_id == customer_id,
+            OutboxMessage.category == CATEGORY_CARE,
+            OutboxMessage.status.in_(SENT_LIKE + ("sending",)),
+            OutboxMessage.sent_at >= since,
+        )
+        if exclude_id is not None:
+            stmt = stmt.where(OutboxMessage.id != exclude_id)
+        rows = await self.session.scalars(stmt)
         return [r for r in rows if r is not None]
 
     async def skip_pending_care_of_chat(self, chat_id: int, reason: str) -> int:

@@ -1,0 +1,358 @@
+"""Pacing every message the bot sends to Telegram's limits (shared/TELEGRAM.md).
+
+One :class:`Pacer` per app (``jobs.delivery.worker_for(app).pacer``): the outbox
+worker and the Telegram calls handlers make while handling an update both go
+through it, so together they never exceed
+
+* ``RATE_GLOBAL_PER_SECOND`` overall — strict spacing (a reservation per send,
+  one every ``1/rate`` s; no saved-up burst, so no second holds more than the
+  rate);
+* ``RATE_CHAT_PER_SECOND`` per private chat and ``RATE_GROUP_PER_MINUTE`` per
+  group — token buckets; a *service* call (a reply right after a person wrote)
+  may run a short burst ahead of the bucket (:data:`SERVICE_BURST`), the worker
+  never does;
+* a 429's ``retry_after`` (plus jitter): all sending pauses.
+
+Time comes from a :class:`Timer`: real time live, the ManualClock in tests (a
+"sleep" moves the clock, nothing waits for real).
+
+With ``REDIS_URL`` set the global slots, the per-chat buckets and the 429 pause
+live in Redis (:class:`RedisLimits`, two small Lua scripts), so the limits hold
+across replicas. The scripts are GCRA ("generic cell rate algorithm": one
+"theoretical arrival time" per key). Not the ``limits`` package: it reads the
+time itself, and the tests need the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from datetime import timedelta
+from typing import Any, Protocol
+
+from bot.clock import ManualClock
+
+# Pause added to a 429's retry_after, in seconds (uniform in this range).
+JITTER = (0.1, 1.0)
+# Per-chat buckets kept at most (idle full ones are dropped first).
+MAX_BUCKETS = 5000
+# A service call may send this many messages to one private chat back to back
+# (then the chat's rate applies); groups keep their own small burst.
+SERVICE_BURST = 3
+
+_EPS = 1e-6
+
+
+# ----- time --------------------------------------------------------------------------------
+
+class Timer(Protocol):
+    def monotonic(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class RealTimer:
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def shared_now(self) -> float | None:
+        """Time that other processes agree on (None: Redis uses its own clock)."""
+        return None
+
+
+class ClockTimer:
+    """Pacing on a ManualClock: sleeping moves the clock instead of waiting."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.origin = clock.now()
+
+    def monotonic(self) -> float:
+        return (self.clock.now() - self.origin).total_seconds()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:  # whole microseconds, rounded up: the clock must move
+            self.clock.advance(timedelta(microseconds=math.ceil(seconds * 1_000_000)))
+        await asyncio.sleep(0)
+
+    def shared_now(self) -> float | None:
+        return self.clock.now().timestamp()
+
+
+def timer_for(clock: Any) -> Timer:
+    return ClockTimer(clock) if isinstance(clock, ManualClock) else RealTimer()
+
+
+# ----- local buckets -----------------------------------------------------------------------
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``capacity`` saved up; one send takes one.
+
+    Tokens may go below zero (a service burst, a reservation): the debt is paid
+    back at the same rate before the next ordinary send.
+    """
+
+    __slots__ = ("rate", "capacity", "tokens", "stamp")
+
+    def __init__(self, rate: float, capacity: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self.tokens = capacity
+        self.stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def wait(self, now: float, allowance: float = 0.0) -> float:
+        """Seconds until a token is there (0: now); ``allowance`` tokens of debt are accepted."""
+        self._refill(now)
+        missing = 1.0 - allowance - self.tokens
+        return 0.0 if missing <= _EPS else missing / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens -= 1.0
+
+    def give_back(self, now: float) -> None:
+        self._refill(now)
+        self.tokens = min(self.capacity, self.tokens + 1.0)
+
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= self.capacity - _EPS
+
+
+# ----- shared limits (Redis) ------------------------------------------------------------------
+
+# KEYS: slot key, pause key. ARGV: now ('' = Redis's clock), interval.
+# Reserves the next global slot: returns (seconds until it, now used).
+_RESERVE = """
+local now = tonumber(ARGV[1])
+if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+local interval = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
+local start = math.max(tat, now, pause)
+redis.call('SET', KEYS[1], string.format('%.6f', start + interval), 'PX', 600000)
+return {string.format('%.6f', start - now), string.format('%.6f', now)}
+"""
+# KEYS: chat key. ARGV: now, interval, tolerance (seconds of burst).
+# Takes a chat's turn when it is free (returns 0), else returns the seconds to wait.
+_CHAT = """
+local now = tonumber(ARGV[1])
+if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+local wait = tat - tolerance - now
+if wait > 0.000001 then return string.format('%.6f', wait) end
+redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX', math.ceil((tat + interval - now) * 1000) + 1000)
+return '0'
+"""
+# KEYS: pause key. ARGV: now, seconds. A 429 pauses every replica.
+_PAUSE = """
+local now = tonumber(ARGV[1])
+if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+local until_ = now + tonumber(ARGV[2])
+local old = tonumber(redis.call('GET', KEYS[1]) or '0')
+if until_ > old then redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000) end
+return '1'
+"""
+
+
+class RedisLimits:
+    """The global slots, per-chat turns and the 429 pause, shared by every replica through Redis."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._reserve = redis.register_script(_RESERVE)
+        self._chat = redis.register_script(_CHAT)
+        self._pause = redis.register_script(_PAUSE)
+
+    @staticmethod
+    def _now(now: float | None) -> str:
+        return "" if now is None else f"{now:.6f}"
+
+    async def reserve(self, now: float | None, interval: float) -> float:
+        wait, _ = await self._reserve(keys=[f"{self.prefix}:slot", f"{self.prefix}:pause"],
+                                      args=[self._now(now), f"{interval:.6f}"])
+        return float(wait)
+
+    async def chat(self, chat_id: int, now: float | None, interval: float, tolerance: float) -> float:
+        wait = await self._chat(keys=[f"{self.prefix}:chat:{chat_id}"],
+                                args=[self._now(now), f"{interval:.6f}", f"{tolerance:.6f}"])
+        return float(wait)
+
+    async def pause(self, now: float | None, seconds: float) -> None:
+        await self._pause(keys=[f"{self.prefix}:pause"], args=[self._now(now), f"{seconds:.6f}"])
+
+
+# ----- the pacer ---------------------------------------------------------------------------
+
+class Pacer:
+    """The three limits, and the global pause after a 429."""
+
+    def __init__(self, global_per_second: float, chat_per_second: float, group_per_minute: float,
+                 now: float, rng: random.Random | None = None, *, timer: Timer | None = None,
+                 shared: RedisLimits | None = None) -> None:
+        # Capacity one: strict spacing, never more than the rate in any second.
+        self.global_bucket = TokenBucket(global_per_second, 1.0, now)
+        self.chat_rate = chat_per_second
+        self.group_rate = group_per_minute / 60.0
+        self.chats: dict[int, TokenBucket] = {}
+        self.paused_until = float("-inf")
+        self.rng = rng or random.Random()
+        self.timer = timer
+        self.shared = shared
+        # Shared clock minus our monotonic clock, learnt from Redis when it keeps the time.
+        self._offset: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, now: float, rng: random.Random | None = None, *,
+                      timer: Timer | None = None, shared: RedisLimits | None = None) -> "Pacer":
+        return cls(settings.rate_global_per_second, settings.rate_chat_per_second,
+                   settings.rate_group_per_minute, now, rng, timer=timer, shared=shared)
+
+    # ----- local, synchronous ------------------------------------------------------------
+    def _bucket(self, chat_id: int, now: float) -> TokenBucket:
+        bucket = self.chats.get(chat_id)
+        if bucket is None:
+            if len(self.chats) >= MAX_BUCKETS:
+                self.prune(now)
+            # Groups (negative ids): a burst of two, then the per-minute rate.
+            bucket = (TokenBucket(self.group_rate, 2.0, now) if chat_id < 0
+                      else TokenBucket(self.chat_rate, 1.0, now))
+            self.chats[chat_id] = bucket
+        return bucket
+
+    def global_wait(self, now: float) -> float:
+        return max(0.0, self.paused_until - now, self.global_bucket.wait(now))
+
+    def chat_wait(self, chat_id: int, now: float, allowance: float = 0.0) -> float:
+        bucket = self.chats.get(chat_id)
+        return 0.0 if bucket is None else bucket.wait(now, allowance)
+
+    def take(self, chat_id: int, now: float) -> None:
+        self.global_bucket.take(now)
+        self._bucket(chat_id, now).take(now)
+
+    def pause(self, seconds: float, now: float) -> float:
+        """Stop all sending for ``seconds`` plus jitter; returns the pause's end."""
+        self.paused_until = max(self.paused_until, now + seconds + self.rng.uniform(*JITTER))
+        return self.paused_until
+
+    def busy_chats(self, now: float) -> set[int]:
+        """Chats that must wait before their next message."""
+        return {chat_id for chat_id, bucket in self.chats.items() if bucket.wait(now) > 0}
+
+    def prune(self, now: float) -> None:
+        for chat_id in [c for c, b in self.chats.items() if b.full(now)]:
+            del self.chats[chat_id]
+
+    # ----- waiting (async) -----------------------------------------------------------------
+    def _timer(self) -> Timer:
+        if self.timer is None:
+            self.timer = RealTimer()
+        return self.timer
+
+    def _shared_now(self) -> float | None:
+        shared_now = getattr(self._timer(), "shared_now", None)
+        return shared_now() if shared_now is not None else None
+
+    def _allowance(self, chat_id: int, service: bool) -> float:
+        return float(SERVICE_BURST - 1) if service and chat_id > 0 else 0.0
+
+    def _chat_interval(self, chat_id: int) -> tuple[float, float]:
+        """(seconds between turns, burst tolerance in seconds) of a chat, without the service allowance."""
+        if chat_id < 0:
+            interval = 1.0 / self.group_rate
+            return interval, interval  # a burst of two
+        return 1.0 / self.chat_rate, 0.0
+
+    async def _sleep_until(self, deadline: float) -> None:
+        timer = self._timer()
+        wait = deadline - timer.monotonic()
+        if wait > 0:
+            await timer.sleep(wait)
+
+    async def reserve_global(self) -> None:
+        """Wait for the next global slot (and any 429 pause) and take it."""
+        timer = self._timer()
+        while True:
+            start = timer.monotonic()
+            pause = self.paused_until - start
+            if pause > 0:
+                await timer.sleep(pause)
+                continue
+            if self.shared is not None:
+                wait = await self.shared.reserve(self._shared_now(), 1.0 / self.global_bucket.rate)
+            else:
+                wait = self.global_bucket.wait(start)  # a reservation: queue behind the ones taken
+                self.global_bucket.take(start)
+            await self._sleep_until(start + wait)
+            if self.paused_until <= timer.monotonic():
+                return
+            # A 429 came meanwhile: the slot is lost, wait for the pause and take another.
+
+    def give_back_global(self) -> None:
+        """A reserved slot that was not used (the row was taken by another worker)."""
+        if self.shared is None:
+            self.global_bucket.give_back(self._timer().monotonic())
+
+    async def take_chat(self, chat_id: int, *, service: bool = False) -> float:
+        """Take the chat's turn if it is free (returns 0), else the seconds until it is (nothing taken)."""
+        now = self._timer().monotonic()
+        allowance = self._allowance(chat_id, service)
+        wait = self.chat_wait(chat_id, now, allowance)
+        if wait > 0:
+            return wait
+        if self.shared is not None:
+            interval, tolerance = self._chat_interval(chat_id)
+            wait = await self.shared.chat(chat_id, self._shared_now(), interval, tolerance + allowance * interval)
+            if wait > 0:
+                return wait
+        self._bucket(chat_id, self._timer().monotonic()).take(self._timer().monotonic())
+        return 0.0
+
+    async def acquire(self, chat_id: int, *, service: bool) -> None:
+        """Wait until a message to ``chat_id`` may go, and count it.
+
+        Waits for the chat's turn (a service call lets a short burst through:
+        a reply right after a person wrote does not wait a second), then for the
+        next global slot and any 429 pause.
+        """
+        timer = self._timer()
+        while True:
+            wait = await self.take_chat(chat_id, service=service)
+            if wait <= 0:
+                break
+            await timer.sleep(wait)
+        await self.reserve_global()
+
+    def note_retry_after(self, seconds: float) -> None:
+        """A 429 said ``retry_after``: every send (of every replica, with Redis) pauses that long plus jitter."""
+        timer = self._timer()
+        until = self.pause(seconds, timer.monotonic())
+        if self.shared is not None:
+            pause = until - timer.monotonic()
+            task = asyncio.get_running_loop().create_task(self.shared.pause(self._shared_now(), pause))
+            _background.add(task)
+            task.add_done_callback(_background.discard)
+
+    async def note_retry_after_shared(self, seconds: float) -> None:
+        """:meth:`note_retry_after`, waiting until the other replicas can see the pause."""
+        timer = self._timer()
+        until = self.pause(seconds, timer.monotonic())
+        if self.shared is not None:
+            await self.shared.pause(self._shared_now(), until - timer.monotonic())
+
+
+_background: set[asyncio.Task[Any]] = set()

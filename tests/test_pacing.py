@@ -1,0 +1,89 @@
+"""One pacer for every send: the outbox never waits on one busy chat, and the
+handlers' send path (``worker_for(app).pacer.acquire``) shares its limits."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from bot.app import App
+from bot.clock import ManualClock
+from bot.fake_telegram import FakeTelegram
+from jobs.delivery import worker_for
+from jobs.pacing import ClockTimer, Pacer
+from jobs.runner import run_job
+from tests.care_helpers import enqueue, outbox
+from tests.conftest import START
+
+BASE = 700_000
+
+
+def per_second(times: list[float]) -> Counter[int]:
+    """Sends per simulated second (whole seconds of the ManualClock since the start)."""
+    return Counter(math.floor(t + 1e-9) for t in times)
+
+
+async def test_adjacent_rows_of_busy_chats_do_not_hold_up_the_others(app: App, world: FakeTelegram) -> None:
+    """200 rows for 50 chats, each chat's 4 rows next to each other: the cap, not one chat's pace, sets the rate."""
+    worker = worker_for(app)
+    worker.stats.keep_events = True
+    for chat in range(50):
+        for n in range(4):
+            await enqueue(app, f"svc:{chat}:{n}", BASE + chat, text=f"notice {chat}.{n}", category="service")
+    await run_job(app, "deliver_outbox")
+    sent = sorted(t for t, outcome, _ in worker.stats.events if outcome == "sent")
+    assert len(sent) == 200
+    cap = app.settings.rate_global_per_second
+    counts = per_second(sent)
+    assert max(counts.values()) <= cap  # never above the cap in any second
+    # 200 at 25/s is 8 s; each chat's four need 3 s between first and last. Allow 5 % slack.
+    assert sent[-1] - sent[0] <= 200 / cap / 0.95
+    full = [counts[s] for s in range(math.floor(sent[0]), math.floor(sent[-1]))]
+    assert min(full) >= 0.95 * cap - 1
+    for chat in range(50):  # each chat: in order, a second apart
+        assert [m.text for m in world.sent(BASE + chat)] == [f"notice {chat}.{n}" for n in range(4)]
+    rows = await outbox(app)
+    assert {r.status for r in rows.values()} == {"sent"}
+
+
+async def test_service_acquire_lets_a_short_burst_through_then_paces_the_chat() -> None:
+    clock = ManualClock(START)
+    timer = ClockTimer(clock)
+    pacer = Pacer(25, 1, 18, timer.monotonic(), timer=timer)
+    moments = []
+    for _ in range(5):
+        await pacer.acquire(42, service=True)
+        moments.append(timer.monotonic())
+    # Three back to back (only the global spacing), then one a second.
+    assert moments[2] - moments[0] == pytest.approx(2 / 25, abs=1e-5)
+    assert moments[3] - moments[0] >= 1.0 - 1e-5
+    assert moments[4] - moments[3] == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_acquire_spaces_everyone_and_honours_retry_after() -> None:
+    clock = ManualClock(START)
+    timer = ClockTimer(clock)
+    pacer = Pacer(25, 1, 18, timer.monotonic(), timer=timer)
+    moments = []
+    for chat in range(60):
+        await pacer.acquire(1000 + chat, service=False)
+        moments.append(timer.monotonic())
+    assert max(per_second(moments).values()) <= 25
+    pacer.note_retry_after(5)
+    before = timer.monotonic()
+    await pacer.acquire(2000, service=True)
+    assert timer.monotonic() - before >= 5.0
+
+
+async def test_worker_waits_for_a_chat_a_service_call_just_used(app: App, world: FakeTelegram) -> None:
+    worker = worker_for(app)
+    worker.stats.keep_events = True
+    for _ in range(3):  # a handler's replies to a person who just wrote
+        await worker.pacer.acquire(BASE, service=True)
+    started = worker.timer.monotonic()
+    await enqueue(app, "svc:after", BASE, category="service")
+    await run_job(app, "deliver_outbox")
+    (at,) = [t for t, outcome, _ in worker.stats.events if outcome == "sent"]
+    assert at - started >= 2.0  # the burst is paid back before the outbox writes to that chat again
