@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     from bot.logs import install as redact_secrets
 
     redact_secrets(settings.bot_token, settings.webhook_secret)  # in log lines and uncaught tracebacks
+    if settings.log_format == "json":
+        from bot.logs import use_json_lines
+
+        use_json_lines()
     return int(args.func(args, settings) or 0)
 
 

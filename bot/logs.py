@@ -79,3 +79,41 @@ def install(*secrets: str | SecretStr | None) -> None:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
     sys.excepthook = _excepthook
+
+
+# ----- JSON lines (LOG_FORMAT=json) ---------------------------------------------------------
+
+# Context a log call may pass with ``extra={...}``; nothing else of a record is written,
+# so no personal data reaches a JSON line unless a message itself carries it.
+JSON_FIELDS = ("update_id", "chat_id", "handler", "duration_ms", "job", "outbox_id")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the :data:`JSON_FIELDS` given, and the
+    (redacted) traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+        from datetime import datetime, timezone
+
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in JSON_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self.formatException(record.exc_info))
+        if record.exc_text:
+            entry["traceback"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def use_json_lines() -> None:
+    """Every handler of the root logger writes JSON lines (``LOG_FORMAT=json``)."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonFormatter())

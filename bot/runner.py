@@ -33,10 +33,17 @@ def _hooks(app: App) -> None:
 async def run_polling(settings: Settings) -> None:
     app = create_app(settings)
     _hooks(app)
+    ops = None
     try:
+        if settings.health_port:  # /healthz, /readyz, /metrics (bot.ops)
+            from bot.ops import start_ops_server
+
+            ops = await start_ops_server(app, settings.health_port)
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dispatcher.start_polling(app.bot)
     finally:
+        if ops is not None:
+            await ops.cleanup()
         await app.close()
 
 
@@ -69,6 +76,9 @@ def build_webhook_app(app: App, *, handle_in_background: bool = True) -> web.App
 
     web_app.on_shutdown.append(finish_updates)
     handler.register(web_app, path=settings.webhook_path)
+    from bot.ops import add_ops_routes
+
+    add_ops_routes(web_app, app)  # /healthz, /readyz, /metrics on the webhook's port
     setup_application(web_app, app.dispatcher, bot=app.bot)
     web_app[WEBHOOK_HANDLER] = handler
 
