@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from bot import csv_safe
 from bot.texts import minor_digits
 from storage.models import Product
 from storage.repositories import Repos
@@ -185,7 +186,7 @@ def _csv_rows(text: str, bad_lines: set[int]) -> tuple[list[tuple[int, dict[str,
             if len(values) > len(header):
                 problems.append(Problem(line, f"{len(values)} values but {len(header)} columns"))
                 continue
-            rows.append((line, dict(zip(header, values))))
+            rows.append((line, dict(zip(header, map(csv_safe.unneutralise, values)))))  # as exported
     except csv.Error as exc:
         problems.append(Problem(reader.line_num, f"unreadable CSV: {exc}"))
     if header is None:
@@ -304,7 +305,7 @@ def export_text(products: list[Product], fmt: str, currency: str) -> str:
             items.append(item)
         return yaml.dump(items, Dumper=_Dumper, allow_unicode=True, sort_keys=False, default_flow_style=False)
     out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer = csv_safe.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()

