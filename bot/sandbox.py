@@ -30,6 +30,7 @@ from jobs.delivery import OutboxWorker
 SANDBOX_STAFF_CHAT_ID = -1001000000001
 SANDBOX_STAFF_ID = 200001
 SANDBOX_MANAGER_ID = 300001
+OTHER_CHATS_SHOWN = 3  # per line, messages shown to chats no persona speaks in (demo customers)
 CUSTOMER_BASE_ID = 100000
 
 HELP = """Sandbox commands:
@@ -147,6 +148,7 @@ class Sandbox:
         self.advancing = False  # during :advance, messages show when they arrived
         self._printed: dict[tuple[int, int], tuple[str | None, bool]] = {}
         self._worker: OutboxWorker | None = None  # sends what falls due right after a line
+        self._others_shown = self._others_hidden = 0  # messages to chats of no persona, per line
         self.files_dir = Path(self.settings.sandbox_files_dir)
         self.commands: dict[str, Callable[[str], Awaitable[None]]] = {
             "as": self._cmd_as, "lang": self._cmd_lang, "press": self._cmd_press, "contact": self._cmd_contact,
@@ -191,6 +193,11 @@ class Sandbox:
             return  # only the buttons were taken away: nothing new to read
         self._printed[key] = (message.html, bool(message.buttons))
         label = self._chat_label(message.chat_id)
+        if label.startswith("[to chat "):  # demo customers: a campaign to hundreds would bury the rest
+            if self._others_shown >= OTHER_CHATS_SHOWN:
+                self._others_hidden += 1
+                return
+            self._others_shown += 1
         head = f"{label} (edited #{message.message_id})" if edited else label
         if self.advancing:
             head = f"[{self.clock.now().astimezone(self.settings.tz):%a %d %b %H:%M}] {head}"
@@ -262,6 +269,9 @@ class Sandbox:
         except Exception as exc:  # a handler raised: the bot would have logged it
             self.failures += 1
             self.say(f"! the bot failed: {type(exc).__name__}: {exc}")
+        if self._others_hidden:
+            self.say(f"-- and {self._others_hidden} more message(s) to other customers' chats, not shown")
+        self._others_shown = self._others_hidden = 0
         return True
 
     # ----- commands ---------------------------------------------------------------

@@ -293,3 +293,23 @@ def test_a_command_that_only_reads_refuses_a_database_that_does_not_exist(tmp_pa
     assert _caredesk(["migrate"], tmp_path).returncode == 0
     result = _caredesk(["report", "report"], tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+async def test_messages_to_many_other_chats_are_summed_up(settings: Settings) -> None:
+    """A campaign to hundreds of demo customers shows a few messages and a count, not every one."""
+    out = io.StringIO()
+    sandbox = sandbox_module.Sandbox(settings, out=out)
+    await sandbox.start()
+    try:
+        assert sandbox.app is not None
+        for n in range(5):
+            await sandbox.app.bot.send_message(7_000_000_000 + n, f"Hello {n}")
+        await sandbox.handle_line(":time")
+        await sandbox.app.bot.send_message(7_000_000_009, "Hello again")
+        await sandbox.handle_line(":time")
+    finally:
+        await sandbox.close()
+    text = out.getvalue()
+    assert "[to chat 7000000002]: Hello 2" in text and "Hello 3" not in text and "Hello 4" not in text
+    assert text.count("-- and 2 more message(s) to other customers' chats, not shown") == 1
+    assert "[to chat 7000000009]: Hello again" in text  # the count starts again with each line
