@@ -263,8 +263,8 @@ def sqlite_timing(customers: int, orders: int) -> None:
                     started = time.perf_counter()
                     result = await compute(session, settings, dataset.NOW)
                     times.append(time.perf_counter() - started)
-            print(f"  method {result.scores.method}, {len(result.customer_id):,} customers scored; phases: "
-                  + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
+                print(f"  method {result.method}, {len(result.customer_id):,} customers scored; phases: "
+                      + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))
         finally:
             await db.dispose()
         return times

@@ -1,4 +1,4 @@
-"""/abc, /rfm and /churn against classes and scores worked out by hand,
+"""/abc and /rfm against classes and scores worked out by hand,
 on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Settings
-from bot.reports import abc, churn, rfm, segments
+from bot.reports import abc, rfm
 from bot.reports.periods import Period
 from tests.conftest import START
 from tests.reports_helpers import Data, ReportDB, pg_schema, rdb, utc  # noqa: F401  (fixtures)
@@ -193,94 +193,7 @@ async def test_sql_segments_match_the_rule_table(rdb: ReportDB, settings: Settin
     assert all(row.segment == rfm.segment_of(row.r, row.f, row.m) for row in rows)
 
 
-# ----- churn -----------------------------------------------------------------------------------
-
-async def test_churn_lists_overdue_customers_by_value(rdb: ReportDB, settings: Settings) -> None:
-    """The care engine's rule: last order + the median gap of a day or more; overdue 3 days (grace) after.
-
-    Now is Mon 2 March 2026 02:00 UTC; the window is the last 365 days.
-    """
-    async with rdb.session() as session:
-        d = Data(session)
-        c1 = d.customer("Ann")
-        for day in (1, 11, 21):  # gaps 10, 10 → 10; expected 31 Jan; overdue since 3 Feb
-            d.order(c1, utc(2026, 1, day), 1000)
-        c2 = d.customer("Bo")
-        d.order(c2, utc(2026, 2, 1), 1000)
-        d.order(c2, utc(2026, 2, 21), 1000)  # 20 days: expected 13 March
-        c3 = d.customer("Cy")
-        d.order(c3, utc(2025, 12, 1), 1000)
-        d.order(c3, utc(2026, 1, 30), 1000)  # every 60 days: expected 31 March
-        c4 = d.customer("Di")
-        d.order(c4, utc(2026, 2, 10), 1000)
-        d.order(c4, utc(2026, 2, 20), 1000)  # expected 2 March 00:00: 2 hours late, within the 3 days' grace
-        d.order(d.customer("Ed"), utc(2025, 6, 1), 9000)  # one order: no rhythm
-        c6 = d.customer("Fay")
-        d.order(c6, utc(2024, 1, 1), 1000)
-        d.order(c6, utc(2024, 2, 1), 1000)  # last order over a year ago: lost, not at risk
-        c7 = d.customer("Gus")
-        d.order(c7, utc(2025, 12, 1), 5000)
-        d.order(c7, utc(2025, 12, 15), 5000)  # every 14 days: expected 29 December
-        d.order(c7, utc(2026, 2, 20), 5000, status="cancelled")  # does not count
-        d.order(c7, utc(2026, 2, 25), 5000, status="refunded")  # nor does this
-        # Median and average disagree. Hal: gaps 10, 10, 40 → median 10: expected 20 Feb, 10 days
-        # 2 hours late → overdue. (The average, 60 / 3 = 20, would expect 2 March 00:00: not yet.)
-        c8 = d.customer("Hal")
-        for moment in (utc(2025, 12, 12), utc(2025, 12, 22), utc(2026, 1, 1), utc(2026, 2, 10)):
-            d.order(c8, moment, 1500)
-        # Ivy: gaps 2, 30, 30 → median 30: expected 7 March → not yet. (The average, 62 / 3 = 20.67,
-        # would expect 25 Feb 16:00, 4 days 10 hours before now: overdue.)
-        c9 = d.customer("Ivy")
-        for moment in (utc(2025, 12, 5), utc(2025, 12, 7), utc(2026, 1, 6), utc(2026, 2, 5)):
-            d.order(c9, moment, 2000)
-        # Jo: gaps 10, 0.25 (a top-up: left out), 30 → median of 10 and 30 = 20: expected 20 Feb 06:00,
-        # 9 days 20 hours late. (Counting the top-up, the median would be 10.) Four orders, ¥30 — as Ann.
-        c10 = d.customer("Jo")
-        d.order(c10, utc(2025, 12, 22), 900)
-        d.order(c10, utc(2026, 1, 1), 900)
-        d.order(c10, utc(2026, 1, 1, 6), 300)
-        d.order(c10, utc(2026, 1, 31, 6), 900)
-        # Kim: two orders, but only a top-up apart: no interval, not considered.
-        c11 = d.customer("Kim")
-        d.order(c11, utc(2026, 1, 5, 10), 1000)
-        d.order(c11, utc(2026, 1, 5, 14), 1000)
-        await session.flush()
-        d.outbox("reorder", c1, sent=utc(2026, 2, 10, 3))
-        d.outbox("reorder", c1, sent=utc(2026, 3, 5, 3))  # after "now": not yet
-        await d.commit()
-        report = await churn.compute(session, settings, None, NOW)
-        detail = await churn.csv_detail(session, settings, NOW)
-        listed = await churn.overdue_customers(session, settings, NOW)
-        members = await segments.audience(session, settings, "churn", segments.CHURN_SEGMENT, None, NOW)
-        recipients = await segments.recipients(session, settings, "churn", segments.CHURN_SEGMENT, None, NOW)
-    # Considered: Ann, Bo, Cy, Di, Gus, Hal, Ivy, Jo. Overdue: Gus ¥100, Hal ¥60, Ann and Jo ¥30 (by id).
-    assert (report.considered, report.overdue, report.overdue_revenue) == (8, 4, 22000)
-    assert [(c.name, c.orders, c.revenue) for c in report.top] == [
-        ("Gus", 2, 10000), ("Hal", 4, 6000), ("Ann", 3, 3000), ("Jo", 4, 3000)]
-    gus, hal, ann, jo = report.top
-    assert gus.interval_days == pytest.approx(14)
-    assert gus.overdue_days == pytest.approx(63 + 2 / 24, abs=1e-3)  # 29 Dec 00:00 → 2 Mar 02:00
-    assert hal.interval_days == pytest.approx(10) and hal.overdue_days == pytest.approx(10 + 2 / 24, abs=1e-3)
-    assert hal.expected == utc(2026, 2, 20)
-    assert ann.interval_days == pytest.approx(10) and ann.overdue_days == pytest.approx(30 + 2 / 24, abs=1e-3)
-    assert ann.expected == utc(2026, 1, 31)
-    assert jo.interval_days == pytest.approx(20) and jo.overdue_days == pytest.approx(9 + 20 / 24, abs=1e-3)
-    assert jo.last_order == utc(2026, 1, 31, 6) and jo.expected == utc(2026, 2, 20, 6)
-    assert ann.last_order == utc(2026, 1, 21) and gus.last_contact is None
-    assert gus.last_order == utc(2025, 12, 15)  # not the cancelled or refunded order
-    assert ann.last_contact == utc(2026, 2, 10, 3)
-    assert [row[0] for row in detail] == [c7, c8, c1, c10] == listed
-    assert detail[1] == [c8, "Hal", 4, 6000, "2026-02-10T00:00:00+00:00", "10.0", "10.1"]
-    # Messaging "the churn list" reaches exactly these customers.
-    assert members == (4, 4)
-    assert [r.customer_id for r in recipients] == sorted(listed)
-    assert report.as_of == date(2026, 3, 2)
-
-
-async def test_churn_with_no_orders(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
-        report = await churn.compute(session, settings, None, NOW)
-    assert (report.considered, report.overdue, report.top) == (0, 0, [])
+# ----- churn: tests/test_churn_model.py ------------------------------------------------------------
 
 
 async def test_forgotten_customers_stay_counted_without_a_name(rdb: ReportDB, settings: Settings) -> None:

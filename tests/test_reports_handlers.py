@@ -329,22 +329,23 @@ async def test_message_the_churn_list(app: App, world: FakeTelegram, manager: Fa
     async with app.db.session() as session:
         d = Data(session)
         late = d.customer("Late Lin")
-        for day in (1, 11, 21):
-            d.order(late, utc(2026, 1, day), 1000)
+        d.order(late, utc(2026, 1, 21), 3000)
         quiet = d.customer("No consent", consent=False)
-        for day in (2, 12):
-            d.order(quiet, utc(2026, 1, day), 1000)
+        d.order(quiet, utc(2026, 1, 2), 1000)
         await d.commit()
     replies = await manager.send("/churn")
     text = texts_of(replies)
-    assert "2 of 2 regular customers are more than 3 days past their usual next order" in text
-    assert "1. Late Lin (#1) — ¥30.00 in 3 orders, about every 10 days" in text
-    assert "last order 2026-01-21, 30 days overdue, last contact never" in text
+    # Two customers: too few repeat buyers for the model, so the fallback rule ranks them.
+    assert ("2 of 2 customers of the last 365 days are more likely than not to place no order in the next "
+            "90 days") in text
+    assert "ranked by fewest purchase days, then longest silence" in text
+    assert "1. Late Lin (#1) — usual order ¥30.00, 1 order, 13 % chance of an order in 90 days" in text
+    assert "last order 2026-01-21, expected loss ¥26.11, last contact never" in text
     await manager.press("Message these customers")
-    assert manager.last().text.startswith("📨 Overdue (churn risk): 2 customers, 1 of them accepts care messages.")
+    assert manager.last().text.startswith("📨 At risk (likely lost): 2 customers, 1 of them accept")
     await manager.press("Time to restock?")
     await manager.press("Send")
-    assert manager.last().text.startswith("✅ 1 care message queued for Overdue (churn risk)")
+    assert manager.last().text.startswith("✅ 1 care message queued for At risk (likely lost)")
     async with app.db.session() as session:
         [row] = list(await session.scalars(select(OutboxMessage)))
     assert row.customer_id == late and row.dedupe_key == f"seg:churn:overdue:restock:20260302:{late}"

@@ -1,52 +1,39 @@
-"""``/churn``: customers whose next order is overdue, most valuable first.
+"""``/churn``: customers likely lost, ranked by what losing them costs.
 
-The expected next order is the care engine's prediction, the same rule that
-times win-backs (:func:`bot.rules.care_batch.usual_intervals`, the vectorised
-:func:`bot.rules.care.usual_interval`): the last order plus the customer's
-*usual interval* — the median gap between consecutive orders of the last
-``churn_lookback_days`` (365 by default, the care engine's
-:data:`~bot.rules.care.HISTORY_DAYS`), gaps under a day (top-ups) left out.
-A customer is *overdue* when that moment plus ``churn_grace_days`` has
-passed. Only customers with such an interval (at least two counted orders a
-day or more apart in the window) are considered — those who stopped longer
-ago are already lost and show up in ``/rfm``.
+Every customer with a counted order in the last ``churn_lookback_days`` (365 by default;
+an older customer is lost already and shows up in ``/rfm``) is scored by the purchase model
+(:mod:`bot.prediction`: BG/NBD fitted on the shop's own orders, one-time buyers included, or
+the fallback rule "fewest purchase days, then longest silence" when the shop has too few
+repeat buyers to fit). A customer is *at risk* when the chance of no order in the next
+90 days is at least :data:`AT_RISK` (more likely lost than not). At-risk customers are
+ranked by their *expected loss*: their usual order value (revenue over counted orders) ×
+the probability of no order in the next 90 days — not by revenue alone, so a big spender
+who orders every week is not on top just for being big. Win-back planning
+(:mod:`jobs.care`) takes the same ranking.
 
-Orders count as in the other reports: all but cancelled and refunded ones.
-SQL reads them by customer from the customer-ordered covering index and, per
-customer with two or more, lists the order times in whole minutes (as the
-care engine's feed does), with the count and revenue; these lists are
-streamed a block of customers per row and the intervals computed with numpy
-for all customers at once (see :func:`regulars`). Ranking, names, last
-orders and last contacts are then looked up for the customers listed only.
-The segment action under the report ("message these customers") takes
-exactly the overdue customers of the report (:func:`overdue_customers`).
-
-Value is the customer's revenue over their counted orders in the window.
-Last contact is the last message the bot sent the customer (any outbox
-message) up to now.
+The segment action under the report ("message these customers") takes exactly the at-risk
+customers of the report (:func:`overdue_customers`). Last contact is the last message the
+bot sent the customer (any outbox message) up to now.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import prediction
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders, counted_orders_by_customer
-from bot.rules import care as rules
-from bot.rules.care_batch import MINUTES_PER_DAY, numbers, usual_intervals
+from bot.reports.sql import counted_orders
 from storage.models import Customer, Order, OutboxMessage
-from storage.repositories.care import epoch_minutes, int_list
 
-# Customers (by id) per row of the stream, rows per partition, and ids per ``IN (...)`` list.
-BLOCK = 1_024
-PARTITION = 5
+# At risk: P(no order in the next 90 days) at least this.
+AT_RISK = 0.5
 ID_CHUNK = 1_000
 
 
@@ -56,138 +43,74 @@ class ChurnCustomer:
     name: str | None
     orders: int
     revenue: int
+    value: float  # usual order value (minor units)
+    p_order: float  # P(an order in the next 90 days)
+    expected_loss: float  # value × (1 − p_order)
     last_order: datetime
-    interval_days: float
-    overdue_days: float
     last_contact: datetime | None = None
-
-    @property
-    def expected(self) -> datetime:
-        return self.last_order + timedelta(days=self.interval_days)
 
 
 @dataclass
 class ChurnReport:
     as_of: date
-    considered: int  # customers with an interval to go by
-    overdue: int
-    overdue_revenue: int
+    considered: int  # customers with a counted order in the lookback window
+    overdue: int  # at risk
+    overdue_revenue: int  # the expected loss of all at-risk customers (minor units)
     top: list[ChurnCustomer]
-    grace_days: int
     lookback_days: int
+    method: str  # bgnbd | fallback
+    horizon_days: int = 90  # prediction.CHURN_HORIZON_DAYS (not imported at class time: import order)
 
 
 @dataclass
-class Regulars:
-    """The customers with a usual interval, one entry per customer in each array.
-
-    ``last_days`` (the last order) and ``overdue_days`` (days past the expected next order;
-    negative: not yet due) come from the order times in whole minutes, as the care engine
-    has them.
-    """
-
-    customer_id: np.ndarray
-    orders: np.ndarray
-    revenue: np.ndarray
-    last_days: np.ndarray
-    interval_days: np.ndarray
-    overdue_days: np.ndarray
-    grace_days: int
-
-    @property
-    def is_overdue(self) -> np.ndarray:
-        return self.overdue_days > self.grace_days
-
-    def ranked_overdue(self) -> np.ndarray:
-        """Indexes of the overdue customers, most revenue first (ties: lower id first)."""
-        overdue = np.flatnonzero(self.is_overdue)
-        return overdue[np.lexsort((self.customer_id[overdue], -self.revenue[overdue]))]
-
-    async def listed(self, session: AsyncSession, settings: Settings, now: datetime,
-                     indexes: list[int]) -> list[ChurnCustomer]:
-        """These customers as report lines, with their name and last order (exact, from the database)."""
-        ids = [int(self.customer_id[index]) for index in indexes]
-        names = await _names(session, ids)
-        last = await _last_orders(session, settings, ids, now)
-        return [ChurnCustomer(customer_id=customer_id, name=names.get(customer_id), orders=int(self.orders[index]),
-                              revenue=int(self.revenue[index]),
-                              # (to the minute, should the order have been cancelled meanwhile)
-                              last_order=last.get(customer_id) or rules.from_days(float(self.last_days[index])),
-                              interval_days=float(self.interval_days[index]),
-                              overdue_days=float(self.overdue_days[index]))
-                for customer_id, index in zip(ids, indexes)]
+class Ranking:
+    scores: prediction.CustomerScores
+    considered: np.ndarray  # indexes into scores
+    ranked: np.ndarray  # at-risk indexes, highest expected loss first
 
 
-def _window(settings: Settings, now: datetime) -> datetime:
-    return now - timedelta(days=settings.churn_lookback_days)
-
-
-async def regulars(session: AsyncSession, settings: Settings, now: datetime) -> Regulars:
-    """Every customer with a usual interval over the last ``churn_lookback_days``, and how overdue.
-
-    Per customer with two or more counted orders in the window: the number of orders,
-    revenue, and the order times as one "minutes,minutes,…" list in time order (the care
-    engine's feed format). Those rows are then joined, :data:`BLOCK` customers at a time,
-    into one row of four lists (customer ids, orders, revenue, all their minutes one
-    customer after the other): a few hundred rows cross into Python instead of one per
-    customer, and numpy reads each list in one call.
-    """
-    o = Order.__table__.c
-    count = func.count()
-    per_customer = (
-        select(o.customer_id.label("customer_id"), count.label("orders"),
-               func.coalesce(func.sum(o.total), 0).label("revenue"),
-               int_list(epoch_minutes(o.created_at), o.created_at, o.id).label("minutes"))
-        .where(counted_orders_by_customer(session, _window(settings, now), now, settings.churn_lookback_days))
-        .group_by(o.customer_id)
-        .having(count >= 2)
-        .subquery("per_customer")
-    )
-    c = per_customer.c
-    # The four lists of a block follow the same customer order (SQLite aggregates each row into
-    # all four at once; PostgreSQL is told the order), so their entries line up.
-    stmt = (
-        select(int_list(c.customer_id, c.customer_id), int_list(c.orders, c.customer_id),
-               int_list(c.revenue, c.customer_id), int_list(c.minutes, c.customer_id))
-        .group_by(c.customer_id // BLOCK)
-    )
-    now_days = rules.to_days(now)
-    parts: list[tuple[np.ndarray, ...]] = []
-    result = await session.stream(stmt)
-    async for partition in result.partitions(PARTITION):
-        ids, orders, revenue, minutes = (numbers(texts) for texts in zip(*partition))
-        usual, expected = usual_intervals(minutes / MINUTES_PER_DAY, orders)
-        keep = np.flatnonzero(~np.isnan(usual))
-        parts.append((ids[keep], orders[keep], revenue[keep], (expected - usual)[keep], usual[keep],
-                      now_days - expected[keep]))
-    if not parts:
-        empty = np.array([], dtype=np.int64)
-        return Regulars(empty, empty, empty, np.array([]), np.array([]), np.array([]), settings.churn_grace_days)
-    columns = [np.concatenate(column) for column in zip(*parts)]
-    return Regulars(*columns, grace_days=settings.churn_grace_days)
+async def ranking(session: AsyncSession, settings: Settings, now: datetime) -> Ranking:
+    scores = await prediction.compute(session, settings, now)
+    today = np.floor(prediction.day_number(now, settings))
+    considered = np.flatnonzero(scores.last_day >= today - settings.churn_lookback_days)
+    risky = considered[(1.0 - scores.p_order_90[considered]) >= AT_RISK]
+    loss = scores.expected_loss[risky]
+    ranked = risky[np.lexsort((scores.customer_id[risky], -loss))]
+    return Ranking(scores, considered, ranked)
 
 
 async def overdue_customers(session: AsyncSession, settings: Settings, now: datetime) -> list[int]:
-    """The overdue customers' ids, in the report's order (most valuable first)."""
-    every = await regulars(session, settings, now)
-    return every.customer_id[every.ranked_overdue()].tolist()
+    """The at-risk customers' ids, in the report's order (highest expected loss first)."""
+    every = await ranking(session, settings, now)
+    return every.scores.customer_id[every.ranked].tolist()
+
+
+async def _listed(session: AsyncSession, settings: Settings, now: datetime, every: Ranking,
+                  indexes: list[int]) -> list[ChurnCustomer]:
+    s = every.scores
+    ids = [int(s.customer_id[i]) for i in indexes]
+    names = await _names(session, ids)
+    last = await _last_orders(session, ids, now)
+    return [ChurnCustomer(customer_id=cid, name=names.get(cid), orders=int(s.orders[i]), revenue=int(s.revenue[i]),
+                          value=float(s.value[i]), p_order=float(s.p_order_90[i]),
+                          expected_loss=float(s.expected_loss[i]), last_order=last[cid])
+            for cid, i in zip(ids, indexes)]
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period | None, now: datetime) -> ChurnReport:
-    every = await regulars(session, settings, now)
-    ranked = every.ranked_overdue()
-    top = await every.listed(session, settings, now, ranked[:settings.report_top_n].tolist())
+    every = await ranking(session, settings, now)
+    top = await _listed(session, settings, now, every, every.ranked[:settings.report_top_n].tolist())
     contacts = await last_contacts(session, [c.customer_id for c in top], now)
     for item in top:
         item.last_contact = contacts.get(item.customer_id)
     return ChurnReport(
         as_of=now.astimezone(settings.tz).date(),
-        considered=len(every.customer_id),
-        overdue=len(ranked),
-        overdue_revenue=int(every.revenue[ranked].sum()),
+        considered=len(every.considered),
+        overdue=len(every.ranked),
+        overdue_revenue=int(round(float(every.scores.expected_loss[every.ranked].sum()))),
         top=top,
-        grace_days=settings.churn_grace_days,
         lookback_days=settings.churn_lookback_days,
+        method=every.scores.method,
     )
 
 
@@ -203,13 +126,12 @@ async def _names(session: AsyncSession, customer_ids: list[int]) -> dict[int, st
     return names
 
 
-async def _last_orders(session: AsyncSession, settings: Settings, customer_ids: list[int],
-                       now: datetime) -> dict[int, datetime]:
-    """Each customer's last counted order in the window (a range of ix_orders_customer_created each)."""
+async def _last_orders(session: AsyncSession, customer_ids: list[int], now: datetime) -> dict[int, datetime]:
+    """Each customer's last counted order (a range of ix_orders_customer_created each)."""
     last: dict[int, datetime] = {}
     for chunk in chunks(customer_ids):
         stmt = (select(Order.customer_id, func.max(Order.created_at))
-                .where(Order.customer_id.in_(chunk), counted_orders(_window(settings, now), now))
+                .where(Order.customer_id.in_(chunk), counted_orders(None, now))
                 .group_by(Order.customer_id))
         last.update((customer_id, _aware(at)) for customer_id, at in (await session.execute(stmt)).all())
     return last
@@ -237,9 +159,10 @@ def _aware(value: Any) -> datetime:
 
 
 async def csv_detail(session: AsyncSession, settings: Settings, now: datetime) -> list[list[Any]]:
-    """Every overdue customer: id, name, orders, revenue, last order, interval, days overdue."""
-    every = await regulars(session, settings, now)
-    overdue = await every.listed(session, settings, now, every.ranked_overdue().tolist())
-    return [[c.customer_id, c.name or "", c.orders, c.revenue, c.last_order.isoformat(),
-             f"{c.interval_days:.1f}", f"{c.overdue_days:.1f}"]
-            for c in overdue]
+    """Every at-risk customer: id, name, orders, revenue, last order, usual order value,
+    P(order in 90 days), expected loss, method."""
+    every = await ranking(session, settings, now)
+    listed = await _listed(session, settings, now, every, every.ranked.tolist())
+    return [[c.customer_id, c.name or "", c.orders, c.revenue, c.last_order.isoformat(), f"{c.value:.0f}",
+             f"{c.p_order:.3f}", f"{c.expected_loss:.0f}", every.scores.method]
+            for c in listed]
