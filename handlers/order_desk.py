@@ -59,7 +59,7 @@ def status_label(renderer: TextRenderer, lang: str, status: str) -> str:
 
 def line_views(order: Order, lang: str) -> list[dict[str, Any]]:
     return [
-        {"name": item.product.name(lang), "unit": item.product.unit, "quantity": item.quantity,
+        {"name": item.product.name(lang), "unit": item.product.unit_for(lang), "quantity": item.quantity,
          "price": item.unit_price, "total": rules.line_total(item.quantity, item.unit_price)}
         for item in order.items
     ]

@@ -89,7 +89,7 @@ def _cart(od: dict[str, Any]) -> list[list[int]]:
 
 
 def _line(product: Product, quantity: int, lang: str) -> dict[str, Any]:
-    return {"name": product.name(lang), "unit": product.unit, "quantity": quantity, "price": product.price,
+    return {"name": product.name(lang), "unit": product.unit_for(lang), "quantity": quantity, "price": product.price,
             "total": rules.line_total(quantity, product.price)}
 
 
@@ -198,7 +198,8 @@ async def _product_view(data: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup
     builder = InlineKeyboardBuilder()
     for product in products[page * rules.PAGE_SIZE:(page + 1) * rules.PAGE_SIZE]:
         builder.row(InlineKeyboardButton(
-            text=texts.button("order_product", name=product.name(texts.lang), unit=product.unit, price=product.price),
+            text=texts.button("order_product", name=product.name(texts.lang), unit=product.unit_for(texts.lang),
+                              price=product.price),
             callback_data=_cb("prod", "product", product.id)))
     nav = []
     if page > 0:
@@ -254,7 +255,7 @@ async def ask_quantity(message: Message, data: dict[str, Any]) -> None:
     builder.button(text=texts.button("order_back"), callback_data=_cb("back", "quantity"))
     builder.adjust(len(rules.QTY_QUICK), 1)
     sent = await message.answer(
-        texts("orders/ask_quantity", name=product.name(texts.lang), unit=product.unit, price=product.price,
+        texts("orders/ask_quantity", name=product.name(texts.lang), unit=product.unit_for(texts.lang), price=product.price,
               in_cart=in_cart, low=rules.QTY_MIN, high=rules.QTY_MAX),
         reply_markup=builder.as_markup(),
     )
