@@ -49,9 +49,13 @@ class ProductFacts:
     unit: str
     days_per_unit_per_person: float | None
     active: bool
+    unit_zh: str | None = None
 
     def name(self, lang: str) -> str:
         return self.name_zh if lang == "zh" else self.name_en
+
+    def unit_for(self, lang: str) -> str:
+        return self.unit_zh if lang == "zh" and self.unit_zh else self.unit
 
 
 class _Reused:
@@ -110,7 +114,7 @@ def render_text(renderer: TextRenderer, planned: rules.Planned, customer: Custom
     kind = planned.kind
     if kind == rules.KIND_REORDER:
         assert product is not None
-        variables = {"lang": lang, "name": customer.name, "product": product.name(lang), "unit": product.unit,
+        variables = {"lang": lang, "name": customer.name, "product": product.name(lang), "unit": product.unit_for(lang),
                      "quantity": planned.quantity or 1, "due": planned.due,
                      "overdue": on is not None and planned.due is not None and planned.due < on}
     elif kind == rules.KIND_SURVEY:

@@ -2,8 +2,9 @@
 
 Columns (CSV header, or YAML keys of each list item): ``sku, name_en, name_zh,
 category, unit, price`` (a decimal in the currency's major unit, e.g.
-``68.00``), and optionally ``days_per_unit_per_person`` and ``active``
-(default true). Import upserts by SKU and is all-or-nothing: if any row is
+``68.00``), and optionally ``unit_zh`` (the unit as Chinese customers read it,
+e.g. ``5 公斤装``; without it they see ``unit``), ``days_per_unit_per_person`` and
+``active`` (default true). Import upserts by SKU and is all-or-nothing: if any row is
 invalid, nothing is written and every problem is reported with its line.
 """
 
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
     from bot.app import App
     from storage.db import Database
 
-COLUMNS = ("sku", "name_en", "name_zh", "category", "unit", "price", "days_per_unit_per_person", "active")
-REQUIRED = COLUMNS[:6]
+COLUMNS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person", "active")
+REQUIRED = ("sku", "name_en", "name_zh", "category", "unit", "price")
 SAMPLE_CATALOG = Path(__file__).resolve().parent / "data" / "sample_catalog.csv"
 
 SKU_MAX, NAME_MAX, CATEGORY_MAX, UNIT_MAX = 64, 64, 64, 32  # keep cards and summaries under 4096
@@ -140,6 +141,10 @@ def validate_row(raw: dict[str, str], currency: str) -> tuple[dict[str, Any], li
     row["name_zh"] = _text(raw, "name_zh", NAME_MAX, reasons)
     row["category"] = _text(raw, "category", CATEGORY_MAX, reasons)
     row["unit"] = _text(raw, "unit", UNIT_MAX, reasons)
+    unit_zh = " ".join((raw.get("unit_zh") or "").split())  # optional: Chinese customers see ``unit`` without it
+    if len(unit_zh) > UNIT_MAX:
+        reasons.append(f"unit_zh is longer than {UNIT_MAX} characters")
+    row["unit_zh"] = unit_zh or None
     for field, parse in (("price", lambda v: _price(v, currency)), ("days_per_unit_per_person", _days),
                          ("active", _active)):
         try:
@@ -274,7 +279,8 @@ def _days_text(value: float | None) -> str:
 def product_row(product: Product, currency: str) -> dict[str, str]:
     return {
         "sku": product.sku, "name_en": product.name_en, "name_zh": product.name_zh,
-        "category": product.category, "unit": product.unit, "price": _price_text(product.price, currency),
+        "category": product.category, "unit": product.unit, "unit_zh": product.unit_zh or "",
+        "price": _price_text(product.price, currency),
         "days_per_unit_per_person": _days_text(product.days_per_unit_per_person),
         "active": "true" if product.active else "false",
     }
@@ -298,6 +304,8 @@ def export_text(products: list[Product], fmt: str, currency: str) -> str:
         items = []
         for row in rows:
             item: dict[str, Any] = {k: row[k] for k in REQUIRED}
+            if row["unit_zh"]:
+                item = {**{k: item[k] for k in REQUIRED[:5]}, "unit_zh": row["unit_zh"], "price": item["price"]}
             item["price"] = _Number(row["price"])
             if row["days_per_unit_per_person"]:
                 item["days_per_unit_per_person"] = _Number(row["days_per_unit_per_person"])

@@ -139,13 +139,14 @@ def _sample_rows(currency: str) -> list[dict[str, Any]]:
                 rows.append(dict(
                     sku=raw["sku"].strip(), name_en=raw["name_en"].strip(), name_zh=raw["name_zh"].strip(),
                     category=raw["category"].strip(), unit=raw["unit"].strip(),
+                    unit_zh=(raw.get("unit_zh") or "").strip() or None,
                     price=int(Decimal(raw["price"].strip()).scaleb(digits)),
                     days_per_unit_per_person=float(days) if days else None,
                     active=(raw.get("active") or "true").strip().lower() not in ("false", "no", "0"),
                 ))
     if rows:
         return rows
-    return [dict(sku=sku, name_en=name_en, name_zh=name_zh, category=category, unit=unit, price=price,
+    return [dict(sku=sku, name_en=name_en, name_zh=name_zh, category=category, unit=unit, unit_zh=None, price=price,
                  days_per_unit_per_person=days, active=True)
             for sku, name_en, name_zh, category, unit, price, days in BUILT_IN_PRODUCTS]
 

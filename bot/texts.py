@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, pa
 from jinja2.runtime import Context
 
 from bot.config import LANGUAGES
+from bot.rules.customer_file import split_phone
 from bot.rules.text_units import has_hidden, strip_hidden
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -110,6 +111,7 @@ class TextRenderer:
         self.env.filters["money"] = _defined(lambda minor: format_money(minor, self.currency))
         self.env.filters["date"] = _defined(_date)
         self.env.filters["duration"] = self._duration
+        self.env.filters["phone"] = self._phone
 
     @pass_context
     def _duration(self, context: Context, minutes: float | int | None) -> str:
@@ -119,6 +121,16 @@ class TextRenderer:
         if minutes is None:
             return "—"
         return self.render(_language_of(context), "common/duration.txt", **duration_parts(minutes))
+
+    @pass_context
+    def _phone(self, context: Context, phone: str | None) -> str:
+        """A stored phone as read: "+861088889999;ext=12" → "+861088889999 ext. 12" / "… 转 12"."""
+        if isinstance(phone, Undefined):
+            phone._fail_with_undefined_error()
+        if not phone:
+            return "—"
+        number, extension = split_phone(str(phone))
+        return self.render(_language_of(context), "common/phone.txt", number=number, extension=extension)
 
     def render(self, lang: str, name: str, /, **context: Any) -> str:
         lang = lang if lang in LANGUAGES else LANGUAGES[0]

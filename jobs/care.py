@@ -150,7 +150,8 @@ async def _plan(app: "App", now: datetime) -> PlanResult:
         repos = Repos(session)
         stops = await repos.care.stops()
         winbacks = await repos.care.last_winbacks()
-        products = {p.id: ProductFacts(p.id, p.name_en, p.name_zh, p.unit, p.days_per_unit_per_person, p.active)
+        products = {p.id: ProductFacts(p.id, p.name_en, p.name_zh, p.unit, p.days_per_unit_per_person, p.active,
+                                           unit_zh=p.unit_zh)
                     for p in await repos.products.all()}
         for row in await repos.care.birthdays_on(ctx.birthday_days()):
             customer = CustomerFacts._make(row)

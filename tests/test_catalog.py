@@ -38,7 +38,8 @@ async def all_products(app: App) -> list[tuple]:
     async with app.db.session() as session:
         from storage.repositories import Repos
 
-        return [(p.sku, p.name_en, p.name_zh, p.category, p.unit, p.price, p.days_per_unit_per_person, p.active)
+        return [(p.sku, p.name_en, p.name_zh, p.category, p.unit, p.unit_zh, p.price, p.days_per_unit_per_person,
+                 p.active)
                 for p in await Repos(session).products.all()]
 
 
@@ -48,9 +49,9 @@ def test_good_csv_rows_are_clean_values() -> None:
     rows = parse_catalog(GOOD.encode(), "csv", "CNY")
     assert rows == [
         {"sku": "RICE-5", "name_en": "Jasmine rice", "name_zh": "泰国香米", "category": "rice", "unit": "5 kg bag",
-         "price": 6800, "days_per_unit_per_person": 10.0, "active": True},
+         "unit_zh": None, "price": 6800, "days_per_unit_per_person": 10.0, "active": True},
         {"sku": "OIL-5", "name_en": "Peanut oil", "name_zh": "花生油", "category": "oil", "unit": "5 L bottle",
-         "price": 13900, "days_per_unit_per_person": None, "active": True},
+         "unit_zh": None, "price": 13900, "days_per_unit_per_person": None, "active": True},
     ]
 
 
@@ -95,14 +96,14 @@ def test_each_kind_of_bad_value(row: str, reason: str) -> None:
 def test_a_bad_header_is_reported_on_line_1() -> None:
     assert problems_of(b"sku,name,price\nA,x,1\n") == [
         "line 1: missing column(s): name_en, name_zh, category, unit",
-        "line 1: unknown column(s): name (known: sku, name_en, name_zh, category, unit, price, "
+        "line 1: unknown column(s): name (known: sku, name_en, name_zh, category, unit, unit_zh, price, "
         "days_per_unit_per_person, active)",
     ]
 
 
 def test_an_empty_file_is_refused() -> None:
     assert problems_of(b"") == [
-        "the file is empty (expected a header line: sku,name_en,name_zh,category,unit,price,"
+        "the file is empty (expected a header line: sku,name_en,name_zh,category,unit,unit_zh,price,"
         "days_per_unit_per_person,active)"]
     assert problems_of(HEADER.encode()) == ["no products in the file"]
 
@@ -185,11 +186,22 @@ def test_export_text_writes_decimals_and_optional_values() -> None:
                     days_per_unit_per_person=None, active=False),
             Product(sku="B", name_en="Rice", name_zh="米", category="rice", unit="5 kg", price=6800,
                     days_per_unit_per_person=12.5, active=True)]
-    assert export_text(rows, "csv", "CNY") == (HEADER + "A,Salt & co,盐,c,500 g,3.50,,false\n"
-                                                "B,Rice,米,rice,5 kg,68.00,12.5,true\n")
+    rows[1].unit_zh = "5 公斤装"
+    assert export_text(rows, "csv", "CNY") == (
+        "sku,name_en,name_zh,category,unit,unit_zh,price,days_per_unit_per_person,active\n"
+        "A,Salt & co,盐,c,500 g,,3.50,,false\nB,Rice,米,rice,5 kg,5 公斤装,68.00,12.5,true\n")
     yaml_text = export_text(rows, "yaml", "CNY")
     assert "price: 3.50\n" in yaml_text and "days_per_unit_per_person: 12.5\n" in yaml_text
     assert "name_zh: 盐" in yaml_text
+    assert "unit: 5 kg\n  unit_zh: 5 公斤装\n  price: 68.00\n" in yaml_text and yaml_text.count("unit_zh") == 1
+
+
+def test_chinese_units_are_read_and_checked() -> None:
+    head = "sku,name_en,name_zh,category,unit,unit_zh,price\n"
+    [row] = parse_catalog((head + "OIL-5,Peanut oil,花生油,oil,5 L bottle, 5 升桶装 ,139\n").encode(), "csv", "CNY")
+    assert (row["unit"], row["unit_zh"]) == ("5 L bottle", "5 升桶装")
+    assert problems_of((head + "OIL-5,Peanut oil,花生油,oil,5 L bottle," + "升" * 33 + ",139\n").encode()) == [
+        "line 2: unit_zh is longer than 32 characters"]
 
 
 # ----- the command line ---------------------------------------------------------

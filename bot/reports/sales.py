@@ -54,9 +54,13 @@ class ProductLine:
     quantity: int
     revenue: int
     revenue_share: float | None
+    unit_zh: str | None = None
 
     def name(self, lang: str) -> str:
         return self.name_zh if lang == "zh" else self.name_en
+
+    def unit_for(self, lang: str) -> str:
+        return self.unit_zh if lang == "zh" and self.unit_zh else self.unit
 
 
 @dataclass
@@ -115,12 +119,12 @@ async def top_products(session: AsyncSession, start: datetime, end: datetime, li
         .subquery("top")
     )
     stmt = (
-        select(Product.id, Product.name_en, Product.name_zh, Product.unit, top.c.qty, top.c.revenue)
+        select(Product.id, Product.name_en, Product.name_zh, Product.unit, Product.unit_zh, top.c.qty, top.c.revenue)
         .join(top, top.c.product_id == Product.id)
         .order_by(top.c.revenue.desc(), Product.id)
     )
     return [
-        ProductLine(product_id=row.id, name_en=row.name_en, name_zh=row.name_zh, unit=row.unit,
+        ProductLine(product_id=row.id, name_en=row.name_en, name_zh=row.name_zh, unit=row.unit, unit_zh=row.unit_zh,
                     quantity=int(row.qty or 0), revenue=int(row.revenue or 0),
                     revenue_share=share(row.revenue, total_revenue))
         for row in (await session.execute(stmt)).all()

@@ -38,8 +38,15 @@ def parse_name(text: str) -> str:
     return name
 
 
+# Chinese extension words, read as phonenumbers reads "ext": 转12, 分机 12, 分机号：12.
+_CHINESE_EXTENSION = re.compile(r"\s*(?:分机号?|转)\s*[:：]?\s*(?=\d)")
+EXTENSION_MARK = ";ext="  # RFC 3966's parameter: "+861088889999;ext=12"
+PHONE_MAX = 16 + len(EXTENSION_MARK) + 10
+
+
 def parse_phone(text: str, region: str) -> str:
-    raw = text.strip()
+    """E.164, with the extension when one was given ("+861088889999;ext=12")."""
+    raw = _CHINESE_EXTENSION.sub(" ext. ", text.strip())
     digits = re.sub(r"\D", "", raw)
     if not digits:
         raise Invalid("phone_not_a_phone")
@@ -49,9 +56,16 @@ def parse_phone(text: str, region: str) -> str:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
         raise Invalid("phone_invalid") from None
-    if not phonenumbers.is_valid_number(number):
+    if not phonenumbers.is_valid_number(number) or len(number.extension or "") > 10:
         raise Invalid("phone_invalid")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return f"{e164}{EXTENSION_MARK}{number.extension}" if number.extension else e164
+
+
+def split_phone(phone: str) -> tuple[str, str | None]:
+    """A stored phone as (E.164, extension or None)."""
+    number, mark, extension = phone.partition(EXTENSION_MARK)
+    return number, (extension if mark else None)
 
 
 def contact_phone(phone_number: str, region: str) -> str:

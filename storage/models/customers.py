@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String, Text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from bot.rules.customer_file import EXTENSION_MARK as PHONE_EXTENSION_MARK
 from storage.models.base import Base, UTCDateTime
 
 
@@ -18,7 +21,9 @@ class Customer(Base):
     # orders and tickets that point at it.
     telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     name: Mapped[str | None] = mapped_column(String(64))
-    phone: Mapped[str | None] = mapped_column(String(20), index=True)
+    # E.164 (≤ 16 characters) in ``phone``, an extension beside it; read and set together as ``phone``.
+    phone_number: Mapped[str | None] = mapped_column("phone", String(20), index=True)
+    phone_extension: Mapped[str | None] = mapped_column(String(10))
     birthday: Mapped[date | None] = mapped_column(Date)
     address: Mapped[str | None] = mapped_column(String(300))
     household_size: Mapped[int | None] = mapped_column(Integer)
@@ -36,6 +41,24 @@ class Customer(Base):
     notes: Mapped[list["StaffNote"]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="StaffNote.id"
     )
+
+    @hybrid_property
+    def phone(self) -> str | None:
+        """The phone as the dialogs read it: E.164, with an extension in RFC 3966 form ("+861088889999;ext=12")."""
+        if self.phone_number and self.phone_extension:
+            return f"{self.phone_number}{PHONE_EXTENSION_MARK}{self.phone_extension}"
+        return self.phone_number
+
+    @phone.inplace.setter
+    def _phone_setter(self, value: str | None) -> None:
+        number, mark, extension = (value or "").partition(PHONE_EXTENSION_MARK)
+        self.phone_number = number or None
+        self.phone_extension = (extension or None) if mark else None
+
+    @phone.inplace.expression
+    @classmethod
+    def _phone_expression(cls) -> Any:
+        return cls.phone_number  # in SQL: the E.164 number (searches by digits)
 
     @property
     def is_forgotten(self) -> bool:

@@ -20,6 +20,7 @@ class Product(Base):
     name_zh: Mapped[str] = mapped_column(String(120))
     category: Mapped[str] = mapped_column(String(64), index=True)
     unit: Mapped[str] = mapped_column(String(64))
+    unit_zh: Mapped[str | None] = mapped_column(String(64))  # the unit in Chinese ("5 公斤装"); else ``unit``
     price: Mapped[int] = mapped_column(Integer)  # minor units of settings.currency
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # How many days one unit lasts one person (the rice-shop rule); optional.
@@ -27,6 +28,9 @@ class Product(Base):
 
     def name(self, lang: str) -> str:
         return self.name_zh if lang == "zh" else self.name_en
+
+    def unit_for(self, lang: str) -> str:
+        return self.unit_zh if lang == "zh" and self.unit_zh else self.unit
 
 
 class Order(Base):

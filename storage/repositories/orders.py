@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 OrderCreatedHook = Callable[["Repos", Order, datetime], Awaitable[None]]
 ORDER_CREATED_HOOKS: list[OrderCreatedHook] = []
 
-PRODUCT_FIELDS = ("sku", "name_en", "name_zh", "category", "unit", "price", "days_per_unit_per_person", "active")
+PRODUCT_FIELDS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person", "active")
 
 
 @dataclass(frozen=True)
