@@ -1,9 +1,19 @@
 """The test harness: the real Dispatcher, a fake Telegram, a clock that only
-moves when told, and a fresh migrated SQLite database per test."""
+moves when told, and a fresh migrated database per test.
+
+Every test that uses the database (``db_url``, and so ``settings`` and ``app``)
+runs once per backend: ``test_x[sqlite]`` on a copy of a migrated SQLite file,
+``test_x[postgresql]`` on the suite's migrated PostgreSQL schema, emptied first
+(``tests.servers.fresh_postgres_url``; skipped with the reason when PostgreSQL
+does not answer). Choose with ``--backend sqlite`` / ``--backend postgresql``
+(repeatable; ``all`` is the default) or ``TEST_BACKEND=sqlite`` (comma-separated);
+``-m sqlite`` / ``-m postgresql`` select by marker as well.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -16,12 +26,58 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser
 from storage.migrate import upgrade
+from tests.servers import fresh_postgres_url, require_postgres
 
 STAFF_CHAT_ID = -1001000000001
 STAFF_ID = 200001
 STAFF2_ID = 200002
 MANAGER_ID = 300001
 START = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Shanghai
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("caredesk").addoption(
+        "--backend", action="append", dest="backends", choices=(*BACKENDS, "all"),
+        help="run the database tests on this backend (repeatable; default: $TEST_BACKEND, else all)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name in BACKENDS:
+        config.addinivalue_line("markers", f"{name}: the test runs on the {name} database backend")
+
+
+def selected_backends(config: pytest.Config) -> list[str]:
+    chosen = config.getoption("backends") or [
+        name.strip() for name in os.environ.get("TEST_BACKEND", "all").split(",") if name.strip()]
+    unknown = set(chosen) - {*BACKENDS, "all"}
+    if unknown:
+        raise pytest.UsageError(f"TEST_BACKEND: unknown backend {', '.join(sorted(unknown))} "
+                                f"(choose from {', '.join(BACKENDS)}, all)")
+    return list(BACKENDS) if "all" in chosen or not chosen else [b for b in BACKENDS if b in chosen]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that needs the database runs once per selected backend."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return  # the test chose its backends itself
+    metafunc.parametrize("backend", [pytest.param(name, id=name, marks=getattr(pytest.mark, name))
+                                     for name in selected_backends(metafunc.config)], indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql`` (SQLite for a test that asks for the database only at run time)."""
+    name: str = getattr(request, "param", "sqlite")
+    if name == "postgresql":
+        require_postgres()
+    return name
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +89,11 @@ def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path, migrated_db: Path) -> str:
+def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database of the test's backend, for this test alone."""
+    if backend == "postgresql":
+        return fresh_postgres_url()
+    migrated_db: Path = request.getfixturevalue("migrated_db")
     target = tmp_path / "caredesk.sqlite3"
     shutil.copy(migrated_db, target)
     return f"sqlite+aiosqlite:///{target}"

@@ -1,52 +1,23 @@
 """Shared by the report tests: a database on SQLite *and* PostgreSQL, and
 small builders for customers, orders, tickets and outbox rows.
 
-``rdb`` is parametrised: every test that takes it runs once on a copy of the
-migrated SQLite database and once on PostgreSQL (one schema for the run, tables
-from the models, emptied before each test), or is skipped there with the reason when
-PostgreSQL is unreachable. ``TEST_POSTGRES_URL`` points elsewhere.
+``rdb`` is the test's database: like every database test, a test that takes it
+runs once per backend (``[sqlite]``, ``[postgresql]``; see ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from storage.db import create_engine
 from storage.models import Base, Customer, Order, OrderItem, OutboxMessage, Product, SurveyAnswer, Ticket
-
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-_pg_reachable: bool | None = None
-
-
-async def _postgres_reachable() -> bool:
-    global _pg_reachable
-    if _pg_reachable is None:
-        try:
-            import asyncpg  # noqa: F401  (the driver; without it PostgreSQL cannot be reached)
-        except ImportError:
-            _pg_reachable = False
-            return False
-        engine = create_async_engine(POSTGRES_URL)
-        try:
-            async with asyncio.timeout(3):
-                async with engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-            _pg_reachable = True
-        except Exception:  # noqa: BLE001  (any failure means: not reachable)
-            _pg_reachable = False
-        finally:
-            await engine.dispose()
-    return _pg_reachable
 
 
 class ReportDB:
@@ -60,56 +31,12 @@ class ReportDB:
         return self.sessionmaker()
 
 
-@pytest.fixture(scope="session")
-def pg_schema() -> Iterator[str | None]:
-    """One PostgreSQL schema for the whole run (tables from the models), or None when unreachable."""
-    if not asyncio.run(_postgres_reachable()):
-        yield None
-        return
-    schema = f"t_reports_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        engine = create_async_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-                await connection.run_sync(Base.metadata.create_all)
-        finally:
-            await engine.dispose()
-
-    async def drop() -> None:
-        engine = create_async_engine(POSTGRES_URL)
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(create())
+@pytest.fixture
+async def rdb(settings: Settings) -> AsyncIterator[ReportDB]:
+    """The test's database (``[sqlite]`` and ``[postgresql]``, from ``db_url``), migrated and empty."""
+    engine = create_engine(settings.database_url)
     try:
-        yield schema
-    finally:
-        asyncio.run(drop())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def rdb(request: pytest.FixtureRequest, settings: Settings, pg_schema: str | None) -> AsyncIterator[ReportDB]:
-    if request.param == "sqlite":
-        engine = create_engine(settings.database_url)  # a copy of the database migrated to head
-        try:
-            yield ReportDB(async_sessionmaker(engine, expire_on_commit=False), "sqlite")
-        finally:
-            await engine.dispose()
-        return
-    schema = pg_schema
-    if schema is None:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_URL.split('@')[-1]}")
-    engine = create_async_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
-    try:
-        async with engine.begin() as connection:  # DELETE is quicker than TRUNCATE on tiny tables
-            for table in reversed(Base.metadata.sorted_tables):
-                await connection.execute(table.delete())
-        yield ReportDB(async_sessionmaker(engine, expire_on_commit=False), "postgresql")
+        yield ReportDB(async_sessionmaker(engine, expire_on_commit=False), engine.dialect.name)
     finally:
         await engine.dispose()
 
@@ -194,16 +121,19 @@ class Data:
     async def commit(self) -> None:
         await self.session.flush()
         await self.session.commit()
+        await fix_sequences(self.session)  # rows added later (by the bot) get the next ids, as on SQLite
 
 
 async def fix_sequences(session: AsyncSession) -> None:
     """After inserting explicit ids on PostgreSQL, move the id sequences past them."""
     if session.bind is None or session.bind.dialect.name != "postgresql":
         return
-    for table in ("customers", "products", "orders", "order_items", "tickets", "outbox"):
-        await session.execute(text(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))
+    for table in Base.metadata.sorted_tables:
+        if "id" in table.c and table.c.id.primary_key and table.c.id.autoincrement in (True, "auto"):
+            await session.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
     await session.commit()
 
 
-__all__ = ["Data", "ReportDB", "fix_sequences", "pg_schema", "rdb", "utc"]
+__all__ = ["Data", "ReportDB", "fix_sequences", "rdb", "utc"]

@@ -131,6 +131,7 @@ def _rows(now: datetime, keys: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # SQLite's own insert path, its stored text
 async def test_bulk_rows_on_sqlite_are_stored_as_sqlalchemy_stores_them(app: App) -> None:
     now = app.clock.now()
     rows = _rows(now, [f"k{n}" for n in range(7)])

@@ -16,7 +16,7 @@ from bot.config import Settings
 from bot.demo_data import TELEGRAM_ID_BASE, generate
 from storage.db import Database
 from storage.models import Customer, Order, OutboxMessage, Product, Ticket
-from tests.reports_helpers import ReportDB, pg_schema, rdb  # noqa: F401  (fixtures)
+from tests.reports_helpers import ReportDB, rdb  # noqa: F401  (fixtures)
 
 END = datetime(2026, 2, 28, 12, tzinfo=timezone.utc)
 

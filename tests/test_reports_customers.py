@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.reports import abc, rfm
 from bot.reports.periods import Period
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, pg_schema, rdb, utc  # noqa: F401  (fixtures)
+from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
 
 NOW = START  # 2026-03-02 02:00 UTC, 10:00 in Shanghai
 FEB = Period(date(2026, 2, 1), date(2026, 2, 28), "month")

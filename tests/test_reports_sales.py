@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.reports import care, csat, sales, sla
 from bot.reports.periods import Period
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, pg_schema, rdb, utc  # noqa: F401  (fixtures)
+from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
 
 FEB = Period(utc(2026, 2, 1).date(), utc(2026, 2, 28).date(), "month")
 

@@ -12,7 +12,7 @@ from bot.reports import sales, seasonal
 from bot.reports.periods import Period, PeriodError, parse_period
 from bot.reports.sql import offset_segments
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, pg_schema, rdb, utc  # noqa: F401  (fixtures)
+from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
 
 NOW = START  # 2026-03-02, so the last complete month is February 2026
 
