@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     business_hours: str = ""
     ticket_autoclose_days: int = Field(3, ge=1)
     ticket_reopen_days: int = Field(7, ge=1)
+    # Value-based priority (a top customer's complaint is high) only once the shop has this much
+    # history in the last 12 months: customers with an order, and orders.
+    value_priority_min_customers: int = Field(30, ge=0)
+    value_priority_min_orders: int = Field(100, ge=0)
+    # Staff notices and escalations outside BUSINESS_HOURS wait for the opening, except for tickets
+    # of these priorities (comma-separated high, normal, low; blank: none goes after hours).
+    after_hours_priorities: str = "high"
 
     # Care engine (issue: care engine)
     quiet_hours_start: time = time(21, 0)
@@ -140,6 +147,19 @@ class Settings(BaseSettings):
         if value not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown phone region {value!r} (a two-letter country code, e.g. CN)")
         return value
+
+    @field_validator("after_hours_priorities")
+    @classmethod
+    def _check_after_hours_priorities(cls, value: str) -> str:
+        codes = [c.strip().lower() for c in value.split(",") if c.strip()]
+        wrong = [c for c in codes if c not in ("high", "normal", "low")]
+        if wrong:
+            raise ValueError(f"not a priority: {', '.join(wrong)} (use high, normal, low)")
+        return ",".join(codes)
+
+    @property
+    def after_hours_priority_set(self) -> frozenset[str]:
+        return frozenset(c for c in self.after_hours_priorities.split(",") if c)
 
     @field_validator("business_hours")
     @classmethod

@@ -13,7 +13,7 @@ from handlers import common, profile, registration
 from handlers import my_orders, order_desk, ordering
 from handlers import complaint, csat, staff_tools, ticket_desk, ticket_relay
 from handlers import reports
-from handlers import care
+from handlers import care, conversations
 
 # Feature routers in order; add a new conversation here.
 FEATURE_ROUTERS: list[Router] = [
@@ -33,6 +33,8 @@ FEATURE_ROUTERS: list[Router] = [
     ticket_desk.router,
     staff_tools.router,
     ticket_relay.router,
+    # Free text outside a dialog with no open ticket: a conversation in the staff chat.
+    conversations.router,
     # Manager reports (commands and their buttons only).
     reports.router,
 ]

@@ -28,6 +28,7 @@ from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
 from bot.texts import TextRenderer, Texts
+from bot.ticket_priority import complaint_priority
 from handlers.ticket_views import customer_tz, post_card
 from storage.models import Customer
 from storage.repositories import Repos
@@ -308,11 +309,7 @@ async def _submit(message: Message, data: dict[str, Any], values: dict[str, Any]
     order_id = values.get("order_id")
     if order_id and await repos.tickets.customer_order(customer.id, order_id) is None:
         order_id = None
-    priority, reasons = rules.priority_for(
-        values["category"],
-        top_customer=await repos.tickets.is_top_revenue(customer.id, now, settings.abc_a_share),
-        recent_unresolved=await repos.tickets.has_recent_unresolved(customer.id, now),
-    )
+    priority, reasons = await complaint_priority(repos, customer, values["category"], now, settings)
     schedule = schedule_for(settings)
     ticket, created = await repos.tickets.create(
         customer=customer, category=values["category"], order_id=order_id, description=values["description"],

@@ -73,7 +73,7 @@ async def test_whole_registration_in_chinese_with_every_mistake(app: App, world:
         for message in await user.send(command):
             assert message.text  # rendered, valid, and...
             assert any("\u4e00" <= ch <= "\u9fff" for ch in message.text), message.text  # ...in Chinese
-    assert texts_of(await user.send("你好")) == [shown("common/hint", "zh")]
+    assert texts_of(await user.send("你好"))[-1] == shown("conversations/passed_on", "zh")  # passed on to staff
 
 
 async def test_language_for_an_unregistered_person(app: App, customer: FakeUser) -> None:
@@ -182,8 +182,10 @@ async def test_text_outside_a_dialog_gets_a_hint(app: App, world: FakeTelegram, 
     assert texts_of(await customer.send("hello?")) == [shown("common/register_first")]
     assert texts_of(await customer.send_sticker()) == [shown("common/register_first")]
     await register(customer, "Mei Lin")
-    assert texts_of(await customer.send("hello?")) == [shown("common/hint")]
-    assert texts_of(await customer.send_photo()) == [shown("common/hint")]
+    # A customer's words (and photos) go to the staff chat; a sticker gets the hint.
+    assert texts_of(await customer.send("hello?"))[-1] == shown("conversations/passed_on")
+    assert texts_of(await customer.send_photo())[-1] == shown("conversations/passed_on")
+    assert texts_of(await customer.send_sticker()) == [shown("common/hint")]
     staff_private = FakeUser(world, STAFF_ID, "Sam", language_code="en")
     assert texts_of(await staff_private.send("hello?")) == [shown("common/hint")]
 

@@ -125,9 +125,10 @@ async def test_cancel_anywhere(app: App, world: FakeTelegram, customer: FakeUser
     await customer.send("late again")
     await customer.press("Cancel")
     assert await tickets(app) == []
-    # After cancelling, plain text is not a complaint.
+    # After cancelling, plain text is not a complaint (it goes to the staff as a conversation).
     await customer.send("hello")
-    assert "I answer commands and buttons" in customer.last().text
+    assert "passed this on to our team" in customer.last().text
+    assert await tickets(app) == []
 
 
 async def test_restart_in_the_middle(app: App, world: FakeTelegram, customer: FakeUser) -> None:
@@ -200,6 +201,7 @@ async def test_from_the_menu_and_for_strangers(app: App, world: FakeTelegram, cu
 
 
 async def test_priority_from_customer_value(app: App, world: FakeTelegram, customer: FakeUser) -> None:
+    app.settings.value_priority_min_customers = app.settings.value_priority_min_orders = 0
     small = FakeUser(world, 100002, "Li")
     await register(customer, "Mei")
     await register(small, "Li")
@@ -215,6 +217,46 @@ async def test_priority_from_customer_value(app: App, world: FakeTelegram, custo
     # A second complaint while the first is open: high.
     await file_complaint(small, "still meh", category="Other", order="Not about an order")
     assert (await ticket(app, 3)).priority == "high"
+
+
+async def test_value_priority_only_with_enough_history_and_its_reason_in_words(
+        app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser) -> None:
+    small = FakeUser(world, 100002, "Li")
+    await register(customer, "Mei")
+    await register(small, "Li")
+    await add_order(app, customer.id, 8000, START - timedelta(days=30))
+    await add_order(app, small.id, 2000, START - timedelta(days=30))
+    # Two customers and two orders: nobody's value counts yet (defaults: 30 customers, 100 orders).
+    await file_complaint(customer, "meh", category="Other", order="Not about an order")
+    assert (await ticket(app, 1)).priority == "low"
+    assert "High" not in card(world, 1).text and "top_customer" not in card(world, 1).text
+    # With the history the shop asks for, Mei (the top half by spend) is high, and the card says why.
+    app.settings.value_priority_min_customers = app.settings.value_priority_min_orders = 2
+    await file_complaint(customer, "meh again", category="Product quality", order="Not about an order")
+    saved = await ticket(app, 2)
+    assert (saved.priority, saved.priority_reason) == ("high", "top_customer:50,recent_unresolved")
+    assert "🔴 High (top 50 % customer by spend; another complaint still open)" in card(world, 2).text
+    await staff.send("/ticket 2")
+    history = world.last(STAFF_CHAT_ID).text
+    assert "🔴 High: top 50 % customer by spend; another complaint still open" in history
+    assert "top_customer" not in history and "priority=" not in history
+    # Staff set the priority: the system's reason goes.
+    await staff.press("Priority", card(world, 2))
+    await staff.press("Normal", card(world, 2))
+    assert (await ticket(app, 2)).priority_reason is None and "customer by spend" not in card(world, 2).text
+
+
+async def test_value_priority_reason_in_chinese(app: App, world: FakeTelegram, customer: FakeUser) -> None:
+    app.settings.value_priority_min_customers = app.settings.value_priority_min_orders = 2
+    app.settings.default_language = "zh"  # the staff chat's language
+    small = FakeUser(world, 100002, "Li")
+    await register(customer, "Mei")
+    await register(small, "Li")
+    await add_order(app, customer.id, 8000, START - timedelta(days=30))
+    await add_order(app, small.id, 2000, START - timedelta(days=30))
+    await file_complaint(customer, "meh", category="Other", order="Not about an order")
+    the_card = world.sent(STAFF_CHAT_ID)[0]
+    assert "🔴 高（消费额前 50% 的客户）" in the_card.text
 
 
 async def test_chinese_customer(app: App, world: FakeTelegram) -> None:

@@ -107,16 +107,47 @@ def targets(priority: str, settings: "Settings") -> Targets:
     )
 
 
-def priority_for(category: str, *, top_customer: bool, recent_unresolved: bool) -> tuple[str, list[str]]:
-    """The priority of a new ticket and why (reason codes for the staff card)."""
+def priority_for(category: str, *, top_customer: bool, recent_unresolved: bool,
+                 top_percent: int | None = None) -> tuple[str, list[str]]:
+    """The priority of a new ticket and why (reason codes for the staff card).
+
+    ``top_customer``: class A by revenue, counted only once the shop has the history
+    for it (:func:`enough_history`); ``top_percent``: the share of customers at or
+    ahead of them (the reason reads "top 20 % customer by spend").
+    """
     reasons: list[str] = []
     if top_customer:
-        reasons.append("top_customer")
+        reasons.append(f"top_customer:{top_percent}" if top_percent else "top_customer")
     if recent_unresolved:
         reasons.append("recent_unresolved")
     if reasons:
         return "high", reasons
     return CATEGORY_PRIORITY.get(category, "normal"), reasons
+
+
+def enough_history(customers: int, orders: int, *, min_customers: int, min_orders: int) -> bool:
+    """Value classes mean something only with enough customers and orders behind them."""
+    return customers >= min_customers and orders >= min_orders
+
+
+def top_percent(at_or_ahead: int, customers: int) -> int:
+    """"Top N %": the share of customers at or ahead of this one, rounded up to 5 % (at least 1 %)."""
+    if customers <= 0:
+        return 100
+    share = 100.0 * at_or_ahead / customers
+    if share <= 1:
+        return 1
+    return min(100, int(-(-share // 5) * 5))
+
+
+def priority_reasons(detail: str | None) -> list[tuple[str, int | None]]:
+    """Reason codes as stored (``top_customer:20,recent_unresolved``) → [(code, percent)]."""
+    out: list[tuple[str, int | None]] = []
+    for part in (detail or "").split(","):
+        code, _, value = part.strip().partition(":")
+        if code:
+            out.append((code, int(value) if value.isdigit() else None))
+    return out
 
 
 # ----- what people type --------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from storage.models.base import Base, UTCDateTime
 from storage.models.care import CareStop, SurveyAnswer
+from storage.models.conversations import Conversation, ConversationMessage
 from storage.models.customers import Customer, StaffNote
 from storage.models.dialogs import DialogState
 from storage.models.inbox import InboxUpdate
@@ -12,6 +13,6 @@ from storage.models.reports import ReportDigest, SegmentCampaign
 from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
 __all__ = [
-    "Base", "CareStop", "Customer", "DialogState", "InboxUpdate", "Lease", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
+    "Base", "CareStop", "Conversation", "ConversationMessage", "Customer", "DialogState", "InboxUpdate", "Lease", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
     "ReportDigest", "SegmentCampaign", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
 ]

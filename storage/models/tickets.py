@@ -29,6 +29,8 @@ class Ticket(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id", ondelete="SET NULL"))
     category: Mapped[str] = mapped_column(String(16))
     priority: Mapped[str] = mapped_column(String(8), default="normal")
+    # Why the system chose that priority (codes: ``top_customer:20,recent_unresolved``); None once staff set it.
+    priority_reason: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(20), default="new")
     # The Submit button's idempotency key: one ticket per complaint dialog.
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -64,6 +66,13 @@ class Ticket(Base):
     staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_message_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_thread_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    @property
+    def priority_reasons(self) -> list[tuple[str, int | None]]:
+        """Why the system chose the priority, as (code, percent) pairs (see ``priority_reason``)."""
+        from bot.rules.tickets import priority_reasons
+
+        return priority_reasons(self.priority_reason)
 
     events: Mapped[list["TicketEvent"]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketEvent.id"

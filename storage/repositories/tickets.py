@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.rules import tickets as rules
 from bot.rules.sla import Schedule
-from storage.models import Customer, Order, OutboxMessage, Ticket, TicketEvent, TicketMessage
+from storage.models import ConversationMessage, Customer, Order, OutboxMessage, Ticket, TicketEvent, TicketMessage
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -111,7 +111,8 @@ class TicketRepo:
         return {c.id: c for c in rows}
 
     async def latest_staff_target(self, chat_id: int) -> int | None:
-        """The newest ticket card or relayed customer message in the staff chat (the sandbox's :reply)."""
+        """The newest ticket card or relayed customer message (of a ticket or a conversation) in the
+        staff chat (the sandbox's :reply)."""
         card = await self.session.scalar(
             select(func.max(Ticket.staff_message_id)).where(Ticket.staff_chat_id == chat_id)
         )
@@ -119,7 +120,11 @@ class TicketRepo:
             select(func.max(TicketMessage.staff_message_id))
             .where(TicketMessage.staff_chat_id == chat_id, TicketMessage.direction == "in")
         )
-        candidates = [m for m in (card, relayed) if m is not None]
+        conversation = await self.session.scalar(
+            select(func.max(ConversationMessage.staff_message_id))
+            .where(ConversationMessage.staff_chat_id == chat_id, ConversationMessage.direction == "in")
+        )
+        candidates = [m for m in (card, relayed, conversation) if m is not None]
         return max(candidates) if candidates else None
 
     # ----- the customer's value ------------------------------------------------------
@@ -163,6 +168,35 @@ class TicketRepo:
         # PostgreSQL sums integers as numeric (Decimal): compare as floats.
         return float(total) > 0 and float(ahead) < a_share * float(total)
 
+    async def value_history(self, now: datetime) -> tuple[int, int]:
+        """Customers with an order, and orders (not cancelled), over the months value classes look at."""
+        since = now - timedelta(days=365 * rules.TOP_CLASS_MONTHS // 12)
+        customers, orders = (await self.session.execute(
+            select(func.count(func.distinct(Order.customer_id)), func.count(Order.id))
+            .where(Order.status != "cancelled", Order.created_at >= since)
+        )).one()
+        return int(customers or 0), int(orders or 0)
+
+    async def top_customer_rank(self, customer_id: int, now: datetime, a_share: float) -> tuple[int, int] | None:
+        """For a class-A customer (see :meth:`is_top_revenue`): (customers at or ahead by revenue, customers).
+
+        None when the customer is not class A.
+        """
+        if not await self.is_top_revenue(customer_id, now, a_share):
+            return None
+        since = now - timedelta(days=365 * rules.TOP_CLASS_MONTHS // 12)
+        revenue = (
+            select(Order.customer_id.label("customer_id"), func.sum(Order.total).label("revenue"))
+            .where(Order.status != "cancelled", Order.created_at >= since)
+            .group_by(Order.customer_id)
+            .subquery()
+        )
+        mine = select(revenue.c.revenue).where(revenue.c.customer_id == customer_id).scalar_subquery()
+        at_or_ahead, total = (await self.session.execute(
+            select(func.coalesce(func.sum(case((revenue.c.revenue >= mine, 1), else_=0)), 0), func.count())
+        )).one()
+        return int(at_or_ahead), int(total)
+
     async def has_recent_unresolved(self, customer_id: int, now: datetime) -> bool:
         since = now - timedelta(days=rules.RECENT_COMPLAINT_DAYS)
         found = await self.session.scalar(
@@ -184,6 +218,7 @@ class TicketRepo:
         ticket = Ticket(
             customer_id=customer.id, order_id=order_id, category=category, priority=priority, status="new",
             idempotency_key=idempotency_key, description=description,
+            priority_reason=",".join(reasons)[:64] or None,
             photo_file_ids=json.dumps(photos) if photos else None,
             created_at=now, updated_at=now, waiting_minutes=0.0, reopen_count=0,
         )
@@ -239,6 +274,7 @@ class TicketRepo:
                            settings: "Settings", schedule: Schedule | None) -> None:
         old = ticket.priority
         ticket.priority = priority
+        ticket.priority_reason = None  # set by a person now
         ticket.updated_at = now
         rules.refresh_due(ticket, settings, schedule, now)
         await self.add_event(ticket, "priority", actor, now, detail=f"{old}→{priority}")

@@ -1,0 +1,346 @@
+"""Whatever a customer writes reaches a person.
+
+A registered customer's text or photo outside any dialog, while no ticket of
+theirs is open (``handlers.ticket_relay`` takes it then), goes to the staff
+chat as a *conversation*: an answer to a survey, a birthday greeting, a
+reminder, a win-back, a resolved complaint ("Rice was still smelly")... The
+staff chat sees who wrote and what they most likely answered; more messages
+within :data:`CONTINUE_FOR` join the same conversation (as replies to its
+first message). The customer is told it was passed on.
+
+Staff answer with a Telegram reply to any message of the conversation (the
+sandbox's ``:reply``); the answer reaches the customer. A conversation is not
+a complaint: its first message carries "Make it a complaint" (then a
+category), which opens a ticket with the customer's words, posts its card,
+and from then on the conversation's messages answer through the ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import BaseFilter, StateFilter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.roles import Role
+from bot.rules import tickets as ticket_rules
+from bot.rules.sla import schedule_for
+from bot.texts import TextRenderer, Texts
+from handlers.ticket_views import (
+    actor_of,
+    customer_actor,
+    customer_texts,
+    post_card,
+    send_to_customer,
+    set_buttons,
+    split_text,
+    staff_texts,
+)
+from bot.ticket_priority import complaint_priority
+from storage.models import Conversation, Customer
+from storage.repositories import Repos
+from storage.repositories.conversations import ConversationRepo
+
+log = logging.getLogger(__name__)
+
+router = Router(name="conversations")
+
+# A message within this long of the conversation's last one joins it; later, a new one starts.
+CONTINUE_FOR = timedelta(days=3)
+# What the customer most likely answered: the latest care or service message this recent.
+CONTEXT_WITHIN = timedelta(days=14)
+PIECE = 3500  # a long text goes to the staff chat in pieces of this many characters
+CAPTION_PIECE = 800
+
+
+class ConversationCallback(CallbackData, prefix="cv"):
+    """Staff buttons on a conversation's first message: complaint | cat | back."""
+
+    action: str
+    conversation: int
+    value: str = ""
+
+
+def _repo(repos: Repos) -> ConversationRepo:
+    return ConversationRepo(repos.session)
+
+
+def _markup(texts: Texts, conversation: Conversation, mode: str = "main") -> InlineKeyboardMarkup | None:
+    if conversation.status != "open":
+        return None
+    builder = InlineKeyboardBuilder()
+    if mode == "categories":
+        for category in ticket_rules.CATEGORIES:
+            builder.button(text=texts.button(f"complaint_category_{category}"),
+                           callback_data=ConversationCallback(action="cat", conversation=conversation.id,
+                                                              value=category))
+        builder.button(text=texts.button("ticket_back"),
+                       callback_data=ConversationCallback(action="back", conversation=conversation.id))
+        builder.adjust(2, 2, 1, 1)
+        return builder.as_markup()
+    builder.button(text=texts.button("conversation_make_complaint"),
+                   callback_data=ConversationCallback(action="complaint", conversation=conversation.id))
+    return builder.as_markup()
+
+
+# ----- the customer writes ---------------------------------------------------------------------
+
+class IsCustomer(BaseFilter):
+    """A registered customer (not staff or a manager writing to the bot)."""
+
+    async def __call__(self, message: Message, customer: Customer | None = None, role: Role = Role.CUSTOMER,
+                       **_: Any) -> bool:
+        return customer is not None and customer.telegram_id is not None and role == Role.CUSTOMER
+
+
+@router.message(F.chat.type == "private", StateFilter(None), F.text, ~F.text.startswith("/"), IsCustomer())
+@router.message(F.chat.type == "private", StateFilter(None), F.photo, IsCustomer())
+async def customer_writes(message: Message, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    bot: Bot = data["bot"]
+    customer: Customer = data["customer"]
+    conversations = _repo(repos)
+    now = clock.now()
+    await repos.customers.mark_reachable(customer)  # they write, so they have not blocked us
+    text = message.text if message.text is not None else message.caption
+    photo = message.photo[-1].file_id if message.photo else None
+    conversation = await conversations.current(customer.id, now, CONTINUE_FOR)
+    first = conversation is None
+    if conversation is None:
+        context = await conversations.last_context(customer.id, now - CONTEXT_WITHIN)
+        conversation = await conversations.start(customer.id, now, context)
+    stexts = staff_texts(renderer, settings)
+    staff_message_id: int | None = None
+    chat_id = settings.staff_chat_id
+    if chat_id is not None:
+        def render(piece: str) -> str:
+            return stexts("conversations/relayed_in", conversation=conversation, customer=customer, text=piece,
+                          first=first)
+
+        markup = _markup(stexts, conversation) if first else None
+        reply_to = conversation.staff_message_id if not first else None
+        params: dict[str, Any] = {
+            "reply_parameters": (ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                                 if reply_to else None),
+        }
+        try:
+            if photo is not None:
+                pieces = split_text(text, PIECE) if text and len(text) > CAPTION_PIECE else []
+                sent = await bot.send_photo(chat_id, photo, caption=render("" if pieces else (text or "")),
+                                            reply_markup=markup, **params)
+                staff_message_id = sent.message_id
+                markup = None
+            else:
+                pieces = split_text(text or "", PIECE)
+            for piece in pieces:
+                sent = await bot.send_message(chat_id, render(piece), reply_markup=markup, **params)
+                markup = None
+                staff_message_id = staff_message_id or sent.message_id
+        except TelegramAPIError as exc:
+            log.warning("could not pass on a message of conversation %s: %s", conversation.id, exc)
+            await repos.outbox.enqueue(
+                dedupe_key=f"conversation:{conversation.id}:{message.message_id}", kind="conversation_relay",
+                chat_id=chat_id, text=render((text or "")[:PIECE]), now=now,
+                reply_markup=markup.model_dump(exclude_none=True) if markup else None,
+            )
+    if first and staff_message_id is not None and chat_id is not None:
+        await conversations.set_card(conversation, chat_id, staff_message_id)
+    await conversations.add_message(
+        conversation, direction="in", author_telegram_id=customer.telegram_id, author_name=customer.name, now=now,
+        text=text, photo_file_id=photo, staff_chat_id=chat_id if staff_message_id else None,
+        staff_message_id=staff_message_id,
+    )
+    await message.answer(texts("conversations/passed_on"))
+
+
+# ----- staff answer ----------------------------------------------------------------------------
+
+class ConversationReply(BaseFilter):
+    """A staff message in the staff chat replying to a conversation's message: passes ``conversation``."""
+
+    async def __call__(self, message: Message, settings: Settings, repos: Repos, role: Role = Role.CUSTOMER,
+                       **_: Any) -> bool | dict[str, Any]:
+        if settings.staff_chat_id is None or message.chat.id != settings.staff_chat_id:
+            return False
+        if role < Role.STAFF or (message.text or "").startswith("/") or message.reply_to_message is None:
+            return False
+        conversation = await _repo(repos).by_staff_message(message.chat.id, message.reply_to_message.message_id)
+        return {"conversation": conversation} if conversation is not None else False
+
+
+@router.message(ConversationReply())
+async def staff_replies(message: Message, conversation: Conversation, **data: Any) -> None:
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    bot: Bot = data["bot"]
+    stexts = staff_texts(renderer, settings)
+    if not message.text and not message.photo:
+        await message.reply(stexts("conversations/reply_unsupported"))
+        return
+    assert message.from_user is not None
+    me = actor_of(message.from_user)
+    now = clock.now()
+    customer = await repos.customers.get(conversation.customer_id)
+    photo = message.photo[-1].file_id if message.photo else None
+    body = message.text if message.text is not None else message.caption
+    failure: str | None = "gone"
+    if customer is not None and customer.telegram_id is not None and not customer.is_forgotten:
+        ctexts = customer_texts(renderer, customer)
+        if photo is not None:
+            caption = ctexts("conversations/staff_reply", name=me.name, text=body or "")
+            extra = None
+            if len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
+                caption, extra = ctexts("conversations/staff_reply", name=me.name, text=""), body
+            failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
+            if failure is None and extra:
+                failure = await _send_text(bot, repos, customer, now, ctexts, me.name, extra)
+        else:
+            failure = await _send_text(bot, repos, customer, now, ctexts, me.name, body or "")
+    await _repo(repos).add_message(
+        conversation, direction="out", author_telegram_id=me.telegram_id, author_name=me.name, now=now,
+        text=body, photo_file_id=photo, staff_chat_id=message.chat.id, staff_message_id=message.message_id,
+        delivered=failure is None,
+    )
+    if failure is not None:
+        await message.reply(stexts("conversations/not_delivered", reason=failure))
+        return
+    try:
+        await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
+    except TelegramAPIError:
+        pass
+
+
+async def _send_text(bot: Bot, repos: Repos, customer: Customer, now: Any, ctexts: Texts, name: str | None,
+                     body: str) -> str | None:
+    header = len(ctexts("conversations/staff_reply", name=name, text=""))
+    for piece in split_text(body, 4000 - header):
+        failure = await send_to_customer(bot, repos, customer, now,
+                                         text=ctexts("conversations/staff_reply", name=name, text=piece))
+        if failure:
+            return failure
+    return None
+
+
+# ----- make it a complaint ---------------------------------------------------------------------
+
+@router.callback_query(ConversationCallback.filter())
+async def conversation_button(callback: CallbackQuery, callback_data: ConversationCallback, **data: Any) -> None:
+    texts: Texts = data["texts"]
+    role: Role = data["role"]
+    repos: Repos = data["repos"]
+    if role < Role.STAFF:
+        await callback.answer(texts("tickets/staff_only.txt"), show_alert=True)
+        return
+    conversation = await _repo(repos).get(callback_data.conversation)
+    if conversation is None or not isinstance(callback.message, Message):
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    stexts = staff_texts(data["renderer"], data["settings"])
+    if conversation.status != "open":
+        await callback.answer(texts("conversations/already_complaint.txt", ticket_id=conversation.ticket_id),
+                              show_alert=True)
+        await set_buttons(callback.message, None)
+        return
+    if callback_data.action in ("complaint", "back"):
+        await callback.answer()
+        await set_buttons(callback.message,
+                          _markup(stexts, conversation, "categories" if callback_data.action == "complaint" else "main"))
+        return
+    if callback_data.action != "cat" or callback_data.value not in ticket_rules.CATEGORIES:
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    await _make_complaint(callback, conversation, callback_data.value, data)
+
+
+async def _make_complaint(callback: CallbackQuery, conversation: Conversation, category: str,
+                          data: dict[str, Any]) -> None:
+    texts: Texts = data["texts"]
+    repos: Repos = data["repos"]
+    clock: Clock = data["clock"]
+    settings: Settings = data["settings"]
+    renderer: TextRenderer = data["renderer"]
+    bot: Bot = data["bot"]
+    assert isinstance(callback.message, Message)
+    conversations = _repo(repos)
+    customer = await repos.customers.get(conversation.customer_id)
+    if customer is None or customer.is_forgotten:
+        await callback.answer(texts("common/button_expired.txt"))
+        return
+    now = clock.now()
+    messages = await conversations.messages(conversation.id)
+    said = [m.text for m in messages if m.direction == "in" and m.text]
+    description = "\n\n".join(said)[:ticket_rules.DESCRIPTION_MAX] or "—"
+    photos = [m.photo_file_id for m in messages if m.direction == "in" and m.photo_file_id][:ticket_rules.PHOTOS_MAX]
+    order_id = conversation.context_order_id
+    if order_id is not None and await repos.tickets.customer_order(customer.id, order_id) is None:
+        order_id = None
+    priority, reasons = await complaint_priority(repos, customer, category, now, settings)
+    schedule = schedule_for(settings)
+    ticket, created = await repos.tickets.create(
+        customer=customer, category=category, order_id=order_id, description=description, photos=photos,
+        priority=priority, idempotency_key=f"conversation:{conversation.id}", now=now, settings=settings,
+        schedule=schedule, reasons=reasons,
+    )
+    if not await conversations.make_complaint(conversation.id, ticket.id):
+        await callback.answer(texts("conversations/already_complaint.txt", ticket_id=conversation.ticket_id),
+                              show_alert=True)
+        return
+    me = actor_of(callback.from_user)
+    await repos.tickets.add_event(ticket, "from_conversation", me, now, detail=str(conversation.id))
+    # The conversation's messages in the staff chat now answer through the ticket.
+    for m in messages:
+        if m.staff_message_id is not None:
+            await repos.tickets.add_message(
+                ticket, direction=m.direction,
+                actor=customer_actor(customer) if m.direction == "in" else ticket_rules.Actor(
+                    "staff", m.author_telegram_id, m.author_name or ""),
+                now=m.created_at, text=m.text, photo_file_id=m.photo_file_id, staff_chat_id=m.staff_chat_id,
+                staff_message_id=m.staff_message_id, delivered=m.delivered,
+            )
+    await callback.answer()
+    await set_buttons(callback.message, None)
+    if created:
+        await post_card(bot, data.get("app"), repos, renderer, settings, ticket, customer, now)
+    await callback.message.reply(staff_texts(renderer, settings)("conversations/made_complaint", ticket=ticket,
+                                                                  name=me.name))
+    await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(
+        "conversations/became_complaint", ticket=ticket, targets=ticket_rules.targets(ticket.priority, settings),
+        business_hours=schedule is not None))
+
+
+# ----- privacy ---------------------------------------------------------------------------------
+
+async def _collect(repos: Repos, customer: Customer) -> dict[str, Any]:
+    return {"conversations": await _repo(repos).export_customer(customer.id)}
+
+
+async def _forget(repos: Repos, customer: Customer, now: Any) -> None:
+    await _repo(repos).forget_customer(customer.id)
+
+
+def _register_privacy() -> None:
+    from bot import privacy
+
+    if _collect not in privacy.COLLECTORS:
+        privacy.COLLECTORS.append(_collect)
+    if _forget not in privacy.FORGETTERS:
+        privacy.FORGETTERS.append(_forget)
+
+
+_register_privacy()
+
+__all__ = ["CONTINUE_FOR", "ConversationCallback", "router"]
