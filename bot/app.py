@@ -27,14 +27,16 @@ from aiogram.types import (
     BotCommandScopeDefault,
 )
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, ManualClock, SystemClock
 from bot.commands import commands_for
 from bot.config import LANGUAGES, Settings
-from bot.middlewares import DatabaseMiddleware, PersonMiddleware
+from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMiddleware
+from bot.pipeline import CareDispatcher, SendPath
 from bot.roles import Role
 from bot.texts import TextRenderer
 import jobs.all  # noqa: F401  (registers the scheduled jobs)
 from handlers import build_root_router
+from jobs.delivery import worker_for
 from storage.db import Database
 from storage.dialog_state import SQLStorage
 
@@ -79,14 +81,17 @@ def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 
 def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: TextRenderer,
                      storage: BaseStorage, isolation: BaseEventIsolation) -> Dispatcher:
-    dispatcher = Dispatcher(storage=storage, events_isolation=isolation)
+    dispatcher = CareDispatcher(db=db, clock=clock, renderer=renderer, settings=settings,
+                                storage=storage, events_isolation=isolation)
     # Shared objects reach handlers by parameter name.
     dispatcher["settings"] = settings
     dispatcher["clock"] = clock
     dispatcher["db"] = db
     dispatcher["renderer"] = renderer
-    dispatcher.update.outer_middleware(DatabaseMiddleware(db))
+    dispatcher.update.outer_middleware(DatabaseMiddleware())
     dispatcher.update.outer_middleware(PersonMiddleware(settings, renderer))
+    for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.edited_message):
+        observer.middleware(HandlerNameMiddleware())
     dispatcher.include_router(build_root_router())
     return dispatcher
 
@@ -102,6 +107,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseS
     app = App(settings=settings, clock=clock, db=db, renderer=renderer, storage=storage,
               dispatcher=dispatcher, bot=bot)
     dispatcher["app"] = app
+    # Every Telegram call passes the one send path: commit first, then the app's pacer.
+    bot.session.middleware(SendPath(pacer=lambda: worker_for(app).pacer, timer=lambda: worker_for(app).timer,
+                                    wait_for_turn=not isinstance(clock, ManualClock)))
     return app
 
 

@@ -1,7 +1,10 @@
-"""Update middlewares: one database transaction per update, and who is speaking.
+"""Update middlewares: the unit of work's repositories, and who is speaking.
 
-Order (outer middlewares on ``dp.update``, after aiogram's own user-context and
-FSM ones): :class:`DatabaseMiddleware` → :class:`PersonMiddleware`.
+The unit of work itself (one per update: load once, commit once, then talk
+to Telegram) is opened by ``bot.pipeline.CareDispatcher.feed_update``, around
+aiogram's own middlewares. Order (outer middlewares on ``dp.update``, after
+aiogram's user-context and FSM ones): :class:`DatabaseMiddleware` →
+:class:`PersonMiddleware`; :class:`HandlerNameMiddleware` is an inner one.
 """
 
 from __future__ import annotations
@@ -10,17 +13,18 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.handler import HandlerObject
 from aiogram.fsm.context import FSMContext
-from aiogram.types import TelegramObject, Update, User
+from aiogram.types import TelegramObject, User
 
 from bot.config import Settings
 from bot.roles import role_of
 from bot.rules.customer_file import language_for
 from bot.texts import TextRenderer
-from storage.db import Database, current_session
+from storage.db import current_session
 from storage.repositories import Repos
+from storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -31,57 +35,20 @@ LANG_KEY = "lang"
 
 
 class DatabaseMiddleware(BaseMiddleware):
-    """Open one session per update and commit it once, after the handler.
-
-    On failure the transaction is rolled back, the failure is logged with the
-    update's context, and the person is told; then the error propagates so the
-    dispatcher (and the sandbox) see it.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    """Hand the update's unit of work to the handler as ``repos`` (its session)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        async with self.db.session() as session:
-            repos = Repos(session)
-            data["repos"] = repos
-            token = current_session.set(session)
-            try:
-                result = await handler(event, data)
-                await repos.commit()
-                return result
-            except Exception:
-                await repos.rollback()
-                user: User | None = data.get("event_from_user")
-                chat = data.get("event_chat")
-                update_id = event.update_id if isinstance(event, Update) else None
-                log.exception(
-                    "update %s failed (user %s, chat %s, kind %s)",
-                    update_id,
-                    user.id if user else None,
-                    chat.id if chat else None,
-                    event.event_type if isinstance(event, Update) else type(event).__name__,
-                )
-                await _tell_failure(data)
-                raise
-            finally:
-                current_session.reset(token)
-
-
-async def _tell_failure(data: dict[str, Any]) -> None:
-    bot: Bot | None = data.get("bot")
-    chat = data.get("event_chat")
-    texts = data.get("texts")
-    if bot is None or chat is None or texts is None:
-        return
-    try:
-        await bot.send_message(chat.id, texts("errors/internal"))
-    except TelegramAPIError:
-        log.warning("could not tell chat %s about the failure", chat.id)
+        uow: UnitOfWork = data["uow"]
+        data["repos"] = Repos(uow.session)
+        token = current_session.set(uow.session)
+        try:
+            return await handler(event, data)
+        finally:
+            current_session.reset(token)
 
 
 class PersonMiddleware(BaseMiddleware):
-    """Resolve role, customer record and language for every update."""
+    """Resolve role, customer record and language for every update (the customer was loaded with the state)."""
 
     def __init__(self, settings: Settings, renderer: TextRenderer) -> None:
         self.settings = settings
@@ -89,8 +56,8 @@ class PersonMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        repos: Repos = data["repos"]
-        customer = await repos.customers.by_telegram_id(user.id) if user else None
+        uow: UnitOfWork = data["uow"]
+        customer = uow.customer
         if customer is not None:
             lang = customer.language
         else:
@@ -102,5 +69,16 @@ class PersonMiddleware(BaseMiddleware):
         data["role"] = role_of(user.id if user else None, self.settings)
         data["customer"] = customer
         data["lang"] = lang
-        data["texts"] = self.renderer.for_language(lang)
+        data["texts"] = uow.texts = self.renderer.for_language(lang)
+        return await handler(event, data)
+
+
+class HandlerNameMiddleware(BaseMiddleware):
+    """Note which handler took the update (for logs and metrics); never anything the person sent."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        uow: UnitOfWork | None = data.get("uow")
+        found: HandlerObject | None = data.get("handler")
+        if uow is not None and found is not None:
+            uow.handler_name = getattr(found.callback, "__qualname__", None)
         return await handler(event, data)

@@ -28,6 +28,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import update
 
 from bot import privacy
+from bot.filters import When
 from bot.care_messages import CareCallback
 from bot.clock import Clock
 from bot.config import Settings
@@ -35,12 +36,13 @@ from bot.dialogs import asks, end_dialog
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
 from bot.texts import TextRenderer, Texts
+from handlers.ticket_views import staff_notice_time
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 
 router = Router(name="care")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 COMMENT_LIMIT = 1000
 LOW_RATING = 2  # at or below: the staff chat hears about it
@@ -176,7 +178,8 @@ async def _tell_staff(repos: Repos, renderer: TextRenderer, settings: Settings, 
         return
     text = renderer.render(settings.default_language, template, **context)
     await repos.outbox.enqueue(dedupe_key=key, kind="survey_notice", chat_id=settings.staff_chat_id, text=text,
-                               now=clock.now(), ref_order_id=context.get("order_id"))
+                               now=clock.now(), ref_order_id=context.get("order_id"),
+                               not_before=staff_notice_time(settings, None, clock.now()))
 
 
 @router.callback_query(CareCallback.filter(F.a == "rate"))
@@ -227,7 +230,7 @@ async def skip_comment(callback: CallbackQuery, callback_data: CareCallback, **d
     await callback.message.answer(texts("care/survey_done"))
 
 
-@router.message(StateFilter(CareSurvey.comment), F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(CareSurvey.comment), When((F.text) & (~F.text.startswith("/"))))
 async def save_comment(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]

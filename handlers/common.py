@@ -14,6 +14,7 @@ from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
+from bot.filters import When
 from bot.commands import commands_for
 from bot.dialogs import ask_again, end_dialog, expects_buttons
 from bot.menu import MenuCallback
@@ -36,7 +37,7 @@ def _command_name(message: Message) -> str:
     return (message.text or "/").split()[0][1:].split("@")[0].lower()
 
 
-def _blocked_in_dialog(message: Message, customer: Customer | None = None) -> bool:
+async def _blocked_in_dialog(message: Message, customer: Customer | None = None) -> bool:
     name = _command_name(message)
     if name in ALWAYS_ALLOWED:
         return False
@@ -57,7 +58,7 @@ async def show_help(message: Message, **data: Any) -> None:
     await ask_again(message, data)
 
 
-@commands_router.message(CommandStart(), F.chat.type != "private", HasRole(Role.STAFF), InStaffChat())
+@commands_router.message(CommandStart(), When(F.chat.type != "private"), HasRole(Role.STAFF), InStaffChat())
 async def staff_start_in_staff_chat(message: Message, **data: Any) -> None:
     """/start in the staff group: a staff member gets their command list (customers register in private)."""
     await message.answer(help_text(data["texts"], data["role"]))
@@ -80,7 +81,7 @@ async def cancel_handler(message: Message, state: FSMContext, texts: Texts) -> N
     await message.answer(texts("common/cancelled"), reply_markup=ReplyKeyboardRemove())
 
 
-@guard_router.message(~StateFilter(None), F.text.startswith("/"), _blocked_in_dialog)
+@guard_router.message(~StateFilter(None), When(F.text.startswith("/")), _blocked_in_dialog)
 async def command_in_dialog(message: Message, **data: Any) -> None:
     """Another command in the middle of a dialog: finish it or /cancel first."""
     texts: Texts = data["texts"]
@@ -100,7 +101,7 @@ async def wrong_input_in_dialog(message: Message, **data: Any) -> None:
     await ask_again(message, data)
 
 
-@fallback_router.message(F.chat.type == "private")
+@fallback_router.message(When(F.chat.type == "private"))
 async def outside_dialog(message: Message, texts: Texts, customer: Customer | None, role: Role) -> None:
     if message.text and message.text.startswith("/"):
         if customer is None and role == Role.CUSTOMER:
@@ -114,7 +115,7 @@ async def outside_dialog(message: Message, texts: Texts, customer: Customer | No
         await message.answer(texts("common/hint"))
 
 
-@fallback_router.message(F.text.startswith("/"))
+@fallback_router.message(When(F.text.startswith("/")))
 async def unknown_command_in_group(message: Message, texts: Texts, role: Role) -> None:
     """In the staff group, only commands get an answer; staff chatter does not."""
     if role >= Role.STAFF:

@@ -19,6 +19,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
@@ -34,8 +35,8 @@ from storage.models import Customer
 from storage.repositories import Repos
 
 router = Router(name="complaint")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 
 class ComplaintForm(StatesGroup):
@@ -172,7 +173,7 @@ async def _reject(message: Message, data: dict[str, Any], error: Invalid) -> Non
     await ask_again(message, data)
 
 
-@router.message(ComplaintForm.description, F.text, ~F.text.startswith("/"))
+@router.message(ComplaintForm.description, When((F.text) & (~F.text.startswith("/"))))
 async def process_description(message: Message, **data: Any) -> None:
     try:
         description = rules.parse_description(message.text or "")
@@ -185,8 +186,8 @@ async def process_description(message: Message, **data: Any) -> None:
     await ask_step(message, data, "confirm")
 
 
-@router.message(ComplaintForm.description, F.photo)
-@router.message(ComplaintForm.confirm, F.photo)
+@router.message(ComplaintForm.description, When(F.photo))
+@router.message(ComplaintForm.confirm, When(F.photo))
 async def process_photo(message: Message, **data: Any) -> None:
     """Photos are kept by file_id; a caption in the description step is the description."""
     texts: Texts = data["texts"]
@@ -218,7 +219,7 @@ async def process_photo(message: Message, **data: Any) -> None:
         await message.answer(texts("complaints/photo_kept", count=len(photos), limit=rules.PHOTOS_MAX))
 
 
-@router.message(ComplaintForm.description, ~F.text, ~F.photo)
+@router.message(ComplaintForm.description, When((~F.text) & (~F.photo)))
 async def description_not_text(message: Message, **data: Any) -> None:
     """A sticker, a voice note, a file...: the description must be written."""
     texts: Texts = data["texts"]

@@ -18,6 +18,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -38,8 +39,8 @@ from storage.models import Customer, Ticket
 from storage.repositories import Repos
 
 router = Router(name="csat")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 
 class CsatForm(StatesGroup):
@@ -137,7 +138,7 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
         await callback.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
 
-@router.message(CsatForm.comment, F.text, ~F.text.startswith("/"))
+@router.message(CsatForm.comment, When((F.text) & (~F.text.startswith("/"))))
 async def process_comment(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]

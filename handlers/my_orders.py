@@ -13,6 +13,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
@@ -26,8 +27,8 @@ from storage.repositories import Repos
 from storage.repositories.orders import Actor
 
 router = Router(name="my-orders")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 ITEMS_SHOWN = 3  # per order in the list; the rest are counted
 

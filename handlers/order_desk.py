@@ -20,6 +20,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
@@ -293,7 +294,7 @@ async def _cancel_with_reason(message: Message, data: dict[str, Any], reason: st
     await message.answer(texts("orders/desk/cancelled_done", number=order.id, reason=reason, told=told))
 
 
-@router.message(DeskForm.reason, F.text, ~F.text.startswith("/"))
+@router.message(DeskForm.reason, When((F.text) & (~F.text.startswith("/"))))
 async def process_reason(message: Message, **data: Any) -> None:
     if data["role"] < Role.STAFF:
         return

@@ -26,6 +26,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
@@ -41,8 +42,8 @@ from storage.repositories import Repos
 from storage.repositories.orders import Actor
 
 router = Router(name="ordering")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 
 class OrderForm(StatesGroup):
@@ -461,7 +462,7 @@ async def _add(message: Message, data: dict[str, Any], quantity: int) -> None:
     await go(message, data, "more")
 
 
-@router.message(OrderForm.quantity, F.text, ~F.text.startswith("/"))
+@router.message(OrderForm.quantity, When((F.text) & (~F.text.startswith("/"))))
 async def process_quantity(message: Message, **data: Any) -> None:
     try:
         quantity = rules.parse_quantity(message.text or "")
@@ -489,7 +490,7 @@ async def _after_address(message: Message, data: dict[str, Any]) -> None:
     await go(message, data, "confirm" if od.get("review") or od.get("source") != "dialog" else "note")
 
 
-@router.message(OrderForm.address, F.text, ~F.text.startswith("/"))
+@router.message(OrderForm.address, When((F.text) & (~F.text.startswith("/"))))
 async def process_address(message: Message, **data: Any) -> None:
     customer: Customer | None = data.get("customer")
     try:
@@ -501,7 +502,7 @@ async def process_address(message: Message, **data: Any) -> None:
     await _address_chosen(message, data, address, offer_save=customer is not None and address != customer.address)
 
 
-@router.message(OrderForm.note, F.text, ~F.text.startswith("/"))
+@router.message(OrderForm.note, When((F.text) & (~F.text.startswith("/"))))
 async def process_note(message: Message, **data: Any) -> None:
     try:
         note = rules.parse_note(message.text or "")

@@ -15,9 +15,10 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import privacy
+from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
-from bot.config import LANGUAGES
+from bot.config import LANGUAGES, Settings
 from bot.dialogs import ask_again
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
@@ -27,8 +28,8 @@ from storage.models import Customer
 from storage.repositories import Repos
 
 router = Router(name="profile")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 # /language works in every chat: staff choose theirs in the staff group too (kept per person and chat).
 language_router = Router(name="language")
 
@@ -147,7 +148,8 @@ async def forget_ask(message: Message, customer: Customer | None, texts: Texts) 
 
 @router.callback_query(ProfileCallback.filter(F.action.in_({"forget_yes", "forget_no"})))
 async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
-                        repos: Repos, clock: Clock, texts: Texts, state: FSMContext) -> None:
+                        repos: Repos, clock: Clock, texts: Texts, state: FSMContext, renderer: TextRenderer,
+                        settings: Settings) -> None:
     message = callback.message
     if customer is None or customer.id != callback_data.cid or not isinstance(message, Message):
         await callback.answer(texts("common/button_expired.txt"))
@@ -157,7 +159,9 @@ async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback,
     if callback_data.action == "forget_no":
         await message.answer(texts("profile/forget_kept"))
         return
-    await privacy.forget(repos, customer, clock.now())
+    # Staff-chat cards and notices that showed the customer are edited to say only this (staff's language).
+    staff_text = renderer.render(settings.default_language, "common/forgotten_customer")
+    await privacy.forget(repos, customer, clock.now(), staff_text=staff_text)
     await state.clear()
     await message.answer(texts("profile/forgotten"))
 

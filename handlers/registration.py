@@ -31,6 +31,7 @@ from aiogram.types import (
 )
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -43,8 +44,8 @@ from storage.models import Customer
 from storage.repositories import Repos
 
 router = Router(name="registration")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 
 class RegistrationForm(StatesGroup):
@@ -329,7 +330,7 @@ async def reject(message: Message, data: dict[str, Any], error: rules.Invalid) -
     await ask_again(message, data)
 
 
-@router.message(RegistrationForm.name, F.text, ~F.text.startswith("/"))
+@router.message(RegistrationForm.name, When((F.text) & (~F.text.startswith("/"))))
 async def process_name(message: Message, **data: Any) -> None:
     try:
         value = rules.parse_name(message.text or "")
@@ -339,7 +340,7 @@ async def process_name(message: Message, **data: Any) -> None:
     await accept(message, data, "name", value)
 
 
-@router.message(RegistrationForm.phone, F.contact)
+@router.message(RegistrationForm.phone, When(F.contact))
 async def process_contact(message: Message, **data: Any) -> None:
     settings: Settings = data["settings"]
     contact = message.contact
@@ -357,7 +358,7 @@ async def process_contact(message: Message, **data: Any) -> None:
     await _phone_accepted(message, data, value)
 
 
-@router.message(RegistrationForm.phone, F.text, ~F.text.startswith("/"))
+@router.message(RegistrationForm.phone, When((F.text) & (~F.text.startswith("/"))))
 async def process_phone(message: Message, **data: Any) -> None:
     settings: Settings = data["settings"]
     texts: Texts = data["texts"]
@@ -383,7 +384,7 @@ async def _phone_accepted(message: Message, data: dict[str, Any], value: str) ->
     await accept(message, data, "phone", value)
 
 
-@router.message(RegistrationForm.birthday, F.text, ~F.text.startswith("/"))
+@router.message(RegistrationForm.birthday, When((F.text) & (~F.text.startswith("/"))))
 async def process_birthday(message: Message, **data: Any) -> None:
     clock: Clock = data["clock"]
     settings: Settings = data["settings"]
@@ -396,7 +397,7 @@ async def process_birthday(message: Message, **data: Any) -> None:
     await accept(message, data, "birthday", value)
 
 
-@router.message(RegistrationForm.address, F.text, ~F.text.startswith("/"))
+@router.message(RegistrationForm.address, When((F.text) & (~F.text.startswith("/"))))
 async def process_address(message: Message, **data: Any) -> None:
     try:
         value = rules.parse_address(message.text or "")
@@ -406,7 +407,7 @@ async def process_address(message: Message, **data: Any) -> None:
     await accept(message, data, "address", value)
 
 
-@router.message(RegistrationForm.household, F.text, ~F.text.startswith("/"))
+@router.message(RegistrationForm.household, When((F.text) & (~F.text.startswith("/"))))
 async def process_household(message: Message, **data: Any) -> None:
     try:
         value = rules.parse_household(message.text or "")

@@ -15,6 +15,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
@@ -223,7 +224,7 @@ async def _save_note(message: Message, data: dict[str, Any], customer: Customer,
     await message.answer(texts("tickets/note_saved", customer=customer, note=note))
 
 
-@router.message(NoteForm.text, F.text, ~F.text.startswith("/"))
+@router.message(NoteForm.text, When((F.text) & (~F.text.startswith("/"))))
 async def process_note(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]

@@ -19,6 +19,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, ReactionTypeEmoji
 
+from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
@@ -166,7 +167,7 @@ class IsResolutionNote(BaseFilter):
         return reply.message_id == (await state.get_data()).get("resolve_ask")
 
 
-@router.message(ResolveForm.note, F.text, ~F.text.startswith("/"), IsResolutionNote())
+@router.message(ResolveForm.note, When((F.text) & (~F.text.startswith("/"))), IsResolutionNote())
 async def process_resolution_note(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]

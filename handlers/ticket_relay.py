@@ -17,6 +17,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
 from bot.config import Settings
@@ -36,8 +37,8 @@ from storage.repositories import Repos
 log = logging.getLogger(__name__)
 
 router = Router(name="ticket-relay")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
+router.message.filter(When(F.chat.type == "private"))
+router.callback_query.filter(When(F.message.chat.type == "private"))
 
 PENDING_KEY = "relay_pending"  # dialog data: messages waiting for "which ticket?"
 PENDING_MAX = 5
@@ -59,8 +60,8 @@ class HasOpenTickets(BaseFilter):
         return {"open_tickets": tickets} if tickets else False
 
 
-@router.message(StateFilter(None), F.text, ~F.text.startswith("/"), HasOpenTickets())
-@router.message(StateFilter(None), F.photo, HasOpenTickets())
+@router.message(StateFilter(None), When((F.text) & (~F.text.startswith("/"))), HasOpenTickets())
+@router.message(StateFilter(None), When(F.photo), HasOpenTickets())
 async def customer_writes(message: Message, open_tickets: list[Ticket], **data: Any) -> None:
     texts: Texts = data["texts"]
     customer: Customer = data["customer"]
@@ -87,7 +88,7 @@ async def customer_writes(message: Message, open_tickets: list[Ticket], **data: 
     await message.reply(texts("tickets/relay_which"), reply_markup=builder.as_markup())
 
 
-@router.message(StateFilter(None), ~F.text, ~F.photo, HasOpenTickets())
+@router.message(StateFilter(None), When((~F.text) & (~F.photo)), HasOpenTickets())
 async def customer_sends_other(message: Message, texts: Texts) -> None:
     """A sticker, voice note or file while a ticket is open: only text and photos are passed on."""
     await message.answer(texts("tickets/relay_unsupported"))

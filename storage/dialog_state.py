@@ -1,5 +1,10 @@
 """Dialog state (aiogram FSM) kept in the database, so dialogs survive restarts.
 
+Inside an update the state goes through the update's unit of work
+(``storage.unit_of_work``): read once, cached, written once when the update
+commits. Outside one (tests of the storage contract, jobs) each call uses
+the session of the update, or a short one of its own.
+
 Data goes through JSON, like aiogram's RedisStorage, so state that would not
 survive a restart (a datetime, an object) fails at once instead of later.
 """
@@ -20,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock, SystemClock
 from storage.db import current_session
 from storage.models import DialogState
+from storage.unit_of_work import current_uow
 
 
 class SQLStorage(BaseStorage):
@@ -67,9 +73,16 @@ class SQLStorage(BaseStorage):
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
+        uow = current_uow.get()
+        if uow is not None:
+            await uow.set_state(self._key(key), value)
+            return
         await self._upsert(key, state=value)
 
     async def get_state(self, key: StorageKey) -> str | None:
+        uow = current_uow.get()
+        if uow is not None:
+            return (await uow.state(self._key(key))).state
         async with self._session(write=False) as session:
             return await session.scalar(select(DialogState.state).where(DialogState.key == self._key(key)))
 
@@ -77,9 +90,16 @@ class SQLStorage(BaseStorage):
         if not isinstance(data, dict):
             msg = f"Data must be a dict or dict-like object, got {type(data).__name__}"
             raise DataNotDictLikeError(msg)  # as MemoryStorage and RedisStorage do
+        uow = current_uow.get()
+        if uow is not None:
+            await uow.set_data(self._key(key), data)
+            return
         await self._upsert(key, data=json.dumps(data, ensure_ascii=False))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        uow = current_uow.get()
+        if uow is not None:
+            return json.loads((await uow.state(self._key(key))).data)
         async with self._session(write=False) as session:
             raw = await session.scalar(select(DialogState.data).where(DialogState.key == self._key(key)))
         return json.loads(raw) if raw else {}

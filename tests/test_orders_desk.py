@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.pipeline import CALL_ATTEMPTS
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from tests.conftest import STAFF_CHAT_ID, STAFF_ID, STAFF2_ID, restart
@@ -254,9 +255,18 @@ async def test_a_customer_who_blocked_the_bot_is_marked_and_staff_are_told(
     assert (await customer_row(app, ordered.id)).reachable is True  # reached again
 
 
+async def test_one_network_failure_is_retried(app: App, world: FakeTelegram, ordered: FakeUser,
+                                              staff: FakeUser) -> None:
+    world.fail("network", chat_id=ordered.id)
+    await staff.press("Accept")
+    assert world.last(ordered.id).text == shown("orders/status_changed", number=1, status="accepted",
+                                                status_label="Accepted", reason=None, total=13600)
+
+
 async def test_a_network_failure_is_not_a_block(app: App, world: FakeTelegram, ordered: FakeUser,
                                                 staff: FakeUser) -> None:
-    world.fail("network", chat_id=ordered.id)
+    # The send path tries a call that failed on the network three times (bot.pipeline.CALL_ATTEMPTS).
+    world.fail("network", chat_id=ordered.id, times=CALL_ATTEMPTS)
     await staff.press("Accept")
     assert (await customer_row(app, ordered.id)).reachable is True
     assert world.last(STAFF_CHAT_ID).text == shown("orders/desk/customer_unreachable", number=1, blocked=False)

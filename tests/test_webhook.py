@@ -1,12 +1,15 @@
 """Running for real, without Telegram: the webhook application served on
 loopback by aiohttp's test server (the bot's calls go to the fake session),
-and the commands registered with setMyCommands."""
+and the commands registered with setMyCommands. (Crashes, latency and a real
+process: tests/test_real_process.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+
+import logging
 
 import pytest
 from pydantic import SecretStr
@@ -19,8 +22,8 @@ from bot.commands import commands_for
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.roles import Role
-from bot.runner import WEBHOOK_HANDLER, build_webhook_app
-from storage.models import DialogState
+from bot.runner import MAX_BODY, build_webhook_app
+from storage.models import DialogState, InboxUpdate
 from tests.conftest import MANAGER_ID, STAFF2_ID, STAFF_CHAT_ID, STAFF_ID
 
 SECRET = "s3cret_Token-1"
@@ -60,10 +63,9 @@ def start_update(update_id: int = 1, text: str = "/start") -> dict[str, Any]:
     return {"update_id": update_id, "message": message}
 
 
-async def handled(client: TestClient) -> None:
-    """Wait for the updates the webhook answered 200 for and handles in the background."""
-    handler = client.server.app[WEBHOOK_HANDLER]
-    await asyncio.gather(*list(handler._background_feed_update_tasks))  # noqa: SLF001
+async def handled(app: App) -> None:
+    """Wait for the updates the webhook answered 200 for and handles in their chats' lanes."""
+    await app.extras["intake"].lanes.wait_idle()
 
 
 async def test_start_points_telegram_at_the_webhook(client: TestClient, world: FakeTelegram) -> None:
@@ -80,14 +82,13 @@ async def test_a_request_without_the_secret_is_refused(client: TestClient, world
     assert response.status == 401
     response = await client.post(PATH, json=start_update(), headers={HEADER: "wrong"})
     assert response.status == 401
-    await handled(client)
     assert world.sent(USER) == []
 
 
 async def test_a_request_with_the_secret_is_handled(client: TestClient, hook_app: App, world: FakeTelegram) -> None:
     response = await client.post(PATH, json=start_update(), headers={HEADER: SECRET})
     assert response.status == 200
-    await handled(client)
+    await handled(hook_app)
     sent = world.sent(USER)
     assert sent, "the bot answered nothing"
     assert sent[-1].buttons  # registration asks the name with a button offering the Telegram name
@@ -115,12 +116,32 @@ async def test_webhook_needs_a_secret(hook_app: App) -> None:
         build_webhook_app(hook_app)
 
 
-async def test_without_background_handling_the_response_waits(hook_app: App, world: FakeTelegram) -> None:
-    web_app = build_webhook_app(hook_app, handle_in_background=False)
-    async with TestClient(TestServer(web_app)) as client:
-        response = await client.post(PATH, json=start_update(), headers={HEADER: SECRET})
-        assert response.status == 200
-        assert world.sent(USER)
+async def test_a_redelivered_update_has_one_effect(client: TestClient, hook_app: App, world: FakeTelegram) -> None:
+    """Telegram sends an update again when it did not see our 200: the second copy is a no-op."""
+    for _ in range(2):
+        assert (await client.post(PATH, json=start_update(), headers={HEADER: SECRET})).status == 200
+        await handled(hook_app)
+    assert len([m for m in world.sent(USER) if m.buttons]) == 1  # one welcome + name question, not two
+    async with hook_app.db.session() as session:
+        rows = (await session.scalars(select(InboxUpdate))).all()
+    assert [(row.update_id, row.payload, row.handled_at is not None) for row in rows] == [(1, "", True)]
+
+
+async def test_bad_requests_get_the_right_answers_and_the_bot_keeps_serving(
+        client: TestClient, hook_app: App, world: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
+    headers = {HEADER: SECRET}
+    assert (await client.post(PATH, data=b"{not json", headers=headers)).status == 400
+    with caplog.at_level(logging.WARNING):
+        assert (await client.post(PATH, json={"hello": "world"}, headers=headers)).status == 200
+        assert (await client.post(PATH, json=[1, 2], headers=headers)).status == 200
+    warnings = [r for r in caplog.records if r.name == "bot.runner"]
+    assert len(warnings) == 2 and all("not a Telegram update" in r.getMessage() for r in warnings)
+    huge = start_update(text="x" * (MAX_BODY + 10))
+    assert (await client.post(PATH, json=huge, headers=headers)).status == 413
+    assert (await client.post(PATH, json=start_update(), headers=headers)).status == 200
+    await handled(hook_app)
+    assert world.sent(USER), "the bot stopped serving after bad requests"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 # ----- setMyCommands ---------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ class InboxUpdate(Base):
     offset past it); deleted in the transaction of the handler that handled
     it. What is left on start was acknowledged but never handled: it is
     handled then. The primary key makes a redelivered update a no-op.
+    A handled row keeps its id (its payload is emptied) for a day, as long
+    as Telegram may deliver the same update again, then it is pruned.
     """
 
     __tablename__ = "inbox_updates"
@@ -24,4 +26,4 @@ class InboxUpdate(Base):
     lane: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    attempts: Mapped[int] = mapped_column(default=0)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

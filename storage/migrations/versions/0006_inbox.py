@@ -25,10 +25,14 @@ def upgrade() -> None:
     sa.Column('lane', sa.BigInteger(), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('received_at', storage.models.base.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('handled_at', storage.models.base.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('update_id', name=op.f('pk_inbox_updates'))
     )
+    with op.batch_alter_table('inbox_updates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbox_updates_handled_at'), ['handled_at'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('inbox_updates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbox_updates_handled_at'))
     op.drop_table('inbox_updates')

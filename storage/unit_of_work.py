@@ -1,0 +1,194 @@
+"""The unit of work of one update: read once, decide, write once, commit.
+
+One :class:`UnitOfWork` per update (opened by the update pipeline,
+``bot.pipeline``). It holds the update's database session and a cache of the
+dialog states the update touches, so aiogram's FSM can read and write state
+as often as a handler likes while the database sees one read and one write:
+
+* **load** — the person's customer file and their dialog state, together
+  (:meth:`load`): on SQLite one hand-off to the database thread running both
+  ``SELECT`` s; on PostgreSQL two statements on the session.
+* **decide** — the handler runs. Its own repository calls go through
+  :attr:`session` as before.
+* **write once** — :meth:`commit` writes the changed dialog states (an upsert,
+  or a delete when nothing is left), marks the update handled in the inbox when it
+  came through one, and commits. When the handler wrote nothing else, this
+  runs on SQLite as one function in the database thread; otherwise in the
+  session's own transaction, so state and data commit together.
+
+The pipeline calls :meth:`commit` before every Telegram call the handler
+makes (see ``bot.pipeline.SendPath``): no transaction, and so no SQLite write
+lock or PostgreSQL row lock, is ever held across a network call. Whatever the
+handler writes after such a call goes into a short follow-up transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from storage.db import Database
+from storage.models import Customer, DialogState, InboxUpdate
+
+current_uow: ContextVar["UnitOfWork | None"] = ContextVar("current_uow", default=None)
+
+EMPTY = "{}"
+
+
+@dataclass
+class StateEntry:
+    state: str | None
+    data: str  # JSON text, as stored
+    in_db: bool
+    dirty: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return self.state is None and self.data == EMPTY
+
+
+class UnitOfWork:
+    def __init__(self, db: Database, now: datetime) -> None:
+        self.db = db
+        self.now = now
+        self.session: AsyncSession = db.session()
+        self.states: dict[str, StateEntry] = {}
+        self.customer: Customer | None = None
+        self.inbox_update_id: int | None = None
+        # Something of this update is committed (the people involved must not be told "nothing was saved").
+        self.committed_something = False
+        # Set by the pipeline's middlewares: the person's texts, and the handler that took the update.
+        self.texts: Any = None
+        self.handler_name: str | None = None
+
+    # ----- reading -----------------------------------------------------------------------
+    async def load(self, telegram_id: int | None, state_key: str | None) -> Customer | None:
+        """The customer with this Telegram id and the dialog state under this key, in one go."""
+        if self.db.sync_engine is not None:
+            customer, row = await self.db.run_sync(lambda engine: _load_sync(engine, telegram_id, state_key))
+            if customer is not None:
+                self.session.add(customer)  # no SQL: handlers may change it through repositories
+        else:
+            customer = (await self.session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))
+                        if telegram_id is not None else None)
+            row = (await self.session.execute(select(DialogState.state, DialogState.data)
+                                              .where(DialogState.key == state_key))).first() \
+                if state_key is not None else None
+        if state_key is not None:
+            self.states[state_key] = _entry(row)
+        self.customer = customer
+        return customer
+
+    async def state(self, key: str) -> StateEntry:
+        entry = self.states.get(key)
+        if entry is None:
+            row = (await self.session.execute(
+                select(DialogState.state, DialogState.data).where(DialogState.key == key))).first()
+            entry = self.states[key] = _entry(row)
+        return entry
+
+    # ----- changing dialog state ------------------------------------------------------------
+    async def set_state(self, key: str, state: str | None) -> None:
+        entry = await self.state(key)
+        if entry.state != state:
+            entry.state, entry.dirty = state, True
+
+    async def set_data(self, key: str, data: dict[str, Any]) -> None:
+        entry = await self.state(key)
+        text = json.dumps(data, ensure_ascii=False)
+        if entry.data != text:
+            entry.data, entry.dirty = text, True
+
+    # ----- writing -------------------------------------------------------------------------
+    @property
+    def session_in_use(self) -> bool:
+        """The handler talked to the database through the session, or has changes for it."""
+        s = self.session
+        return bool(s.info.get("began") or s.new or s.dirty or s.deleted)
+
+    @property
+    def pending(self) -> bool:
+        return self.session_in_use or self.inbox_update_id is not None or any(e.dirty for e in self.states.values())
+
+    async def commit(self) -> None:
+        """Write the changed states (and drop the inbox row) and commit; a no-op when nothing changed."""
+        if not self.pending:
+            return
+        dirty = [(key, entry) for key, entry in self.states.items() if entry.dirty]
+        inbox_id = self.inbox_update_id
+        if self.session_in_use or self.db.sync_engine is None:
+            for key, entry in dirty:
+                await self.session.execute(_state_write(self.db.dialect, key, entry, self.now))
+            if inbox_id is not None:
+                await self.session.execute(mark_handled(inbox_id, self.now))
+            await self.session.commit()
+        else:
+            statements = [_state_write("sqlite", key, entry, self.now) for key, entry in dirty]
+            if inbox_id is not None:
+                statements.append(mark_handled(inbox_id, self.now))
+            await self.db.run_sync(lambda engine: _write_sync(engine, statements))
+        self.session.info.pop("began", None)
+        for _key, entry in dirty:
+            entry.dirty = False
+            entry.in_db = not entry.empty
+        self.inbox_update_id = None
+        self.committed_something = True
+
+    async def rollback(self) -> None:
+        await self.session.rollback()
+        self.session.info.pop("began", None)
+        for entry in self.states.values():
+            entry.dirty = False
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+def mark_handled(update_id: int, now: datetime) -> Any:
+    """The inbox row of a handled update keeps only its id (duplicates stay no-ops; no personal data kept)."""
+    return (update(InboxUpdate).where(InboxUpdate.update_id == update_id)
+            .values(handled_at=now, payload=""))
+
+
+def _entry(row: Any) -> StateEntry:
+    if row is None:
+        return StateEntry(state=None, data=EMPTY, in_db=False)
+    return StateEntry(state=row[0], data=row[1] or EMPTY, in_db=True)
+
+
+def _state_write(dialect: str, key: str, entry: StateEntry, now: datetime) -> Any:
+    if entry.empty:
+        return delete(DialogState).where(DialogState.key == key)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(DialogState).values(key=key, state=entry.state, data=entry.data, updated_at=now)
+    return statement.on_conflict_do_update(
+        index_elements=[DialogState.key],
+        set_={"state": statement.excluded.state, "data": statement.excluded.data,
+              "updated_at": statement.excluded.updated_at},
+    )
+
+
+def _load_sync(engine: Engine, telegram_id: int | None, state_key: str | None) -> tuple[Customer | None, Any]:
+    with Session(engine, expire_on_commit=False) as session:
+        customer = (session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))
+                    if telegram_id is not None else None)
+        row = (session.execute(select(DialogState.state, DialogState.data).where(DialogState.key == state_key))
+               .first() if state_key is not None else None)
+        if customer is not None:
+            session.expunge(customer)
+        session.rollback()
+    return customer, (tuple(row) if row is not None else None)
+
+
+def _write_sync(engine: Engine, statements: list[Any]) -> None:
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(statement)
