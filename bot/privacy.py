@@ -12,6 +12,7 @@ from typing import Any
 
 from storage.models import Customer
 from storage.repositories import Repos
+from storage.repositories.privacy import PrivacyRepo
 
 Collector = Callable[[Repos, Customer], Awaitable[dict[str, Any]]]
 Forgetter = Callable[[Repos, Customer, datetime], Awaitable[None]]
@@ -76,9 +77,27 @@ async def collect(repos: Repos, customer: Customer) -> dict[str, Any]:
     return document
 
 
-async def forget(repos: Repos, customer: Customer, now: datetime) -> None:
-    """Run every part's forgetter, then erase the customer file itself."""
+async def forget(repos: Repos, customer: Customer, now: datetime, staff_text: str | None = None) -> None:
+    """Run every part's forgetter, then erase the customer file itself.
+
+    Then nothing about the customer is left: the outbox keeps no text and no
+    chat id of theirs, order histories no name, and every message in a staff
+    chat that showed them (cards, relayed messages, notices) is edited to
+    ``staff_text`` ("(forgotten customer)") through the outbox, paced like any
+    other message.
+    """
+    privacy = PrivacyRepo(repos.session)
+    telegram_id = customer.telegram_id
+    shown = await privacy.shown_in_staff_chats(customer.id, telegram_id)
     for forgetter in FORGETTERS:
         await forgetter(repos, customer, now)
     await repos.outbox.skip_pending_care(customer.id, "forgotten")
+    await privacy.erase_outbox(customer.id, telegram_id)
+    await privacy.erase_order_actors(customer.id)
     await repos.customers.forget(customer, now)
+    if staff_text:
+        for message in shown:
+            await repos.outbox.enqueue(
+                dedupe_key=f"forgotten:{message.chat_id}:{message.message_id}", kind="forgotten_edit",
+                chat_id=message.chat_id, text=staff_text, now=now,
+                options={"edit_message_id": message.message_id, "caption": message.caption})

@@ -439,6 +439,8 @@ class OutboxWorker:
     async def _send(self, row: OutboxMessage) -> Any:
         bot = self.app.bot
         options = row.options or {}
+        if options.get("edit_message_id"):  # a message sent before is rewritten (e.g. a card after /forget)
+            return await self._edit(row, options)
         kwargs: dict[str, Any] = {}
         if row.reply_markup:
             kwargs["reply_markup"] = _markup(row.reply_markup)
@@ -452,6 +454,20 @@ class OutboxWorker:
         if options.get("photo"):
             return await bot.send_photo(row.chat_id, options["photo"], caption=row.text or None, **kwargs)
         return await bot.send_message(row.chat_id, row.text, **kwargs)
+
+    async def _edit(self, row: OutboxMessage, options: dict[str, Any]) -> Any:
+        """Replace the text (or a photo's caption) of ``options['edit_message_id']``; its buttons go."""
+        bot = self.app.bot
+        try:
+            if options.get("caption"):
+                return await bot.edit_message_caption(chat_id=row.chat_id, message_id=options["edit_message_id"],
+                                                      caption=row.text)
+            return await bot.edit_message_text(row.text, chat_id=row.chat_id,
+                                               message_id=options["edit_message_id"])
+        except TelegramBadRequest as exc:
+            if "not modified" in exc.message:  # it already says so
+                return None
+            raise
 
     async def _retry_or_fail(self, row: OutboxMessage, error: str) -> str:
         settings = self.app.settings

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import os
 import stat
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from bot import csv_safe
 from bot.app import App, create_app
@@ -23,11 +25,13 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.logs import install, redact
 from jobs.runner import advance
+from storage.models import Base
 from storage.repositories import Repos
 from tests.care_helpers import add_customer, add_product, enqueue, outbox
-from tests.tickets_helpers import add_order, file_complaint
+from tests.tickets_helpers import add_order, card, file_complaint
 from bot.fake_telegram import FakeTelegram, FakeUser
-from tests.conftest import STAFF_CHAT_ID, register
+from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
+from tests.orders_helpers import load_catalog, place_order
 
 
 # ----- 12. LIKE wildcards ------------------------------------------------------------------
@@ -324,3 +328,68 @@ def test_report_and_catalog_csv_on_the_command_line_are_neutralised(bare_env: Pa
     assert main(["catalog", "import", "out.csv"]) == 0
     assert main(["catalog", "export", "again.csv"]) == 0
     assert (bare_env / "again.csv").read_text(encoding="utf-8") == (bare_env / "out.csv").read_text(encoding="utf-8")
+
+
+# ----- 9. /forget leaves nothing behind ------------------------------------------------------------------
+
+NAME, ADDRESS, BIRTHDAY = "Meixiu Qiao", "88 Lotus Lane", "1990-03-04"
+TYPED = ("torn sack from Qiao", "call me after six pm", "driver Wu was rude", "fine in the end")
+
+
+async def _scan(app: App, secrets: list[str], telegram_id: int) -> list[str]:
+    """Every column of every table: texts containing a secret, integers equal to the Telegram id."""
+    found = []
+    async with app.db.session() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).mappings():
+                for column, value in row.items():
+                    if isinstance(value, (dict, list)):
+                        value = json.dumps(value, ensure_ascii=False)
+                    if isinstance(value, str) and any(s in value for s in secrets + [str(telegram_id)]):
+                        found.append(f"{table.name}.{column} = {value[:80]!r}")
+                    elif isinstance(value, int) and not isinstance(value, bool) and value == telegram_id:
+                        found.append(f"{table.name}.{column} = {value}")
+                    elif isinstance(value, date) and value.isoformat() == BIRTHDAY:
+                        found.append(f"{table.name}.{column} = {value}")
+    return found
+
+
+async def test_forget_leaves_nothing_behind(app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser,
+                                            settings: Settings) -> None:
+    await load_catalog(app)
+    await register(customer, NAME, address=ADDRESS, birthday=BIRTHDAY)
+    phone = customer.phone.lstrip("+")[2:]
+    await place_order(customer)  # the card shows name, phone and address in the staff chat
+    for button in ("Accept", "Delivered"):
+        await staff.press(button, world.sent(STAFF_CHAT_ID)[0])
+    await file_complaint(customer, TYPED[0], order="#1")
+    await staff.send(f"Sorry {NAME}, a new sack comes today", reply_to=card(world).message_id)
+    await customer.send(TYPED[1])
+    await staff.press("Resolve", card(world))
+    await staff.send(f"New sack left at {ADDRESS}")
+    await advance(app, timedelta(minutes=5))
+    await customer.press("2 ⭐", next(m for m in customer.inbox() if "is resolved" in (m.text or "")))
+    await customer.send(TYPED[3])
+    await advance(app, timedelta(days=4))  # the birthday greeting and the delivery survey go out (a day apart)
+    assert any(NAME.split()[0] in (m.text or "") and "irthday" in (m.text or "") for m in customer.inbox())
+    await customer.press("1 ⭐", next(m for m in reversed(customer.inbox()) if "How was order" in (m.text or "")))
+    await customer.send(TYPED[2])
+    await advance(app, timedelta(minutes=5))
+    secrets = [NAME, "Meixiu", "Qiao", ADDRESS, phone, BIRTHDAY, *TYPED]
+    assert await _scan(app, secrets, customer.id)  # all of it is there before
+
+    await customer.send("/forget")
+    await customer.press("Yes")
+    await advance(app, timedelta(minutes=5))  # the staff chat's copies are edited through the outbox
+    assert await _scan(app, secrets, customer.id) == []
+    for message in world.sent(STAFF_CHAT_ID) + world.sent(MANAGER_ID):
+        assert not any(s in (message.text or "") for s in secrets), message.text
+    assert world.sent(STAFF_CHAT_ID)[0].text == "(forgotten customer)" and not world.sent(STAFF_CHAT_ID)[0].labels
+    # The file itself: nothing left in its bytes either (secure_delete zeroes what was overwritten).
+    if app.db.dialect != "sqlite":
+        return
+    await app.close()
+    path = Path(settings.database_url.split("///", 1)[1])
+    raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    left = [s for s in secrets if s.encode("utf-8") in raw]
+    assert left == []
