@@ -5,9 +5,9 @@ One :class:`UnitOfWork` per update (opened by the update pipeline,
 dialog states the update touches, so aiogram's FSM can read and write state
 as often as a handler likes while the database sees one read and one write:
 
-* **load** — the person's customer file and their dialog state, together
-  (:meth:`load`): on SQLite one hand-off to the database thread running both
-  ``SELECT`` s; on PostgreSQL two statements on the session.
+* **load** — the person's customer file and their dialog state, together, in
+  one ``SELECT`` (:meth:`load`); on SQLite through the plain driver
+  (``Database.run_sync``), on PostgreSQL on the session.
 * **decide** — the handler runs. Its own repository calls go through
   :attr:`session` as before.
 * **write once** — :meth:`commit` writes the changed dialog states (an upsert,
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, false, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -71,17 +71,14 @@ class UnitOfWork:
 
     # ----- reading -----------------------------------------------------------------------
     async def load(self, telegram_id: int | None, state_key: str | None) -> Customer | None:
-        """The customer with this Telegram id and the dialog state under this key, in one go."""
+        """The customer with this Telegram id and the dialog state under this key: one statement."""
+        statement = _load_statement(telegram_id, state_key)
         if self.db.sync_engine is not None:
-            customer, row = await self.db.run_sync(lambda engine: _load_sync(engine, telegram_id, state_key))
+            customer, row = await self.db.run_sync(lambda engine: _load_sync(engine, statement))
             if customer is not None:
                 self.session.add(customer)  # no SQL: handlers may change it through repositories
         else:
-            customer = (await self.session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))
-                        if telegram_id is not None else None)
-            row = (await self.session.execute(select(DialogState.state, DialogState.data)
-                                              .where(DialogState.key == state_key))).first() \
-                if state_key is not None else None
+            customer, row = _split((await self.session.execute(statement)).first())
         if state_key is not None:
             self.states[state_key] = _entry(row)
         self.customer = customer
@@ -176,16 +173,29 @@ def _state_write(dialect: str, key: str, entry: StateEntry, now: datetime) -> An
     )
 
 
-def _load_sync(engine: Engine, telegram_id: int | None, state_key: str | None) -> tuple[Customer | None, Any]:
+def _load_statement(telegram_id: int | None, state_key: str | None) -> Any:
+    """``(customer or None, state, data)`` in one row, whichever of the two exists."""
+    one = select(literal(1).label("one")).subquery()
+    return (select(Customer, DialogState.state, DialogState.data)
+            .select_from(one)
+            .outerjoin(Customer, Customer.telegram_id == telegram_id if telegram_id is not None else false())
+            .outerjoin(DialogState, DialogState.key == state_key if state_key is not None else false()))
+
+
+def _split(row: Any) -> tuple[Customer | None, Any]:
+    if row is None:
+        return None, None
+    customer, state, data = row
+    return customer, ((state, data) if (state is not None or data is not None) else None)
+
+
+def _load_sync(engine: Engine, statement: Any) -> tuple[Customer | None, Any]:
     with Session(engine, expire_on_commit=False) as session:
-        customer = (session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))
-                    if telegram_id is not None else None)
-        row = (session.execute(select(DialogState.state, DialogState.data).where(DialogState.key == state_key))
-               .first() if state_key is not None else None)
+        customer, row = _split(session.execute(statement).first())
         if customer is not None:
             session.expunge(customer)
         session.rollback()
-    return customer, (tuple(row) if row is not None else None)
+    return customer, row
 
 
 def _write_sync(engine: Engine, statements: list[Any]) -> None:

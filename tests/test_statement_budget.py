@@ -1,0 +1,77 @@
+"""Read once, write once: the SQL statements one update costs (issue 10, item 5).
+
+Counted with SQLAlchemy's ``before_cursor_execute`` on every engine of the
+app's database (the async one handlers use through their repositories, and
+on SQLite the plain one the unit of work loads and writes with). A failure
+prints the statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from bot.app import App
+from bot.fake_telegram import FakeUser
+from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, to_summary
+
+
+@contextmanager
+def counted(app: App) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def note(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split())[:160])
+
+    engines = [app.db.engine.sync_engine, *([app.db.sync_engine] if app.db.sync_engine is not None else []),
+               *([app.db._inline_engine] if getattr(app.db, "_inline_engine", None) is not None else [])]  # noqa: SLF001
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", note)
+
+
+def within(statements: list[str], budget: int, what: str) -> None:
+    listing = "\n".join(f"  {n}. {s}" for n, s in enumerate(statements, 1))
+    assert len(statements) <= budget, f"{what}: {len(statements)} statements, budget {budget}:\n{listing}"
+
+
+async def test_a_registration_step(app: App, customer: FakeUser) -> None:
+    await customer.send("/start")
+    await customer.send("Mei Lin")
+    with counted(app) as statements:
+        replies = await customer.send("+86 138 0013 8000")
+    assert replies, "the phone step answered nothing"
+    within(statements, 3, "typing the phone number during registration")
+
+
+async def test_each_registration_step(app: App, customer: FakeUser) -> None:
+    await customer.send("/start")
+    for answer in ("Mei Lin", "+86 138 0013 8000", "1990-03-25", "12 Rice Street", "3"):
+        with counted(app) as statements:
+            await customer.send(answer)
+        within(statements, 3, f"answering {answer!r}")
+
+
+async def test_a_menu_command_of_a_registered_customer(app: App, customer: FakeUser) -> None:
+    await make_customer(app, customer)
+    for command in ("/help", "/start"):
+        with counted(app) as statements:
+            replies = await customer.send(command)
+        assert replies
+        within(statements, 2, command)
+
+
+async def test_the_order_confirm(app: App, customer: FakeUser) -> None:
+    await load_catalog(app, SMALL_CATALOG)
+    await make_customer(app, customer)
+    await to_summary(customer)
+    with counted(app) as statements:
+        await customer.press("Confirm order")
+    assert len(await orders(app)) == 1
+    within(statements, 6, "confirming an order")
