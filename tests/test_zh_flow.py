@@ -3,8 +3,13 @@ customer, staff member or manager meets them."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
+from tests.conftest import MANAGER_ID
 from tests.orders_helpers import load_catalog, make_customer
 
 
@@ -25,3 +30,64 @@ async def test_units_in_chinese(app: App, world: FakeTelegram) -> None:
     await ann.send("/order")
     replies = await ann.press("Rice")
     assert replies[0].labels[0] == "Jasmine rice, 5 kg bag · ¥68.00"
+
+
+async def test_period_words_in_chinese(app: App, world: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.reports import output
+
+    monkeypatch.setattr(output, "render_chart", lambda *_: None)
+    boss = FakeUser(world, MANAGER_ID, "老板", language_code="zh-hans")
+    for word, label in (("本月", "2026-03-01 – 2026-03-02"), ("今天", "2026-03-02"), ("昨天", "2026-03-01"),
+                        ("本周", "2026-03-02"), ("今年", "2026-01-01 – 2026-03-02"),
+                        ("30天", "2026-02-01 – 2026-03-02"), ("12个月", "2025-03-03 – 2026-03-02")):
+        replies = await boss.send(f"/report {word}")
+        assert f"经营报表 · {label}" in replies[0].text, word
+    replies = await boss.send("/report 上辈子")
+    assert "今天、昨天、本周、本月、今年、30天、12个月" in replies[0].text
+    assert "month" not in replies[0].text
+    help_text = (await boss.send("/help")).pop().text or ""
+    assert "/report [今天|本周|本月|2026-03|…]" in help_text
+    assert not re.search(r"today|week|month", help_text)
+
+
+async def test_durations_in_chinese(app: App, world: FakeTelegram) -> None:
+    mei = FakeUser(world, 100011, "梅")
+    await make_customer(app, mei, "梅", lang="zh")
+    await mei.send("/complaint")
+    await mei.press("配送")
+    await mei.send("袋子破了")
+    replies = await mei.press("✅ 提交")
+    text = "\n".join(m.text or "" for m in replies if m.chat_id == mei.id)
+    assert "通常在营业时间内 30 分钟之内" in text or "通常在 30 分钟之内" in text, text
+    assert not re.search(r"\d+[mhd]\b", text)
+
+
+def test_duration_words() -> None:
+    from bot.texts import TextRenderer
+
+    renderer = TextRenderer()
+    for minutes, en, zh in ((0, "0m", "0 分钟"), (30, "30m", "30 分钟"), (60, "1h", "1 小时"),
+                            (1501, "1d 1h 1m", "1 天 1 小时 1 分钟")):
+        assert renderer.render("en", "reports/chart_target.txt", priority="High priority",
+                               minutes=minutes) == f"High priority target: {en}"
+        assert renderer.render("zh", "reports/chart_target.txt", priority="高优先级", minutes=minutes) == f"高优先级目标：{zh}"
+
+
+async def test_one_form_for_order_numbers_and_wording_for_any_product(app: App, world: FakeTelegram) -> None:
+    """"订单 #N" everywhere, "再来一单" for ordering again, and a delivery note that fits water as well as rice."""
+    from tests.test_plurals import RENDERER
+
+    texts = [RENDERER.render("zh", name, **context) for name, context in (
+        ("care/survey", {"order_id": 7, "delivered": None}),
+        ("care/survey_ask_comment", {"order_id": 7, "rating": 4}),
+        ("care/survey_comment_saved", {"order_id": 7}),
+        ("care/ask_comment_again", {"order_id": 7}),
+        ("orders/status_changed", {"status": "delivered", "number": 7, "status_label": "", "reason": None}),
+        ("orders/list", {"orders": [{"number": 7, "created_at": None, "status": "已送达", "total": 100,
+                                     "products": ["桶装矿泉水"], "more": 0}], "tz": "Asia/Shanghai"}),
+    )]
+    for text in texts:
+        assert "订单 #7" in text and "7 号" not in text, text
+    assert "用餐" not in texts[4]
+    assert RENDERER.render("zh", "buttons/care_order_again") == "🔁 再来一单"
+    assert RENDERER.render("zh", "buttons/order_again", number=7) == "🔁 再来一单 #7"

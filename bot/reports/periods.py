@@ -20,6 +20,9 @@ Accepted words (``parse_period``):
 ``2026-01-01..2026-03-31``  a range of days
 =====================  ==================================================
 
+The Chinese words mean the same: 今天 (今日), 昨天 (昨日), 本周 (这周), 本月
+(这个月), 今年 (本年), ``30天`` (``30日``) and ``12个月``.
+
 The previous period (for "each figure with the previous period beside it")
 has the same shape: the previous whole month or year for a whole month or
 year; the same days of the previous month, year or week for "month", "year"
@@ -145,9 +148,23 @@ def _clip(period: Period, today: date) -> Period:
     return period
 
 
+_CHINESE_WORDS = {"今天": "today", "今日": "today", "昨天": "yesterday", "昨日": "yesterday", "本周": "week",
+                  "这周": "week", "本星期": "week", "本月": "month", "这个月": "month", "今年": "year", "本年": "year"}
+_CHINESE_RELATIVE = re.compile(r"^(\d{1,3})\s*(天|日|个月)$")
+
+
+def _english_word(word: str) -> str:
+    """A Chinese period word as its English twin (本月 → month, 30天 → 30d, 12个月 → 12m)."""
+    if word in _CHINESE_WORDS:
+        return _CHINESE_WORDS[word]
+    if match := _CHINESE_RELATIVE.match(word):
+        return match.group(1) + ("m" if match.group(2) == "个月" else "d")
+    return word
+
+
 def parse_period(text: str | None, today: date, default: str = "month") -> Period:
     """Read a period word (see the module doc); raise :class:`PeriodError`."""
-    word = (text or "").strip().lower() or default
+    word = _english_word((text or "").strip().lower() or default)
     if word == "today":
         return Period(today, today, "day")
     if word == "yesterday":
