@@ -169,9 +169,10 @@ async def _plan(app: "App", now: datetime) -> PlanResult:
             if survey is not None:
                 add(customer, [survey], delivered_at)
 
+    at_risk = await _winback_targets(app, now)
     result.timings["feeds"] = timer.perf_counter() - started
     batch = BatchContext.build(now, ctx.horizon, settings,
-                               {p.id: (p.days_per_unit_per_person, p.active) for p in products.values()})
+                               {p.id: (p.days_per_unit_per_person, p.active) for p in products.values()}, at_risk)
     empty: dict[int, Any] = {}
     # Pairs whose message an earlier pass of this process wrote, with the inputs then: not planned
     # again while the inputs stay the same (the same dedupe key would come out).
@@ -194,6 +195,26 @@ async def _plan(app: "App", now: datetime) -> PlanResult:
     app.extras["care_batch_memo"] = still
     result.timings["write"] = timer.perf_counter() - started - result.timings["feeds"] - result.timings["customers"]
     return result
+
+
+async def _winback_targets(app: "App", now: datetime) -> Any:
+    """The ids of the customers ``/churn`` ranks at risk, for win-backs; None under the fallback rule.
+
+    Computed (and the purchase model fitted) at most once per business day: cached with the
+    date in ``app.extras``. A customer who ordered since is still in the list until tomorrow,
+    but the lapse rule (no order for a while) and the last check before sending keep them out.
+    """
+    from bot.reports import churn
+
+    today = now.astimezone(app.settings.tz).date()
+    cached = app.extras.get("winback_targets")
+    if cached is not None and cached[0] == today:
+        return cached[1]
+    async with app.db.session() as session:
+        ranking = await churn.ranking(session, app.settings, now)
+    targets = None if ranking.scores.method != "bgnbd" else ranking.scores.customer_id[ranking.ranked]
+    app.extras["winback_targets"] = (today, targets)
+    return targets
 
 
 WRITE_CHUNK = 1000

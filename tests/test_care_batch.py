@@ -183,3 +183,22 @@ def test_usual_intervals_by_hand() -> None:
     # Groups need not come in order.
     medians = group_medians(np.array([2, 0, 2, 2, 4, 4]), np.array([5.0, 1.0, 3.0, 4.0, 2.0, 9.0]), 5)
     assert np.array_equal(medians, [1.0, np.nan, 4.0, np.nan, 5.5], equal_nan=True)
+
+
+def test_winbacks_go_only_to_the_customers_the_model_ranks_at_risk() -> None:
+    """With the purchase model's targets (``/churn``'s list) a lapsed customer outside it gets no win-back."""
+    rows = _history(random.Random(5), 400)
+    settings = SimpleNamespace(**vars(SETTINGS), default_timezone="UTC")
+    free = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS), lambda c: {}, lambda c: None)
+    lapsed = sorted(p.customer_id for _, p, _, _ in free.planned if p.kind == rules.KIND_WINBACK)
+    assert len(lapsed) > 10
+    targets = np.array(lapsed[::2] + [100_000])  # half of them, and someone not in this batch
+    gated = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS, targets[::-1]),
+                       lambda c: {}, lambda c: None)
+    assert sorted(p.customer_id for _, p, _, _ in gated.planned if p.kind == rules.KIND_WINBACK) == lapsed[::2]
+    # Reminders do not depend on it.
+    reminders = sorted(p.key for _, p, _, _ in free.planned if p.kind == rules.KIND_REORDER)
+    assert sorted(p.key for _, p, _, _ in gated.planned if p.kind == rules.KIND_REORDER) == reminders
+    nobody = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS, np.array([], dtype=int)),
+                        lambda c: {}, lambda c: None)
+    assert not [p for _, p, _, _ in nobody.planned if p.kind == rules.KIND_WINBACK]

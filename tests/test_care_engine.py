@@ -581,3 +581,27 @@ async def test_the_scheduler_registers_the_jobs_and_runs_the_delivery_loop(app: 
     finally:
         await stop_scheduler(app)
     assert not worker_for(app).live
+
+
+async def test_winback_targets_come_from_the_purchase_model_once_a_day(app: App, monkeypatch: pytest.MonkeyPatch
+                                                                       ) -> None:
+    """Planning asks /churn's ranking for its win-back targets at most once per business day."""
+    from bot.reports import churn
+
+    calls: list[datetime] = []
+    real = churn.ranking
+
+    async def counted(session, settings, now):  # type: ignore[no-untyped-def]
+        calls.append(now)
+        return await real(session, settings, now)
+
+    monkeypatch.setattr(churn, "ranking", counted)
+    await rice_customer(app, interval_days=10, last_days_ago=50)
+    await plan(app, app.clock.now())
+    await plan(app, app.clock.now() + timedelta(hours=1))
+    assert len(calls) == 1
+    # One customer: too few repeat buyers to fit, so the lapse rule alone decides (no targets).
+    assert app.extras["winback_targets"][1] is None
+    assert len(await care_rows(app, "winback")) == 1
+    await plan(app, app.clock.now() + timedelta(days=1))
+    assert len(calls) == 2

@@ -50,10 +50,13 @@ class BatchContext:
     # product id → days one unit lasts one person (NaN: unknown), and whether it is sold
     supply: np.ndarray
     active: np.ndarray
+    # Win-back targets: the ids (sorted) of the customers the purchase model ranks at risk
+    # (``/churn``'s list); None: no model (its fallback), so the lapse rule alone decides.
+    at_risk: np.ndarray | None = None
 
     @classmethod
     def build(cls, now: datetime, horizon: timedelta, settings: Any,
-              products: dict[int, tuple[float | None, bool]]) -> "BatchContext":
+              products: dict[int, tuple[float | None, bool]], at_risk: np.ndarray | None = None) -> "BatchContext":
         size = max(products, default=0) + 1
         supply = np.full(size, np.nan)
         active = np.zeros(size, dtype=bool)
@@ -61,7 +64,8 @@ class BatchContext:
             supply[product_id] = days if days else np.nan
             active[product_id] = is_active
         return cls(now, rules.to_days(now), horizon, settings.reorder_days_before, settings.winback_min_days,
-                   settings.winback_repeat_days, settings.default_timezone, supply, active)
+                   settings.winback_repeat_days, settings.default_timezone, supply, active,
+                   None if at_risk is None else np.sort(np.asarray(at_risk, dtype=np.int64)))
 
 
 def numbers(texts: Sequence[str]) -> np.ndarray:
@@ -244,6 +248,9 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
     wait = np.where(np.isnan(usual), float(ctx.winback_min_days), np.fmax(2 * usual, float(ctx.winback_min_days)))
     lapsed = ((last_days + wait - 1 <= ctx.now_days + horizon_days)
               & (ctx.now_days - last_days <= rules.HISTORY_DAYS))
+    if ctx.at_risk is not None:  # the model's targets only: a lapsed customer it expects back is left alone
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        lapsed &= np.isin(ids, ctx.at_risk, assume_unique=False)
     for index in np.flatnonzero(lapsed).tolist():
         row = rows[index]
         key = ("winback", row[0])
