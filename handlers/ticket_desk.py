@@ -294,7 +294,7 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
     settings: Settings = data["settings"]
     renderer: TextRenderer = data["renderer"]
     bot: Bot = data["bot"]
-    texts = staff_texts(renderer, settings)
+    texts: Texts = data["texts"]  # answers to this staff member: in the language they chose
     if ticket.status == "closed":
         await message.reply(texts("tickets/reply_closed", ticket=ticket))
         return

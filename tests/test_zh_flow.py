@@ -91,3 +91,33 @@ async def test_one_form_for_order_numbers_and_wording_for_any_product(app: App, 
     assert "用餐" not in texts[4]
     assert RENDERER.render("zh", "buttons/care_order_again") == "🔁 再来一单"
     assert RENDERER.render("zh", "buttons/order_again", number=7) == "🔁 再来一单 #7"
+
+
+async def test_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser) -> None:
+    """A staff member who chose 中文: history lines in words, answers to their own replies in Chinese."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from storage.models import Ticket
+    from tests.conftest import register
+    from tests.tickets_helpers import card, file_complaint
+
+    await register(customer, "Mei")
+    await file_complaint(customer, category="Quality")
+    the_card = card(world)
+    await staff.send("/language")
+    await staff.press("中文")
+    app.clock.advance(timedelta(minutes=12))  # type: ignore[attr-defined]
+    await staff.send("很抱歉，马上换一袋", reply_to=the_card.message_id)
+    await staff.press("Priority", the_card)  # the card in the group is in the shop's language
+    await staff.press("High", the_card)
+    replies = await staff.send("/ticket 1")
+    history = "\n".join(m.text or "" for m in replies)
+    assert "首次响应（12 分钟）" in history and "优先级 🟡 普通 → 🔴 高" in history, history
+    assert " min" not in history and "normal" not in history
+    async with app.db.session() as session:
+        await session.execute(update(Ticket).values(status="closed"))
+        await session.commit()
+    replies = await staff.send("还有别的问题吗？", reply_to=the_card.message_id)
+    assert replies[-1].text == "1 号已关闭，您的消息没有发给客户。"
