@@ -20,10 +20,12 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
-from bot.rules.sla import schedule_for
+from bot.rules.sla import notice_time, schedule_for
+from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_split  # noqa: F401  (re-exported)
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
 from storage.repositories import Repos
@@ -33,10 +35,6 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
-
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
-
 
 class TicketCallback(CallbackData, prefix="tk"):
     """Buttons on a ticket card: take | resolve | prio | setprio | back."""
@@ -78,18 +76,9 @@ def customer_actor(customer: Customer) -> rules.Actor:
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long plain text into pieces of at most ``limit`` characters, at line ends when possible."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = text.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n ")
-    pieces.append(text)
-    return pieces
+    """Cut a long plain text into pieces of at most ``limit`` UTF-16 units (as Telegram counts), at line
+    ends when possible."""
+    return utf16_split(text, limit)
 
 
 # ----- the card ---------------------------------------------------------------------------
@@ -172,7 +161,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
         if forum:
             thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
             text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
-        sent = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
+        sent = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
         learned = bool(sent.chat.is_forum)
         if app is not None:
             app.extras["staff_forum"] = learned
@@ -181,7 +170,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
             if forum:  # learned just now: give the ticket its own topic after all
                 thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
                 text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
-                moved = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
+                moved = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
                 try:
                     await bot.delete_message(chat_id, sent.message_id)
                 except TelegramAPIError:
@@ -201,9 +190,9 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
     for number, file_id in enumerate(photos, start=1):
         caption = texts("tickets/card_photo", ticket=ticket, number=number, total=len(photos))
         try:
-            photo = await bot.send_photo(chat_id, file_id, caption=caption, message_thread_id=thread_id,
+            photo = await at_once(bot.send_photo(chat_id, file_id, caption=caption, message_thread_id=thread_id,
                                          reply_parameters=ReplyParameters(message_id=sent.message_id,
-                                                                          allow_sending_without_reply=True))
+                                                                          allow_sending_without_reply=True)))
         except TelegramAPIError as exc:
             log.warning("could not post photo %s of ticket %s: %s", number, ticket.id, exc)
             continue
@@ -270,10 +259,10 @@ async def send_to_customer(bot: Bot, repos: Repos, customer: Customer, now: date
         return "gone"
     try:
         if photo is not None:
-            await bot.send_photo(customer.telegram_id, photo, caption=caption, reply_markup=reply_markup)
+            await at_once(bot.send_photo(customer.telegram_id, photo, caption=caption, reply_markup=reply_markup))
         else:
             assert text is not None
-            await bot.send_message(customer.telegram_id, text, reply_markup=reply_markup)
+            await at_once(bot.send_message(customer.telegram_id, text, reply_markup=reply_markup))
     except TelegramForbiddenError:
         await repos.customers.mark_unreachable(customer.id, now)
         return "blocked"
@@ -323,19 +312,30 @@ async def enqueue_survey(repos: Repos, renderer: TextRenderer, settings: Setting
     )
 
 
+def staff_notice_time(settings: Settings, ticket: Ticket | None, now: datetime) -> datetime:
+    """When a notice or escalation to staff or managers may go: in BUSINESS_HOURS, unless the
+    ticket's priority goes at any hour (AFTER_HOURS_PRIORITIES)."""
+    return notice_time(now, schedule_for(settings), ticket.priority if ticket is not None else None,
+                       settings.after_hours_priority_set)
+
+
 async def notify_managers(repos: Repos, settings: Settings, ticket: Ticket, *, key: str, kind: str, text: str,
                           now: datetime) -> int:
-    """One outbox row per manager (or the staff chat when there are none); returns rows written."""
+    """One outbox row per manager (or the staff chat when there are none); returns rows written.
+
+    Outside opening hours the rows wait for the opening (see :func:`staff_notice_time`).
+    """
     written = 0
+    not_before = staff_notice_time(settings, ticket, now)
     if settings.manager_ids:
         for manager_id in sorted(settings.manager_ids):
             written += await repos.outbox.enqueue(
                 dedupe_key=f"{key}:{manager_id}", kind=kind, chat_id=manager_id, text=text, now=now,
-                category="service", ref_ticket_id=ticket.id,
+                category="service", ref_ticket_id=ticket.id, not_before=not_before,
             )
     elif settings.staff_chat_id is not None:
         written += await repos.outbox.enqueue(
             dedupe_key=key, kind=kind, chat_id=settings.staff_chat_id, text=text, now=now, category="service",
-            options=staff_chat_route(ticket, settings) or None, ref_ticket_id=ticket.id,
+            options=staff_chat_route(ticket, settings) or None, ref_ticket_id=ticket.id, not_before=not_before,
         )
     return written

@@ -6,7 +6,10 @@
 * Past a target, the managers are told — once per ticket and target — and the
   ticket is marked breached for the reports.
 * A resolved ticket the customer did not answer for ``TICKET_AUTOCLOSE_DAYS``
-  is closed, and the customer told.
+  is closed, and the customer told (after their quiet hours).
+
+Reminders and escalations outside ``BUSINESS_HOURS`` wait for the opening,
+unless the ticket's priority is in ``AFTER_HOURS_PRIORITIES`` (by default high).
 
 Everything goes through the outbox, in this run's transaction, with dedupe
 keys ``sla:<ticket>:<first|resolution>:<warn|breach>[:<manager>]`` and
@@ -21,6 +24,7 @@ from datetime import timedelta
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import select
 
+from bot.rules import care as care_rules
 from bot.rules import tickets as rules
 from bot.rules.sla import schedule_for
 from handlers.ticket_views import (
@@ -29,6 +33,7 @@ from handlers.ticket_views import (
     notify_managers,
     refresh_card,
     staff_chat_route,
+    staff_notice_time,
     staff_texts,
 )
 from jobs.registry import JobContext, job
@@ -105,6 +110,7 @@ async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Ch
     written = await repos.outbox.enqueue(
         dedupe_key=f"sla:{ticket.id}:{check.target}:warn", kind="sla_warning", chat_id=chat_id, text=text,
         now=ctx.now, category="service", options=options, ref_ticket_id=ticket.id,
+        not_before=staff_notice_time(settings, ticket, ctx.now),
     )
     if written:
         await repos.tickets.add_event(ticket, "sla_warning", rules.SYSTEM, ctx.now, detail=check.target)
@@ -142,11 +148,14 @@ async def _autoclose(repos: Repos, ctx: JobContext) -> list[int]:
                            callback_data=CsatCallback(action="notsolved", ticket=ticket.id))
             markup = builder.as_markup().model_dump(exclude_none=True)
         reopen_until = ticket.resolved_at + timedelta(days=settings.ticket_reopen_days) if ticket.resolved_at else None
+        # Not a reply to anything the customer did: it waits for their quiet hours to end.
+        tz = care_rules.zone(customer.timezone, settings.default_timezone)
+        not_before = care_rules.quiet_hours_end(ctx.now, tz, settings.quiet_hours_start, settings.quiet_hours_end)
         await repos.outbox.enqueue(
             dedupe_key=f"autoclose:{ticket.id}" + (f":r{ticket.reopen_count}" if ticket.reopen_count else ""),
             kind="ticket_closed", chat_id=customer.telegram_id, customer_id=customer.id, category="service",
             text=texts("tickets/autoclosed", ticket=ticket, reopen=markup is not None, until=reopen_until,
                        tz=customer.timezone or settings.default_timezone),
-            now=ctx.now, reply_markup=markup, ref_ticket_id=ticket.id,
+            now=ctx.now, reply_markup=markup, ref_ticket_id=ticket.id, not_before=not_before,
         )
     return closed

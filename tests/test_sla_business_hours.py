@@ -11,7 +11,7 @@ from bot.app import App
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser
 from jobs.runner import advance
-from tests.conftest import MANAGER_ID, register
+from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
 from tests.tickets_helpers import file_complaint, outbox, ticket
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -55,3 +55,77 @@ async def test_first_response_minutes_are_counted_minutes(app: App, world: FakeT
     await staff.send("Good morning, looking into it", reply_to=card(world).message_id)
     saved = await ticket(app)
     assert saved.first_response_minutes == 45 and saved.first_response_breached is False
+
+
+# ----- notices and escalations follow opening hours -------------------------------------------------
+
+async def _rated_at_night(app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser, category: str,
+                          rating: int = 1) -> None:
+    from tests.tickets_helpers import card
+
+    await register(customer, "Mei")
+    app.clock.set(local(2026, 3, 2, 17, 0))  # type: ignore[attr-defined]  # Monday 17:00
+    await file_complaint(customer, "musty", category=category)
+    await staff.press("Resolve", card(world))
+    await staff.send("Replaced the bag", reply_to=world.last(STAFF_CHAT_ID).message_id)
+    await advance(app, timedelta(minutes=1))
+    survey = customer.last()
+    app.clock.set(local(2026, 3, 2, 23, 0))  # type: ignore[attr-defined]  # the customer rates at 23:00
+    await customer.press(f"{rating}", survey)
+
+
+async def test_a_low_rating_at_night_reaches_the_managers_when_the_shop_opens(
+        app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser, manager: FakeUser) -> None:
+    await _rated_at_night(app, world, customer, staff, "Product quality")  # normal priority
+    await advance(app, timedelta(hours=9, minutes=30), step=timedelta(minutes=30))  # Tuesday 08:30
+    assert not any("Low rating" in (m.text or "") for m in manager.inbox())
+    await advance(app, timedelta(hours=1), step=timedelta(minutes=30))  # Tuesday 09:30
+    (alert,) = [m for m in manager.inbox() if "Low rating" in (m.text or "")]
+    assert datetime.fromtimestamp(alert.raw["date"], timezone.utc) == local(2026, 3, 3, 9, 0)
+
+
+async def test_a_high_priority_alert_goes_at_any_hour_unless_configured_otherwise(
+        app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser, manager: FakeUser) -> None:
+    await _rated_at_night(app, world, customer, staff, "Delivery")  # high priority
+    await advance(app, timedelta(minutes=2))
+    assert any("Low rating" in (m.text or "") for m in manager.inbox())
+
+
+async def test_with_no_after_hours_priorities_even_high_waits(app: App, world: FakeTelegram, customer: FakeUser,
+                                                               staff: FakeUser, manager: FakeUser) -> None:
+    app.settings.after_hours_priorities = ""
+    await _rated_at_night(app, world, customer, staff, "Delivery")
+    await advance(app, timedelta(hours=1))
+    assert not any("Low rating" in (m.text or "") for m in manager.inbox())
+    rows = [r for r in await outbox(app, "csat:1:low") if r.chat_id == MANAGER_ID]
+    assert rows and rows[0].not_before == local(2026, 3, 3, 9, 0)
+
+
+def test_notice_time_rules() -> None:
+    from bot.rules.sla import notice_time, parse_business_hours
+
+    schedule = parse_business_hours("mon-fri 09:00-18:00; sat 10:00-14:00", "Asia/Shanghai")
+    friday_night = local(2026, 3, 6, 22, 0)
+    assert notice_time(friday_night, schedule, "normal", {"high"}) == local(2026, 3, 7, 10, 0)  # Saturday 10:00
+    assert notice_time(friday_night, schedule, "high", {"high"}) == friday_night
+    assert notice_time(local(2026, 3, 7, 15, 0), schedule, None, {"high"}) == local(2026, 3, 9, 9, 0)  # Monday
+    assert notice_time(local(2026, 3, 9, 11, 0), schedule, "low", set()) == local(2026, 3, 9, 11, 0)  # open
+    assert notice_time(friday_night, None, "low", set()) == friday_night  # around the clock
+
+
+async def test_an_autoclose_notice_waits_for_the_customers_morning(app: App, world: FakeTelegram,
+                                                                   customer: FakeUser, staff: FakeUser) -> None:
+    from tests.tickets_helpers import card
+
+    await register(customer, "Mei")
+    app.clock.set(local(2026, 3, 2, 1, 0))  # type: ignore[attr-defined]  # Monday 01:00
+    await file_complaint(customer, "musty", category="Delivery")
+    await staff.press("Resolve", card(world))
+    await staff.send("Replaced the bag", reply_to=world.last(STAFF_CHAT_ID).message_id)
+    app.clock.set(local(2026, 3, 5, 1, 10))  # type: ignore[attr-defined]  # three days later, 01:10
+    await advance(app, timedelta(minutes=30), step=timedelta(minutes=10))  # autoclosed at about 01:10
+    assert (await ticket(app)).status == "closed"
+    assert not any("closed" in (m.text or "") for m in customer.inbox()[-1:])
+    await advance(app, timedelta(hours=8), step=timedelta(minutes=30))
+    closing = [m for m in customer.inbox() if "closed" in (m.text or "").lower()]
+    assert closing and datetime.fromtimestamp(closing[-1].raw["date"], timezone.utc) == local(2026, 3, 5, 9, 0)

@@ -196,3 +196,28 @@ def is_open(moment: datetime, schedule: Schedule | None) -> bool:
         return True
     day = moment.astimezone(schedule.tz).date()
     return any(a <= moment < b for d in (day - timedelta(days=1), day) for a, b in schedule.open_on(d))
+
+
+def next_open(moment: datetime, schedule: Schedule | None) -> datetime:
+    """``moment`` itself when open (or around the clock); else when the shop next opens."""
+    if schedule is None or is_open(moment, schedule):
+        return moment
+    day = moment.astimezone(schedule.tz).date() - timedelta(days=1)
+    for _ in range(_MAX_DAYS):
+        starts = [a for a, b in schedule.open_on(day) if a > moment]
+        if starts:
+            return min(starts)
+        day += timedelta(days=1)
+    return moment  # pragma: no cover (a schedule always opens within a week)
+
+
+def notice_time(now: datetime, schedule: Schedule | None, priority: str | None,
+                any_hour_priorities: frozenset[str] | set[str]) -> datetime:
+    """When a staff notice or escalation about a ticket of this priority may go out.
+
+    Outside opening hours it waits for the opening, unless the priority is one
+    that goes at any hour (``AFTER_HOURS_PRIORITIES``, by default high).
+    """
+    if priority is not None and priority in any_hour_priorities:
+        return now
+    return next_open(now, schedule)
