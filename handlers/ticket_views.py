@@ -20,12 +20,10 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.sla import notice_time, schedule_for
-from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_split  # noqa: F401  (re-exported)
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
 from storage.repositories import Repos
@@ -35,6 +33,10 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
 
 class TicketCallback(CallbackData, prefix="tk"):
     """Buttons on a ticket card: take | resolve | prio | setprio | back."""
@@ -76,9 +78,18 @@ def customer_actor(customer: Customer) -> rules.Actor:
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long plain text into pieces of at most ``limit`` UTF-16 units (as Telegram counts), at line
-    ends when possible."""
-    return utf16_split(text, limit)
+    """Cut a long plain text into pieces of at most ``limit`` characters, at line ends when possible."""
+    pieces: list[str] = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut < limit // 2:
+            cut = text.rfind(" ", 0, limit)
+        if cut < limit // 2:
+            cut = limit
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n ")
+    pieces.append(text)
+    return pieces
 
 
 # ----- the card ---------------------------------------------------------------------------
@@ -161,7 +172,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
         if forum:
             thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
             text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
-        sent = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
+        sent = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
         learned = bool(sent.chat.is_forum)
         if app is not None:
             app.extras["staff_forum"] = learned
@@ -170,7 +181,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
             if forum:  # learned just now: give the ticket its own topic after all
                 thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
                 text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
-                moved = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
+                moved = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
                 try:
                     await bot.delete_message(chat_id, sent.message_id)
                 except TelegramAPIError:
@@ -190,9 +201,9 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
     for number, file_id in enumerate(photos, start=1):
         caption = texts("tickets/card_photo", ticket=ticket, number=number, total=len(photos))
         try:
-            photo = await at_once(bot.send_photo(chat_id, file_id, caption=caption, message_thread_id=thread_id,
+            photo = await bot.send_photo(chat_id, file_id, caption=caption, message_thread_id=thread_id,
                                          reply_parameters=ReplyParameters(message_id=sent.message_id,
-                                                                          allow_sending_without_reply=True)))
+                                                                          allow_sending_without_reply=True))
         except TelegramAPIError as exc:
             log.warning("could not post photo %s of ticket %s: %s", number, ticket.id, exc)
             continue
@@ -259,10 +270,10 @@ async def send_to_customer(bot: Bot, repos: Repos, customer: Customer, now: date
         return "gone"
     try:
         if photo is not None:
-            await at_once(bot.send_photo(customer.telegram_id, photo, caption=caption, reply_markup=reply_markup))
+            await bot.send_photo(customer.telegram_id, photo, caption=caption, reply_markup=reply_markup)
         else:
             assert text is not None
-            await at_once(bot.send_message(customer.telegram_id, text, reply_markup=reply_markup))
+            await bot.send_message(customer.telegram_id, text, reply_markup=reply_markup)
     except TelegramForbiddenError:
         await repos.customers.mark_unreachable(customer.id, now)
         return "blocked"
