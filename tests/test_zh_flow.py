@@ -121,3 +121,18 @@ async def test_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: 
         await session.commit()
     replies = await staff.send("还有别的问题吗？", reply_to=the_card.message_id)
     assert replies[-1].text == "1 号已关闭，您的消息没有发给客户。"
+
+
+async def test_customer_file_for_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: FakeUser,
+                                                         staff: FakeUser) -> None:
+    from tests.conftest import register
+    from tests.tickets_helpers import add_order
+
+    await register(customer, "Mei")
+    await add_order(app, customer.id, 6800, app.clock.now())
+    await staff.send("/language")
+    await staff.press("中文")
+    replies = await staff.send("/customer Mei")
+    text = "\n".join(m.text or "" for m in replies)
+    assert "语言：</b>英文" in "\n".join(m.html or "" for m in replies) and "已送达" in text, text
+    assert "delivered" not in text and "en ·" not in text
