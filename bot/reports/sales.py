@@ -7,7 +7,9 @@
 * *top products*: by revenue at the order's prices (``unit_price`` × quantity);
 * complaints, handling times, satisfaction and care: the summaries of
   ``/sla``, ``/csat`` and ``/care``;
-* the revenue trend, per business day (per month for periods over 92 days).
+* the revenue trend, per business day (per month for periods over 92 days);
+* the forecast: orders expected in the next 30 days beside the last 30 days'
+  (:mod:`bot.reports.forecast`), whatever the period.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.reports.care import CareSummary, care_summary
 from bot.reports.csat import CsatSummary, SurveySummary, csat_summary, survey_summary
+from bot.reports.forecast import Forecast
+from bot.reports.forecast import compute as forecast_next
 from bot.reports.periods import Period, add_months, month_end, month_start
 from bot.reports.sla import SlaSummary, sla_summary
 from bot.reports.sql import REVENUE_EXCLUDED, counted_orders, in_range, local_totals, share
@@ -89,6 +93,7 @@ class SalesReport:
     trend_unit: str  # day | month
     trend: list[TrendPoint]
     trend_before: list[TrendPoint]
+    forecast: Forecast | None = None  # the next 30 days (bot.reports.forecast)
 
 
 async def sales_figures(session: AsyncSession, start: datetime, end: datetime) -> SalesFigures:
@@ -179,6 +184,7 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
         trend_unit=unit,
         trend=await revenue_trend(session, settings, period, unit),
         trend_before=await revenue_trend(session, settings, previous, unit),
+        forecast=await forecast_next(session, settings, now),
     )
 
 

@@ -149,7 +149,7 @@ def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, counts: np.ndarray | None
         x, t_x, T, counts = compress(x, t_x, T)
     counts = np.asarray(counts, dtype=np.float64)
     repeaters = float(counts[x > 0].sum())
-    if repeaters < max(min_repeat_customers, 1) or repeaters == counts.sum():
+    if repeaters < max(min_repeat_customers, 1):
         raise FitError(f"{repeaters:.0f} customers with a repeat purchase, {min_repeat_customers} needed")
     if np.any(t_x > T) or np.any(x < 0) or np.any(T <= 0):
         raise FitError("recency must lie between 0 and the age, and the age be positive")
