@@ -28,6 +28,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import BufferedInputFile, FSInputFile, InputFile, Update, URLInputFile
 
+from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 from bot.telegram_html import HTMLEntityError, check
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
     from bot.clock import Clock
 
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 BOT_ID = 7_000_000_001
 BOT_USERNAME = "caredesk_bot"
@@ -330,7 +329,7 @@ class FakeTelegram:
                 raise ScriptedError(400, f"Bad Request: can't parse entities: {exc}") from None
         else:
             visible = text
-        length = len(visible.encode("utf-16-le")) // 2
+        length = utf16_len(visible)  # Telegram counts UTF-16 code units (an emoji is 2)
         if not visible.strip() and not empty_ok:
             raise ScriptedError(400, "Bad Request: message text is empty")
         if length > limit:

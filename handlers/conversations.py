@@ -33,6 +33,7 @@ from bot.config import Settings
 from bot.roles import Role
 from bot.rules import tickets as ticket_rules
 from bot.rules.sla import schedule_for
+from bot.rules.text_units import utf16_cut, utf16_len
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
     actor_of,
@@ -137,7 +138,7 @@ async def customer_writes(message: Message, **data: Any) -> None:
         }
         try:
             if photo is not None:
-                pieces = split_text(text, PIECE) if text and len(text) > CAPTION_PIECE else []
+                pieces = split_text(text, PIECE) if text and utf16_len(text) > CAPTION_PIECE else []
                 sent = await bot.send_photo(chat_id, photo, caption=render("" if pieces else (text or "")),
                                             reply_markup=markup, **params)
                 staff_message_id = sent.message_id
@@ -152,7 +153,7 @@ async def customer_writes(message: Message, **data: Any) -> None:
             log.warning("could not pass on a message of conversation %s: %s", conversation.id, exc)
             await repos.outbox.enqueue(
                 dedupe_key=f"conversation:{conversation.id}:{message.message_id}", kind="conversation_relay",
-                chat_id=chat_id, text=render((text or "")[:PIECE]), now=now,
+                chat_id=chat_id, text=render(utf16_cut(text or "", PIECE)), now=now,
                 reply_markup=markup.model_dump(exclude_none=True) if markup else None,
             )
     if first and staff_message_id is not None and chat_id is not None:
@@ -203,7 +204,7 @@ async def staff_replies(message: Message, conversation: Conversation, **data: An
         if photo is not None:
             caption = ctexts("conversations/staff_reply", name=me.name, text=body or "")
             extra = None
-            if len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
+            if utf16_len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
                 caption, extra = ctexts("conversations/staff_reply", name=me.name, text=""), body
             failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
             if failure is None and extra:
@@ -226,7 +227,7 @@ async def staff_replies(message: Message, conversation: Conversation, **data: An
 
 async def _send_text(bot: Bot, repos: Repos, customer: Customer, now: Any, ctexts: Texts, name: str | None,
                      body: str) -> str | None:
-    header = len(ctexts("conversations/staff_reply", name=name, text=""))
+    header = utf16_len(ctexts("conversations/staff_reply", name=name, text=""))
     for piece in split_text(body, 4000 - header):
         failure = await send_to_customer(bot, repos, customer, now,
                                          text=ctexts("conversations/staff_reply", name=name, text=piece))

@@ -27,6 +27,7 @@ from bot.reports import REPORT_NAMES, REPORTS, PeriodError, report_period, run_r
 from bot.reports import output, segments
 from bot.reports.periods import Period, local_today, parse_period
 from bot.roles import Role
+from bot.rules.text_units import utf16_len
 from bot.telegram_html import check
 from bot.texts import Texts
 from storage.repositories import Repos
@@ -78,7 +79,7 @@ async def _refused_press(callback: CallbackQuery, role: Role, settings: Settings
 
 def _fits_caption(caption: str) -> bool:
     try:
-        return len(check(caption)) <= output.CAPTION_LIMIT
+        return utf16_len(check(caption)) <= output.CAPTION_LIMIT
     except ValueError:
         return False
 

@@ -24,6 +24,7 @@ from bot.roles import HasRole, InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
+from bot.rules.text_units import utf16_len
 from bot.texts import Texts
 from handlers.ticket_views import card_context, card_markup, learn_forum
 from storage.models import Customer
@@ -38,7 +39,7 @@ STAFF_COMMANDS = ("tickets", "ticket", "customer", "note")
 
 LIST_LIMIT = 40  # tickets in one /tickets message
 MATCH_LIMIT = 8  # customers offered by /customer
-CHUNK = 3800  # characters of history per message (Telegram allows 4096)
+CHUNK = 3800  # UTF-16 units of history per message (Telegram allows 4096)
 
 
 class NoteForm(StatesGroup):
@@ -104,7 +105,7 @@ async def show_ticket(message: Message, command: CommandObject, repos: Repos, cl
     entries.insert(0, ("description", ticket.created_at, ticket))
     tz = settings.default_timezone
     chunks = _chunks([(kind, item) for kind, _, item in entries],
-                     lambda entry: len(texts("tickets/history_entry", kind=entry[0], item=entry[1], tz=tz)) + 2)
+                     lambda entry: utf16_len(texts("tickets/history_entry", kind=entry[0], item=entry[1], tz=tz)) + 2)
     for part, chunk in enumerate(chunks, start=1):
         await message.answer(texts("tickets/history", ticket=ticket, entries=chunk, part=part, parts=len(chunks),
                                    tz=tz))
@@ -128,7 +129,7 @@ async def show_customer(message: Message, data: dict[str, Any], customer: Custom
               tickets=await repos.tickets.for_customer(customer.id, 5), tz=tz),
         reply_markup=builder.as_markup(),
     )
-    chunks = _chunks(notes, lambda note: len(note.text) + len(note.author_name) + 40)
+    chunks = _chunks(notes, lambda note: utf16_len(note.text) + utf16_len(note.author_name) + 40)
     for part, chunk in enumerate(chunks, start=1):
         if chunk:
             await message.answer(texts("tickets/customer_notes", customer=customer, notes=chunk, part=part,

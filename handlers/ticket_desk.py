@@ -27,6 +27,7 @@ from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
+from bot.rules.text_units import utf16_len
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
     TicketCallback,
@@ -313,7 +314,7 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
         if photo is not None:
             caption = ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=body or "")
             extra = None
-            if len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
+            if utf16_len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
                 caption, extra = ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=""), body
             failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
             if failure is None and extra:
@@ -344,7 +345,7 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
 
 async def _send_text(bot: Bot, repos: Repos, customer: Any, now: Any, ctexts: Texts, ticket: Ticket,
                      name: str | None, body: str) -> str | None:
-    header_len = len(ctexts("tickets/staff_reply", ticket=ticket, name=name, text=""))
+    header_len = utf16_len(ctexts("tickets/staff_reply", ticket=ticket, name=name, text=""))
     for piece in split_text(body, 4000 - header_len):
         failure = await send_to_customer(bot, repos, customer, now,
                                          text=ctexts("tickets/staff_reply", ticket=ticket, name=name, text=piece))

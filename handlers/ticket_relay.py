@@ -23,6 +23,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.sla import schedule_for
+from bot.rules.text_units import utf16_cut, utf16_len
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
     customer_actor,
@@ -144,7 +145,7 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
             if photo is not None:
                 caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, text=text or "")
                 extra = None
-                if len(caption) > 1000:
+                if utf16_len(caption) > 1000:  # UTF-16 units, as Telegram counts
                     caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, text="")
                     extra = text
                 sent = await bot.send_photo(chat_id, photo, caption=caption, **params)
@@ -161,7 +162,7 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
             await repos.outbox.enqueue(
                 dedupe_key=f"relay:{ticket.id}:{customer.id}:{message.message_id}", kind="ticket_relay",
                 chat_id=chat_id, text=stexts("tickets/relayed_in", ticket=ticket, customer=customer,
-                                             text=(text or "")[:3500]),
+                                             text=utf16_cut(text or "", 3500)),
                 now=now, options=route or None, ref_ticket_id=ticket.id,
             )
     await repos.tickets.add_message(

@@ -24,6 +24,7 @@ from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.sla import notice_time, schedule_for
+from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_split  # noqa: F401  (re-exported)
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
 from storage.repositories import Repos
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
     from bot.app import App
 
 log = logging.getLogger(__name__)
-
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
-
 
 class TicketCallback(CallbackData, prefix="tk"):
     """Buttons on a ticket card: take | resolve | prio | setprio | back."""
@@ -78,18 +75,9 @@ def customer_actor(customer: Customer) -> rules.Actor:
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long plain text into pieces of at most ``limit`` characters, at line ends when possible."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut < limit // 2:
-            cut = text.rfind(" ", 0, limit)
-        if cut < limit // 2:
-            cut = limit
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n ")
-    pieces.append(text)
-    return pieces
+    """Cut a long plain text into pieces of at most ``limit`` UTF-16 units (as Telegram counts), at line
+    ends when possible."""
+    return utf16_split(text, limit)
 
 
 # ----- the card ---------------------------------------------------------------------------

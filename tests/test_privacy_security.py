@@ -25,7 +25,8 @@ from bot.clock import ManualClock
 from bot.config import Settings
 from bot.logs import install, redact
 from jobs.runner import advance
-from storage.models import Base
+from bot.rules.text_units import utf16_cut, utf16_len, utf16_split
+from storage.models import Base, OutboxMessage
 from storage.repositories import Repos
 from tests.care_helpers import add_customer, add_product, enqueue, outbox
 from tests.tickets_helpers import add_order, card, file_complaint
@@ -393,3 +394,43 @@ async def test_forget_leaves_nothing_behind(app: App, world: FakeTelegram, custo
     raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     left = [s for s in secrets if s.encode("utf-8") in raw]
     assert left == []
+
+
+# ----- 15. Lengths in UTF-16 units, as Telegram counts ----------------------------------------------
+
+def test_utf16_helpers() -> None:
+    assert utf16_len("😀") == 2 and utf16_len("米") == 1 and utf16_len("a😀b") == 4
+    assert utf16_cut("😀😀😀", 5) == "😀😀"  # never half an emoji
+    pieces = utf16_split("😀" * 4000, 3500)
+    assert all(utf16_len(p) <= 3500 for p in pieces) and "".join(pieces) == "😀" * 4000
+    words = utf16_split("word " * 1000, 100)
+    assert all(utf16_len(p) <= 100 and not p.startswith(" ") for p in words)
+
+
+async def test_a_complaint_of_2100_emoji_is_refused_clearly_and_1700_go_through(app: App, world: FakeTelegram,
+                                                                              customer: FakeUser) -> None:
+    await register(customer, "Mei")
+    await customer.send("/complaint")
+    await customer.press("Delivery")
+    replies = await customer.send("😀" * 2100)  # 2,100 characters, 4,200 as Telegram counts
+    assert replies[0].text.startswith("That is 4200 characters (an emoji counts as two); the limit is 3500.")
+    await customer.send("😀" * 1700)
+    await customer.press("Submit")
+    card_ = world.last(STAFF_CHAT_ID)
+    assert "😀" * 1700 in card_.text and utf16_len(card_.text) <= 4096
+
+
+async def test_a_4000_emoji_message_reaches_staff_in_pieces(app: App, world: FakeTelegram, customer: FakeUser,
+                                                            staff: FakeUser) -> None:
+    await register(customer, "Mei")
+    await file_complaint(customer, "torn bag")
+    before = len(world.sent(STAFF_CHAT_ID))
+    replies = await customer.send("😀" * 4000)
+    assert "passed" in replies[-1].text.lower() or "staff" in replies[-1].text.lower()
+    relayed = world.sent(STAFF_CHAT_ID)[before:]
+    assert "".join(m.text for m in relayed).count("😀") == 4000
+    assert all(utf16_len(m.text) <= 4096 for m in relayed)
+    await advance(app, timedelta(minutes=5))
+    async with app.db.session() as session:
+        statuses = (await session.execute(select(OutboxMessage.status))).scalars().all()
+    assert "failed" not in statuses

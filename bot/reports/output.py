@@ -19,10 +19,9 @@ from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period
 from bot.reports.sql import prepare
+from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_cut, utf16_len
 from bot.texts import Texts, duration_parts, minor_digits, template_names
 
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 # Charts that have a caption template; the others are sent as text only.
 CHARTED = ("report", "abc", "rfm", "seasonal", "sla", "csat")
 
@@ -74,21 +73,22 @@ def render_caption(name: str, result: Any, texts: Texts, settings: Settings) -> 
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split a long message at line ends (each template line closes its own tags)."""
-    if len(text) <= limit:
+    """Split a long message at line ends (each template line closes its own tags); lengths in UTF-16
+    units, as Telegram counts them."""
+    if utf16_len(text) <= limit:
         return [text]
     parts: list[str] = []
     current = ""
     for line in text.split("\n"):
         candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit and current:
+        if utf16_len(candidate) > limit and current:
             parts.append(current)
             current = line
         else:
             current = candidate
     if current:
         parts.append(current)
-    return [part[:limit] for part in parts]
+    return [utf16_cut(part, limit) for part in parts]
 
 
 # ----- charts ---------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import date
 
 import phonenumbers
 
-from bot.rules.text_units import strip_hidden
+from bot.rules.text_units import strip_hidden, utf16_len
 
 NAME_MAX = 64
 ADDRESS_MAX = 300
@@ -31,7 +31,7 @@ def parse_name(text: str) -> str:
     name = " ".join(strip_hidden(text).split())
     if not name:
         raise Invalid("name_empty")
-    if len(name) > NAME_MAX:
+    if utf16_len(name) > NAME_MAX:
         raise Invalid("name_too_long", limit=NAME_MAX)
     if not any(ch.isalnum() for ch in name):
         raise Invalid("name_no_letters")
@@ -109,7 +109,7 @@ def parse_address(text: str) -> str:
     address = " ".join(text.split())
     if len(address) < 3 or not any(ch.isalnum() for ch in address):
         raise Invalid("address_too_short")
-    if len(address) > ADDRESS_MAX:
+    if utf16_len(address) > ADDRESS_MAX:  # as Telegram counts (an emoji is 2)
         raise Invalid("address_too_long", limit=ADDRESS_MAX)
     return address
 

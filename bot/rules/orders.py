@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable
 
 from bot.rules.customer_file import Invalid
+from bot.rules.text_units import utf16_len
 
 NEW = "new"
 ACCEPTED = "accepted"
@@ -99,7 +100,7 @@ def parse_note(text: str) -> str:
     note = text.strip()
     if not note:
         raise Invalid("note_empty")
-    if len(note) > NOTE_MAX:
+    if utf16_len(note) > NOTE_MAX:  # as Telegram counts (an emoji is 2)
         raise Invalid("note_too_long", limit=NOTE_MAX)
     return note
 
@@ -108,6 +109,6 @@ def parse_reason(text: str) -> str:
     reason = " ".join(text.split())
     if len(reason) < 2:
         raise Invalid("reason_too_short")
-    if len(reason) > REASON_MAX:
+    if utf16_len(reason) > REASON_MAX:
         raise Invalid("reason_too_long", limit=REASON_MAX)
     return reason

@@ -62,3 +62,20 @@ _HIDDEN_PATTERN = re.compile(
     rf"[{BIDI_CONTROLS}{INVISIBLE.replace(chr(0x200D), '')}]"
     rf"|(?<![{_EMOJI}\ufe0f])\u200d|\u200d(?![{_EMOJI}])"
 )
+
+
+def utf16_split(text: str, limit: int) -> list[str]:
+    """Cut a long plain text into pieces of at most ``limit`` UTF-16 units, at line ends or spaces when
+    possible (a piece is never cut inside a character)."""
+    pieces: list[str] = []
+    while utf16_len(text) > limit:
+        end = max(1, len(utf16_cut(text, limit)))
+        cut = text.rfind("\n", 0, end)
+        if cut < end // 2:
+            cut = text.rfind(" ", 0, end)
+        if cut < end // 2:
+            cut = end
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n ")
+    pieces.append(text)
+    return pieces

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import Schedule, counted_minutes, due_after
+from bot.rules.text_units import utf16_len
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -156,8 +157,9 @@ def parse_description(text: str) -> str:
     value = (text or "").strip()
     if not value:
         raise Invalid("description_empty")
-    if len(value) > DESCRIPTION_MAX:
-        raise Invalid("description_too_long", limit=DESCRIPTION_MAX, length=len(value))
+    if utf16_len(value) > DESCRIPTION_MAX:  # counted as Telegram counts (an emoji is 2)
+        raise Invalid("description_too_long", limit=DESCRIPTION_MAX, length=utf16_len(value),
+                      wide=utf16_len(value) != len(value))
     return value
 
 
@@ -165,8 +167,8 @@ def parse_note(text: str) -> str:
     value = (text or "").strip()
     if not value:
         raise Invalid("note_empty")
-    if len(value) > NOTE_MAX:
-        raise Invalid("note_too_long", limit=NOTE_MAX, length=len(value))
+    if utf16_len(value) > NOTE_MAX:
+        raise Invalid("note_too_long", limit=NOTE_MAX, length=utf16_len(value), wide=utf16_len(value) != len(value))
     return value
 
 
@@ -174,8 +176,9 @@ def parse_comment(text: str) -> str:
     value = (text or "").strip()
     if not value:
         raise Invalid("comment_empty")
-    if len(value) > COMMENT_MAX:
-        raise Invalid("comment_too_long", limit=COMMENT_MAX, length=len(value))
+    if utf16_len(value) > COMMENT_MAX:
+        raise Invalid("comment_too_long", limit=COMMENT_MAX, length=utf16_len(value),
+                      wide=utf16_len(value) != len(value))
     return value
 
 
