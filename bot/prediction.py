@@ -23,11 +23,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.reports.sql import counted_orders_by_customer
+from bot.reports.sql import counted_orders, counted_orders_by_customer
 from bot.rules import purchase_model as pm
 from storage.models import Order
 from bot.rules.care_batch import numbers
@@ -86,7 +86,7 @@ def day_of(number: float) -> date:
     return date(1970, 1, 1) + timedelta(days=int(np.floor(number)))
 
 
-async def histories(session: AsyncSession, settings: Settings, now: datetime
+async def histories(session: AsyncSession, settings: Settings, now: datetime, customer_id: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pm.History]:
     """(customer ids, orders, revenue, model history) of every customer with a counted order before now.
 
@@ -98,7 +98,8 @@ async def histories(session: AsyncSession, settings: Settings, now: datetime
     stmt = (
         select(o.customer_id, func.count(), func.coalesce(func.sum(o.total), 0),
                int_list(epoch_minutes(o.created_at), o.created_at, o.id))
-        .where(counted_orders_by_customer(session, None, now))
+        .where(counted_orders_by_customer(session, None, now) if customer_id is None
+               else and_(o.customer_id == customer_id, counted_orders(None, now)))
         .group_by(o.customer_id)
         .order_by(o.customer_id)
     )
@@ -159,3 +160,30 @@ async def compute(session: AsyncSession, settings: Settings, now: datetime) -> C
         p_order_30=card.p_order, expected_30=card.expected,
         next_order_day=np.floor(as_of) + 1 + np.floor(dated.wait_days), timings=timings,
     )
+
+
+@dataclass
+class Outlook:
+    """One customer's figures for their card."""
+
+    method: str
+    p_order_30: float
+    next_order: date  # the likeliest day of the next order, if one comes within a year
+    next_within_year: float  # P(an order within a year)
+
+
+async def for_customer(session: AsyncSession, settings: Settings, now: datetime, customer_id: int) -> Outlook | None:
+    """The card's outlook for one customer (None without a counted order); today's fit, fitted if needed."""
+    _, _, _, history = await histories(session, settings, now, customer_id)
+    if not len(history.orders):
+        return None
+    as_of = float(np.floor(day_number(now, settings)))
+    hit, fitted, why = _cached_fit(session, day_of(as_of))
+    if not hit:
+        return_all = await compute(session, settings, now)  # fits (and caches) on every customer
+        fitted, why = return_all.fit, return_all.why
+    card = pm.score(history, as_of, CARD_HORIZON_DAYS, fitted, why)
+    dated = pm.score(history, as_of, DATE_HORIZON_DAYS, fitted, why)
+    return Outlook(method=card.method, p_order_30=float(card.p_order[0]),
+                   next_order=day_of(as_of + 1 + np.floor(dated.wait_days[0])),
+                   next_within_year=float(dated.p_order[0]))

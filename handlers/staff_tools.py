@@ -15,6 +15,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot import prediction
 from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
@@ -120,13 +121,15 @@ async def show_customer(message: Message, data: dict[str, Any], customer: Custom
     settings: Settings = data["settings"]
     tz = settings.default_timezone
     notes = await repos.customers.notes(customer.id)
+    clock: Clock = data["clock"]
+    outlook = await prediction.for_customer(repos.session, settings, clock.now(), customer.id)
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.button("customer_add_note"),
                    callback_data=CustomerCallback(action="note", customer=customer.id))
     await message.answer(
         texts("tickets/customer_file", customer=customer, notes_count=len(notes),
               orders=await repos.tickets.recent_orders(customer.id, 5),
-              tickets=await repos.tickets.for_customer(customer.id, 5), tz=tz),
+              tickets=await repos.tickets.for_customer(customer.id, 5), tz=tz, outlook=outlook),
         reply_markup=builder.as_markup(),
     )
     chunks = _chunks(notes, lambda note: utf16_len(note.text) + utf16_len(note.author_name) + 40)
