@@ -11,7 +11,9 @@ deliveries, with first-response and resolution times around the targets,
 and most resolved complaints get a rating that follows how fast they were
 handled; some deliveries get a survey, and some surveys an answer. Care messages (reorder reminders, birthday greetings, surveys,
 win-backs) are in the outbox as sent, some skipped, and orders that answered
-a reminder point at it.
+a reminder or a win-back point at it: about a quarter of the lapsed
+households who get a "we miss you" order again within ``ATTRIBUTION_DAYS``
+and keep buying.
 
 The same ``--seed`` and ``--end`` give the same history. Rows are written
 with explicit ids in bulk (``INSERT`` with many parameter sets, a few
@@ -39,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import add_months
+from bot.rules.care import ATTRIBUTED_KINDS
 from bot.texts import minor_digits
 from storage.db import Database
 from storage.models import Customer, Order, OrderItem, OutboxMessage, Product, SurveyAnswer, Ticket
@@ -58,6 +61,8 @@ TICKET_CATEGORIES = ("quality", "delivery", "staff", "billing", "other")
 TICKET_CATEGORY_WEIGHTS = (35, 35, 10, 10, 10)
 PRIORITIES = ("high", "normal", "low")
 PRIORITY_WEIGHTS = (15, 70, 15)
+# Of the lapsed households that get a "we miss you", this share orders again (and stays).
+WINBACK_RETURN_SHARE = 0.25
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
@@ -175,6 +180,7 @@ class _Generator:
                  start: datetime, end: datetime) -> None:
         self.settings = settings
         self.tz = settings.tz
+        self.seed = seed
         self.rng = random.Random(seed)
         self.ids = ids
         self.start = start
@@ -252,10 +258,33 @@ class _Generator:
         if consent and lapse_at is not None and last_order is not None:
             winback = last_order + timedelta(days=self.settings.winback_min_days + rng.uniform(0, 10))
             if winback < self.end:
-                self._outbox(batch, "winback", cid, self._local(winback.astimezone(self.tz).date(), rng))
+                sent = self._local(winback.astimezone(self.tz).date(), rng)
+                message = self._outbox(batch, "winback", cid, sent)
+                self._come_back(batch, cid, message, sent, size, basket, cycle, wallet, regularity, consent)
+
+    def _come_back(self, batch: _Batch, cid: int, message: int, sent: datetime, size: int,
+                   basket: list[DemoProduct], cycle: float, wallet: float, regularity: float, consent: bool) -> None:
+        """Some lapsed households answer the "we miss you": an order within the attribution window
+        (credited to the message), then their old rhythm. Drawn from a generator of their own, so the
+        rest of the history stays what the same seed always gave."""
+        rng = random.Random(f"{self.seed}:winback:{cid}")
+        if rng.random() >= WINBACK_RETURN_SHARE:
+            return
+        moment = sent + timedelta(days=rng.uniform(0.1, max(self.settings.attribution_days - 0.5, 0.2)))
+        main, self.rng = self.rng, rng
+        try:
+            answered: int | None = message
+            while moment < self.end:
+                season = SEASON[moment.astimezone(self.tz).month]
+                self._order(batch, cid, size, basket, cycle * season, moment, consent, winback=answered)
+                answered = None
+                interval = cycle / wallet / season * max(0.3, rng.gauss(1.0, regularity))
+                moment = self._local((moment + timedelta(days=interval)).astimezone(self.tz).date(), rng)
+        finally:
+            self.rng = main
 
     def _order(self, batch: _Batch, cid: int, size: int, basket: list[DemoProduct], days: float,
-               moment: datetime, consent: bool) -> None:
+               moment: datetime, consent: bool, winback: int | None = None) -> None:
         rng = self.rng
         oid = self.ids.order
         self.ids.order += 1
@@ -289,7 +318,9 @@ class _Generator:
         source = "dialog"
         attributed = None
         roll = rng.random()
-        if consent and roll < 0.35:
+        if winback is not None:  # the order that answered a win-back
+            source, attributed = "winback", winback
+        elif consent and roll < 0.35:
             # A reorder reminder a day or two before; half the time this order answered it.
             sent = moment - timedelta(hours=rng.uniform(6, 60))
             if sent > self.start:
@@ -393,6 +424,8 @@ class _Generator:
             not_before=moment, status=status, skip_reason=skip_reason, attempts=1 if status == "sent" else 0,
             last_error=None, created_at=moment - timedelta(minutes=5), sent_at=moment if status == "sent" else None,
             telegram_message_id=None,
+            attribute_until=(moment + timedelta(days=self.settings.attribution_days)
+                             if status == "sent" and kind in ATTRIBUTED_KINDS else None),
         ))
         return oid
 

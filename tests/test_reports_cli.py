@@ -148,3 +148,14 @@ def test_cli_report_errors(shop_env: Path, capsys: pytest.CaptureFixture[str]) -
         main(["report", "profits"])
     assert main(["demo-data", "--customers", "5", "--end", "28.02.2026"]) == 2
     assert "not a date" in capsys.readouterr().err
+
+
+def test_demo_win_backs_bring_customers_back(shop_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo shows the care engine working: some lapsed customers come back after a "we miss you"."""
+    assert main(["demo-data", "--customers", "300", "--months", "24", "--seed", "1", "--end", "2026-02-28"]) == 0
+    capsys.readouterr()
+    assert main(["report", "care", "--period", "2024-03-01..2026-02-28"]) == 0
+    text = capsys.readouterr().out
+    (line,) = [row for row in text.splitlines() if row.startswith("• We miss you")]
+    sent, orders = (int(n.replace(",", "")) for n in line.split(": ")[1].split(" (")[0].split(" → "))
+    assert sent > 10 and 0 < orders <= sent
