@@ -28,9 +28,10 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
-from bot.roles import Role
+from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as ticket_rules
 from bot.rules.sla import schedule_for
 from bot.rules.text_units import utf16_cut, utf16_len
@@ -66,7 +67,7 @@ class ConversationCallback(CallbackData, prefix="cv"):
     """Staff buttons on a conversation's first message: complaint | cat | back."""
 
     action: str
-    conversation: int
+    conversation: RowId  # bounded: a forged oversized id is an expired button
     value: str = ""
 
 
@@ -238,7 +239,7 @@ async def _send_text(bot: Bot, repos: Repos, customer: Customer, now: Any, ctext
 
 # ----- make it a complaint ---------------------------------------------------------------------
 
-@router.callback_query(ConversationCallback.filter())
+@router.callback_query(ConversationCallback.filter(), InStaffPlace())  # elsewhere: an expired button
 async def conversation_button(callback: CallbackQuery, callback_data: ConversationCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
     role: Role = data["role"]

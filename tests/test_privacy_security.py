@@ -219,7 +219,7 @@ CUSTOMER_DATA = [f"myo:again:{HUGE}", f"myo:cancel:{HUGE}", f"csat:rate:{HUGE}:5
                  f"care:skip:{HUGE}", f"care:rate:{HUGE}", f"rl:{HUGE}:1", f"rl:1:{HUGE}", f"prof:edit:name:{HUGE}",
                  f"prof:forget_yes::{HUGE}", "myo:again:2147483648", "myo:again:-1"]
 STAFF_DATA = [f"cust:open:{HUGE}", f"cust:note:{HUGE}", f"desk:accepted:{HUGE}::", f"tk:take:{HUGE}:",
-              f"tk:resolve:{HUGE}:", "cust:open:9223372036854775808"]
+              f"tk:resolve:{HUGE}:", "cust:open:9223372036854775808", f"cv:complaint:{HUGE}:"]
 
 
 @pytest.mark.parametrize("data", CUSTOMER_DATA + STAFF_DATA)
@@ -265,7 +265,7 @@ async def test_staff_tools_show_nothing_in_another_group(app: App, world: FakeTe
         replies = await staff_there.send(command)
         assert [r.text for r in replies] == ["Staff tools show customers’ details, so I only answer them in the "
                                              "staff group or in a private chat with me."], command
-    for data in ("cust:open:1", "tk:take:1:", "tk:resolve:1:", "desk:accepted:1::"):
+    for data in ("cust:open:1", "tk:take:1:", "tk:resolve:1:", "desk:accepted:1::", "cv:complaint:1:"):
         await staff_there.press_data(data, world.sent(OTHER_GROUP)[-1])
         assert world.alerts[-1][1] == "This button has expired.", data
     await manager.in_chat(OTHER_GROUP).send("/report")
