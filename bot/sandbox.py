@@ -9,6 +9,7 @@ with ``:`` are sandbox commands (``:help`` lists them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -25,11 +26,13 @@ from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from bot.private_files import write_private
 from bot.telegram_html import to_plain
-from jobs.delivery import OutboxWorker
+from jobs import leases
+from jobs.delivery import OutboxWorker, worker_for
 
 SANDBOX_STAFF_CHAT_ID = -1001000000001
 SANDBOX_STAFF_ID = 200001
 SANDBOX_MANAGER_ID = 300001
+SANDBOX_INSTANCE_ID = "sandbox"
 OTHER_CHATS_SHOWN = 3  # per line, messages shown to chats no persona speaks in (demo customers)
 CUSTOMER_BASE_ID = 100000
 
@@ -93,6 +96,9 @@ def sandbox_settings(settings: Settings) -> Settings:
         "staff_chat_id": settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID,
         "staff_ids": settings.staff_ids | {SANDBOX_STAFF_ID},
         "manager_ids": settings.manager_ids | {SANDBOX_MANAGER_ID},
+        # One name for every sandbox run: the leases (scheduler, SQLite delivery) that an earlier run took
+        # on its travelled clock, days ahead, belong to the next run too instead of locking it out.
+        "instance_id": settings.instance_id or SANDBOX_INSTANCE_ID,
     }
     if "default_timezone" not in settings.model_fields_set:
         zone = region_time_zone(settings.default_region)
@@ -146,7 +152,7 @@ class Sandbox:
         self.persona_name = "customer 1"
         self.failures = 0
         self.advancing = False  # during :advance, messages show when they arrived
-        self._printed: dict[tuple[int, int], tuple[str | None, bool]] = {}
+        self._printed: dict[tuple[int, int], tuple[str | None, tuple[str, ...]]] = {}  # (text, button labels)
         self._worker: OutboxWorker | None = None  # sends what falls due right after a line
         self._others_shown = self._others_hidden = 0  # messages to chats of no persona, per line
         self.files_dir = Path(self.settings.sandbox_files_dir)
@@ -187,11 +193,12 @@ class Sandbox:
 
     def _print_message(self, message: SentMessage, edited: bool) -> None:
         key = (message.chat_id, message.message_id)
-        if edited and self._printed.get(key) == (message.html, bool(message.buttons)):
+        shown = (message.html, tuple(message.labels))
+        if edited and self._printed.get(key) == shown:
             return
         if edited and self._printed.get(key, (None,))[0] == message.html and not message.buttons:
             return  # only the buttons were taken away: nothing new to read
-        self._printed[key] = (message.html, bool(message.buttons))
+        self._printed[key] = shown
         label = self._chat_label(message.chat_id)
         if label.startswith("[to chat "):  # demo customers: a campaign to hundreds would bury the rest
             if self._others_shown >= OTHER_CHATS_SHOWN:
@@ -237,6 +244,12 @@ class Sandbox:
 
     async def close(self) -> None:
         if self.app is not None:
+            # Give the leases up, so that `caredesk run` on this database does not wait for them to expire.
+            for worker in (self._worker, worker_for(self.app)):
+                if worker is not None:
+                    await worker.stop()
+            with contextlib.suppress(Exception):
+                await leases.release(self.app, leases.SCHEDULER)
             await self.app.close()
             self.app = None
             self._worker = None

@@ -313,3 +313,30 @@ async def test_messages_to_many_other_chats_are_summed_up(settings: Settings) ->
     assert "[to chat 7000000002]: Hello 2" in text and "Hello 3" not in text and "Hello 4" not in text
     assert text.count("-- and 2 more message(s) to other customers' chats, not shown") == 1
     assert "[to chat 7000000009]: Hello again" in text  # the count starts again with each line
+
+
+def test_a_sandbox_after_time_travel_still_delivers(tmp_path: Path) -> None:
+    """An earlier ``caredesk shell`` moved its clock two days ahead (and took the leases on that clock);
+    the next one, another process on the same database, still runs the jobs and delivers at once."""
+    def shell_process(script: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        return subprocess.run([sys.executable, "-m", "bot", "shell"], input=script, cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert shell_process(":advance 2d\n").returncode == 0
+    result = shell_process(REGISTERED + "/complaint\n:press Delivery\nThe bag was torn\n:press Submit\n"
+                           ":as staff\n:press Take\n:press Resolve\nNew bag delivered\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[to customer 1]: ✅ Your complaint no. 1 is resolved." in after(result.stdout, "New bag delivered"), \
+        result.stdout + result.stderr
+
+
+async def test_a_message_whose_buttons_change_is_shown_again(settings: Settings) -> None:
+    """Priority on a ticket card swaps its buttons for the priorities: the reader sees the new buttons."""
+    code, output = await shell(settings, REGISTERED + "/complaint\n:press Delivery\nThe bag was torn\n:press Submit\n"
+                               ":as staff\n:press Priority\n")
+    assert code == 0, output
+    pressed = after(output, ":press Priority")
+    assert pressed.startswith("[staff chat] (edited #1): 🎫 Complaint no. 1"), output
+    assert "🙋 Take" not in pressed and "[2] 🟡 Normal" in pressed, pressed
