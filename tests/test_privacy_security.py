@@ -23,16 +23,17 @@ from bot.app import App, create_app
 from bot.cli import main
 from bot.clock import ManualClock
 from bot.config import Settings
+from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.logs import install, redact
-from jobs.runner import advance
 from bot.rules.text_units import utf16_cut, utf16_len, utf16_split
+from bot.sandbox import run_sandbox
+from jobs.runner import advance
 from storage.models import Base, OutboxMessage
 from storage.repositories import Repos
 from tests.care_helpers import add_customer, add_product, enqueue, outbox
-from tests.tickets_helpers import add_order, card, file_complaint
-from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
 from tests.orders_helpers import load_catalog, place_order
+from tests.tickets_helpers import add_order, card, file_complaint
 
 
 # ----- 12. LIKE wildcards ------------------------------------------------------------------
@@ -434,3 +435,13 @@ async def test_a_4000_emoji_message_reaches_staff_in_pieces(app: App, world: Fak
     async with app.db.session() as session:
         statuses = (await session.execute(select(OutboxMessage.status))).scalars().all()
     assert "failed" not in statuses
+
+
+async def test_the_sandbox_saves_mydata_readable_by_its_owner_only(settings: Settings) -> None:
+    out = io.StringIO()
+    code = await run_sandbox(settings, stdin=io.StringIO(
+        "/start\nMei\n:contact\n:press Skip\n:press Skip\n:press Skip\n:press No\n:press Confirm\n/mydata\n"), out=out)
+    assert code == 0, out.getvalue()
+    [saved] = list(Path(settings.sandbox_files_dir).glob("*my-data*"))
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(settings.sandbox_files_dir).stat().st_mode) == 0o700
