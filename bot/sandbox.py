@@ -148,6 +148,7 @@ class Sandbox:
         self.world.on_bot_message = self._print_message
         self.world.on_callback_answer = self._print_callback_answer
         self.app: App | None = None
+        self._languages: dict[int, str] = {}  # Telegram language per person (user id), kept across :as
         self.persona: FakeUser = self._customer(1)
         self.persona_name = "customer 1"
         self.failures = 0
@@ -166,13 +167,11 @@ class Sandbox:
     # ----- personas -----------------------------------------------------------
     def _customer(self, n: int) -> FakeUser:
         user_id = CUSTOMER_BASE_ID + n
-        existing = self.world.users.get(user_id)
-        lang = existing.get("language_code", "en") if existing else "en"
-        return FakeUser(self.world, user_id, f"Customer {n}", language_code=lang)
+        return FakeUser(self.world, user_id, f"Customer {n}", language_code=self._languages.get(user_id, "en"))
 
     def _staff_like(self, user_id: int, name: str, private: bool) -> FakeUser:
         chat_id = user_id if private else (self.settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID)
-        return FakeUser(self.world, user_id, name, language_code="en", chat_id=chat_id)
+        return FakeUser(self.world, user_id, name, language_code=self._languages.get(user_id, "en"), chat_id=chat_id)
 
     # ----- output -------------------------------------------------------------
     def say(self, text: str) -> None:
@@ -312,7 +311,7 @@ class Sandbox:
         lang = rest.strip().lower()
         if lang not in ("en", "zh"):
             raise SandboxError("usage: :lang en|zh")
-        self.persona.language_code = "zh-hans" if lang == "zh" else "en"
+        self.persona.language_code = self._languages[self.persona.id] = "zh-hans" if lang == "zh" else "en"
         if self.persona.chat.type == "private":
             self.world.users[self.persona.chat_id] = self.persona.user_dict()
         self.say(f"-- Telegram language of {self.persona_name}: {lang}")

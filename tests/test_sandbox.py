@@ -340,3 +340,12 @@ async def test_a_message_whose_buttons_change_is_shown_again(settings: Settings)
     pressed = after(output, ":press Priority")
     assert pressed.startswith("[staff chat] (edited #1): 🎫 Complaint no. 1"), output
     assert "🙋 Take" not in pressed and "[2] 🟡 Normal" in pressed, pressed
+
+
+async def test_a_persona_keeps_its_language(settings: Settings) -> None:
+    """The Telegram language is the person's: it stays after playing someone else, in every chat."""
+    code, output = await shell(settings, ":as staff\n:lang zh\n:as customer 1\n:as staff\n/help\n"
+                               ":as staff private\n/start\n")
+    assert code == 0, output
+    assert after(output, "/help").startswith("[staff chat]: 员工可用的命令"), output
+    assert after(output, "/start").startswith("bot: 员工可用的命令"), output
