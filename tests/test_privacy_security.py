@@ -5,12 +5,15 @@ characters, UTF-16 lengths, secrets and settings."""
 from __future__ import annotations
 
 import csv
+import http.server
 import io
 import json
 import logging
 import os
 import stat
+import subprocess
 import sys
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -445,3 +448,34 @@ async def test_the_sandbox_saves_mydata_readable_by_its_owner_only(settings: Set
     [saved] = list(Path(settings.sandbox_files_dir).glob("*my-data*"))
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert stat.S_IMODE(Path(settings.sandbox_files_dir).stat().st_mode) == 0o700
+
+
+def test_a_redirect_loop_at_start_does_not_print_the_token(tmp_path: Path) -> None:
+    """``caredesk run`` against a Bot API URL that redirects forever: the error names the URL, not the token."""
+
+    class Loop(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Loop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
+        env.update(BOT_TOKEN=TOKEN, TELEGRAM_API_URL=f"http://127.0.0.1:{server.server_port}",
+                   DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite3'}",
+                   PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        done = subprocess.run([sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        server.shutdown()
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "redirect" in output.lower()
+    assert TOKEN not in output and TOKEN.split(":")[1] not in output and "bot<redacted>/" in output
