@@ -154,7 +154,7 @@ async def customer_writes(message: Message, **data: Any) -> None:
             log.warning("could not pass on a message of conversation %s: %s", conversation.id, exc)
             await repos.outbox.enqueue(
                 dedupe_key=f"conversation:{conversation.id}:{message.message_id}", kind="conversation_relay",
-                chat_id=chat_id, text=render(utf16_cut(text or "", PIECE)), now=now,
+                chat_id=chat_id, customer_id=customer.id, text=render(utf16_cut(text or "", PIECE)), now=now,
                 reply_markup=markup.model_dump(exclude_none=True) if markup else None,
             )
     if first and staff_message_id is not None and chat_id is not None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from jobs.runner import advance, run_job
-from storage.models import Conversation, ConversationMessage, Ticket
+from storage.models import Conversation, ConversationMessage, OutboxMessage, Ticket
 from tests.care_helpers import add_customer, add_order, add_product
 from tests.conftest import STAFF_CHAT_ID, register
 from tests.tickets_helpers import customer_row, file_complaint, messages
@@ -175,3 +175,21 @@ async def test_a_long_message_reaches_the_staff_chat_in_pieces(app: App, world: 
     await customer.send("x " * (limit // 2))
     pieces = [m for m in world.sent(STAFF_CHAT_ID) if "Mei" in m.text]
     assert len(pieces) == 2 and pieces[1].reply_to is None  # the second piece of the first message
+
+
+async def test_forget_edits_the_staff_chats_copies_and_deletes_the_conversation(
+        app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser) -> None:
+    await register(customer, "Meixiu Qiao")
+    await customer.send("Torn sack from Qiao")
+    await staff.send("Sorry, Meixiu", reply_to=world.last(STAFF_CHAT_ID).message_id)
+    world.fail("network", method="sendMessage", chat_id=STAFF_CHAT_ID)  # the next one goes through the outbox
+    await customer.send("Call me after six, Qiao here")
+    await customer.send("/forget")
+    await customer.press("Yes")
+    await advance(app, timedelta(minutes=5))
+    assert await _conversations(app) == [] and await _conversation_messages(app) == []
+    for message in world.sent(STAFF_CHAT_ID):
+        assert "Qiao" not in (message.text or ""), message.text
+    async with app.db.session() as session:
+        rows = list(await session.scalars(select(OutboxMessage)))
+    assert not any("Qiao" in (r.text or "") for r in rows)

@@ -13,7 +13,9 @@ from typing import NamedTuple
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Order, OrderStatusChange, OutboxMessage, Ticket, TicketMessage
+from storage.models import (
+    Conversation, ConversationMessage, Order, OrderStatusChange, OutboxMessage, Ticket, TicketMessage,
+)
 
 # The chat id a forgotten customer's outbox rows keep: no Telegram chat has it.
 NO_CHAT = 0
@@ -44,7 +46,8 @@ class PrivacyRepo:
         return or_(*conditions)
 
     async def shown_in_staff_chats(self, customer_id: int, telegram_id: int | None) -> list[ShownMessage]:
-        """Order and ticket cards, relayed messages and sent notices about the customer (not their own chat)."""
+        """Order and ticket cards, relayed messages (of tickets and conversations) and sent notices about
+        the customer (not their own chat)."""
         shown: dict[tuple[int, int], bool] = {}
         for chat, message in (
             (Order.staff_chat_id, Order.staff_message_id),
@@ -61,6 +64,14 @@ class PrivacyRepo:
             .where(Ticket.customer_id == customer_id, TicketMessage.direction == "in",
                    TicketMessage.staff_chat_id.is_not(None), TicketMessage.staff_message_id.is_not(None)))
         for chat_id, message_id, photo in relayed:
+            shown.setdefault((chat_id, message_id), photo is not None)
+        conversed = await self.session.execute(
+            select(ConversationMessage.staff_chat_id, ConversationMessage.staff_message_id,
+                   ConversationMessage.photo_file_id)
+            .join(Conversation, Conversation.id == ConversationMessage.conversation_id)
+            .where(Conversation.customer_id == customer_id, ConversationMessage.direction == "in",
+                   ConversationMessage.staff_chat_id.is_not(None), ConversationMessage.staff_message_id.is_not(None)))
+        for chat_id, message_id, photo in conversed:
             shown.setdefault((chat_id, message_id), photo is not None)
         sent = await self.session.execute(
             select(OutboxMessage.chat_id, OutboxMessage.telegram_message_id, OutboxMessage.options)
