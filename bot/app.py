@@ -30,6 +30,7 @@ from aiogram.types import (
 from bot.clock import Clock, ManualClock, SystemClock
 from bot.commands import commands_for
 from bot.config import LANGUAGES, Settings
+from bot.metrics import observe_update
 from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMiddleware
 from bot.pipeline import CareDispatcher, SendPath
 from bot.roles import Role
@@ -92,8 +93,13 @@ def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: T
     dispatcher.update.outer_middleware(PersonMiddleware(settings, renderer))
     for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.edited_message):
         observer.middleware(HandlerNameMiddleware())
+    dispatcher.update_observers.append(_count_update)
     dispatcher.include_router(build_root_router())
     return dispatcher
+
+
+def _count_update(_update: Any, handler: str | None, seconds: float, ok: bool) -> None:
+    observe_update(handler or "unhandled", seconds, ok)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseSession | None = None) -> App:

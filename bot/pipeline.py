@@ -8,9 +8,14 @@
   written, the person is told in their language and a pressed button stops
   spinning.
 * :class:`SendPath` — a request middleware on the bot's session, so every
-  Telegram call passes it: inside an update it first commits the unit of
-  work (no database lock is ever held across a network call), waits its turn
-  in the app's one pacer (service traffic), and applies the delivery rules:
+  Telegram call passes it. Inside an update, a call whose result the handler
+  does not need (answers, edits, taking buttons away, callback answers,
+  reactions) is kept and made after the unit of work commits, in order; a
+  call whose result or failure the handler needs goes through
+  :func:`at_once`, which commits what was decided so far, sends what was
+  kept, then makes the call — its result is stored by the handler in a short
+  follow-up transaction. No database lock is ever held across a network call.
+  Every call waits its turn in the app's one pacer, and the delivery rules apply:
   a 429 pauses all sending for ``retry_after`` and the call is tried again; a
   network error before the request went out, or a 5xx, is tried again with
   backoff; a cosmetic call (a reaction, taking buttons away, answering a
@@ -32,8 +37,9 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
@@ -41,6 +47,7 @@ from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -63,11 +70,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Methods that put a message in a chat: these count against Telegram's rate limits.
 SENDING_METHODS = frozenset({
     "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendSticker", "sendVoice", "sendVideo",
     "sendAudio", "sendAnimation", "sendContact", "sendLocation", "copyMessage", "forwardMessage",
 })
+# Calls kept until the unit of work has committed (their result is never needed by a handler).
+KEPT_METHODS = frozenset({
+    "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendSticker", "sendVoice", "sendVideo",
+    "sendAudio", "sendAnimation", "copyMessage", "forwardMessage", "editMessageText", "editMessageCaption",
+    "editMessageReplyMarkup", "answerCallbackQuery", "setMessageReaction", "deleteMessage", "sendChatAction",
+})
+_AT_ONCE: ContextVar[bool] = ContextVar("caredesk_send_at_once", default=False)
+
+
+async def at_once(call: Awaitable[T]) -> T:
+    """Make this Telegram call now and return its result (or raise its error).
+
+    For the calls whose result a handler stores (a card's message id) or whose
+    failure it handles (a customer who blocked the bot): what the update
+    decided so far is committed first, and the calls kept before it are sent
+    first, so the order of messages stays as written.
+    """
+    token = _AT_ONCE.set(True)
+    try:
+        return await call
+    finally:
+        _AT_ONCE.reset(token)
+
+
+class Pending:
+    """What a kept call returns: it is made after the commit, so there is no result yet."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"this Telegram call is made after the update commits, so it has no {name!r} yet: "
+                             "wrap it in bot.pipeline.at_once(...) to use its result")
+
+    def __bool__(self) -> bool:
+        return True
+
+
+PENDING = Pending()
+
 # Calls whose failure must not fail an update: the state they would show is already committed.
 COSMETIC_METHODS = frozenset({
     "setMessageReaction", "editMessageReplyMarkup", "answerCallbackQuery", "deleteMessage", "sendChatAction",
@@ -128,6 +174,7 @@ class CareDispatcher(Dispatcher):
             await uow.load(user.id if user else None, self._state_key(bot, update))
             result = await super().feed_update(bot, update, uow=uow, **kwargs)
             await uow.commit()
+            await send_kept(uow)
             ok = True
             return result
         except Exception:
@@ -141,6 +188,8 @@ class CareDispatcher(Dispatcher):
                 observe(update, uow.handler_name, elapsed, ok)
 
     async def _failed(self, bot: Bot, update: Update, uow: UnitOfWork, inbox_id: int | None) -> None:
+        uow.outgoing.clear()  # what the handler meant to say described a decision that is rolled back
+        uow.sending = True  # the failure notice below goes straight out
         try:
             await uow.rollback()
         except Exception:  # the connection itself may be the problem
@@ -196,8 +245,17 @@ class SendPath(BaseRequestMiddleware):
         if uow is None:
             # Outside an update: the outbox worker paces and retries by its own rules.
             return await make_request(bot, method)
-        await uow.commit()  # decide, write, commit — then talk
         name = method.__api_method__
+        if not uow.sending:
+            if name in KEPT_METHODS and not _AT_ONCE.get():
+                uow.outgoing.append((bot, method))
+                return PENDING  # type: ignore[return-value]
+            await uow.commit()  # decide, write, commit — then talk
+            await send_kept(uow)
+        return await self._make(make_request, bot, method, name)
+
+    async def _make(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                    method: TelegramMethod[TelegramType], name: str) -> Response[TelegramType]:
         attempt = 0
         while True:
             attempt += 1
@@ -253,6 +311,33 @@ class SendPath(BaseRequestMiddleware):
         pacer = self._pacer() if self._pacer is not None else None
         if pacer is not None:
             pacer.note_retry_after(seconds)
+
+
+async def send_kept(uow: UnitOfWork) -> None:
+    """Make the calls the handler made so far, in order (the unit of work has committed).
+
+    A call that still fails after the send path's retries is logged (method and
+    Telegram's words, nothing the person wrote); a private chat that blocked
+    the bot marks its customer unreachable, as the outbox does.
+    """
+    if not uow.outgoing:
+        return
+    kept, uow.outgoing = uow.outgoing, []
+    uow.sending = True
+    try:
+        for bot, method in kept:
+            try:
+                await bot(method)
+            except TelegramForbiddenError as exc:
+                chat_id = getattr(method, "chat_id", None)
+                log.info("%s to chat %s refused: %s", method.__api_method__, chat_id, exc.message)
+                if isinstance(chat_id, int) and chat_id > 0:
+                    await uow.note_unreachable(chat_id)
+            except TelegramAPIError as exc:
+                log.warning("%s to chat %s failed after the update committed: %s", method.__api_method__,
+                            getattr(method, "chat_id", None), exc.message)
+    finally:
+        uow.sending = False
 
 
 def _harmless_result(method: TelegramMethod[Any]) -> Any:

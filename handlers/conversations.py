@@ -28,6 +28,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
@@ -140,14 +141,14 @@ async def customer_writes(message: Message, **data: Any) -> None:
         try:
             if photo is not None:
                 pieces = split_text(text, PIECE) if text and utf16_len(text) > CAPTION_PIECE else []
-                sent = await bot.send_photo(chat_id, photo, caption=render("" if pieces else (text or "")),
-                                            reply_markup=markup, **params)
+                sent = await at_once(bot.send_photo(chat_id, photo, caption=render("" if pieces else (text or "")),
+                                            reply_markup=markup, **params))
                 staff_message_id = sent.message_id
                 markup = None
             else:
                 pieces = split_text(text or "", PIECE)
             for piece in pieces:
-                sent = await bot.send_message(chat_id, render(piece), reply_markup=markup, **params)
+                sent = await at_once(bot.send_message(chat_id, render(piece), reply_markup=markup, **params))
                 markup = None
                 staff_message_id = staff_message_id or sent.message_id
         except TelegramAPIError as exc:

@@ -18,6 +18,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
@@ -69,9 +70,9 @@ async def ask_comment(message: Message, data: dict[str, Any]) -> None:
         return
     low = (ticket.rating or 0) <= rules.LOW_RATING
     offer_reopen = low and rules.can_reopen(ticket, clock.now(), settings)
-    asked = await message.answer(texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
+    asked = await at_once(message.answer(texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
                                        limit=rules.COMMENT_MAX),
-                                 reply_markup=_comment_keyboard(texts, ticket, offer_reopen))
+                                 reply_markup=_comment_keyboard(texts, ticket, offer_reopen)))
     await data["state"].update_data(csat_ask=asked.message_id)
 
 

@@ -20,6 +20,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
@@ -100,12 +101,11 @@ async def post_card(bot: Bot, settings: Settings, renderer: TextRenderer, repos:
         return
     text, markup = card_view(renderer, settings, order, customer)
     try:
-        sent = await bot.send_message(settings.staff_chat_id, text, reply_markup=markup)
+        sent = await at_once(bot.send_message(settings.staff_chat_id, text, reply_markup=markup))
     except TelegramAPIError as exc:
         log.warning("could not post order %s to the staff chat: %s", order.id, exc)
         return
-    await repos.orders.set_card(order.id, sent.chat.id, sent.message_id)
-    order.staff_chat_id, order.staff_message_id = sent.chat.id, sent.message_id
+    await repos.orders.set_card(order, sent.chat.id, sent.message_id)
 
 
 async def refresh_card(bot: Bot, settings: Settings, renderer: TextRenderer, order: Order,
@@ -161,7 +161,7 @@ async def notify_customer(data: dict[str, Any], order: Order, customer: Customer
         status_label=status_label(renderer, lang, order.status), reason=reason, total=order.total,
     )
     try:
-        await bot.send_message(customer.telegram_id, text)
+        await at_once(bot.send_message(customer.telegram_id, text))
     except (TelegramForbiddenError, TelegramBadRequest) as exc:
         log.info("customer %s not told about order %s: %s", customer.id, order.id, exc)
         await repos.customers.mark_unreachable(customer.id, clock.now())

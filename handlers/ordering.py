@@ -8,7 +8,9 @@ survives a restart). Prices are never kept there: the summary reads today's
 prices, remembers what it showed (``quote``), and Confirm creates the order
 only if that is still true. The Confirm button carries the order's
 idempotency key: a double press or a replayed update finds the order made by
-the first one.
+the first one — in dialog data, where the ended dialog keeps the placed
+order's key and number (``placed``); an older order's button, in the
+database.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.filters import When
 from bot.callback_ids import parse_row_id
 from bot.clock import Clock
@@ -62,6 +65,9 @@ class OrderCallback(CallbackData, prefix="ordr"):
     step: str  # the state the button belongs to; a press in another state is stale
     value: str = ""
 
+
+# Dialog data kept when the order is placed: its Confirm key and number (a second press is answered from it).
+PLACED = "placed"
 
 STATE_OF_STEP = {name: getattr(OrderForm, name) for name in (
     "category", "product", "quantity", "more", "address", "save_address", "note", "confirm")}
@@ -255,11 +261,11 @@ async def ask_quantity(message: Message, data: dict[str, Any]) -> None:
         builder.button(text=str(amount), callback_data=_cb("qty", "quantity", amount))
     builder.button(text=texts.button("order_back"), callback_data=_cb("back", "quantity"))
     builder.adjust(len(rules.QTY_QUICK), 1)
-    sent = await message.answer(
+    sent = await at_once(message.answer(
         texts("orders/ask_quantity", name=product.name(texts.lang), unit=product.unit_for(texts.lang), price=product.price,
               in_cart=in_cart, low=rules.QTY_MIN, high=rules.QTY_MAX),
         reply_markup=builder.as_markup(),
-    )
+    ))
     await _remember(state, sent)
 
 
@@ -290,7 +296,7 @@ async def ask_address(message: Message, data: dict[str, Any]) -> None:
         builder = InlineKeyboardBuilder()
         builder.button(text=texts.button("order_saved_address", address=saved), callback_data=_cb("saved", "address"))
         markup = builder.as_markup()
-    sent = await message.answer(texts("orders/ask_address", saved=saved), reply_markup=markup)
+    sent = await at_once(message.answer(texts("orders/ask_address", saved=saved), reply_markup=markup))
     if markup is not None:
         await _remember(data["state"], sent)
 
@@ -315,7 +321,7 @@ async def ask_note(message: Message, data: dict[str, Any]) -> None:
     texts: Texts = data["texts"]
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.button("skip"), callback_data=_cb("skip", "note"))
-    sent = await message.answer(texts("orders/ask_note", limit=rules.NOTE_MAX), reply_markup=builder.as_markup())
+    sent = await at_once(message.answer(texts("orders/ask_note", limit=rules.NOTE_MAX), reply_markup=builder.as_markup()))
     await _remember(data["state"], sent)
 
 
@@ -554,15 +560,14 @@ async def process_button(callback: CallbackQuery, callback_data: OrderCallback, 
     customer: Customer | None = data.get("customer")
     message = callback.message
     action, value = callback_data.action, callback_data.value
-    if action == "confirm" and value:
-        existing = await repos.orders.by_key(value)
-        if existing is not None:  # a double press, or the same update again
-            mine = customer is not None and existing.customer_id == customer.id
-            await callback.answer(texts("orders/already_placed.txt", number=existing.id) if mine
-                                  else texts("common/button_expired.txt"))
-            return
     step = _step_of(await state.get_state())
     od = await _od(state)
+    if action == "confirm" and value and not (step == "confirm" and value == od.get("key")):
+        # Not the Confirm of the order being placed: a double press, the same update again, or an older order's.
+        number = await _placed_number(data, value)
+        await callback.answer(texts("orders/already_placed.txt", number=number) if number is not None
+                              else texts("common/button_expired.txt"))
+        return
     if (customer is None or step is None or step != callback_data.step or not isinstance(message, Message)
             or not _fits(action, step, value, od)):
         await callback.answer(texts("common/button_expired.txt"))
@@ -637,6 +642,17 @@ async def process_button(callback: CallbackQuery, callback_data: OrderCallback, 
         await _confirm(message, data, od)
 
 
+async def _placed_number(data: dict[str, Any], key: str) -> int | None:
+    """The number of this customer's order placed with this Confirm key; None when there is none."""
+    placed = (await data["state"].get_data()).get(PLACED)
+    if isinstance(placed, dict) and placed.get("key") == key:  # the order just placed: no query
+        return int(placed["number"])
+    customer: Customer | None = data.get("customer")
+    repos: Repos = data["repos"]
+    existing = await repos.orders.by_key(key) if customer is not None else None
+    return existing.id if existing is not None and existing.customer_id == customer.id else None
+
+
 async def _confirm(message: Message, data: dict[str, Any], od: dict[str, Any]) -> None:
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]
@@ -657,6 +673,7 @@ async def _confirm(message: Message, data: dict[str, Any], od: dict[str, Any]) -
         actor=Actor("customer", customer.telegram_id, (customer.name or "")[:64] or None),
     )
     await end_dialog(state)
+    await state.update_data({PLACED: {"key": od["key"], "number": order.id}})  # for a second press
     await message.answer(texts("orders/placed", number=order.id, total=order.total))
     if created:
         bot: Bot = data["bot"]

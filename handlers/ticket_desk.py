@@ -19,6 +19,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, ReactionTypeEmoji
 
+from bot.pipeline import at_once
 from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
@@ -147,11 +148,11 @@ async def ask_resolution_note(message: Message, data: dict[str, Any]) -> None:
     user = data.get("event_from_user")
     # ForceReply (selective: for the one mentioned) opens a reply: in a group with
     # privacy mode on, the bot only sees messages that reply to it (and commands).
-    asked = await message.answer(
+    asked = await at_once(message.answer(
         texts("tickets/ask_resolution", ticket_id=ticket_id, user_id=user.id if user else 0,
               name=user.full_name if user else "", limit=rules.NOTE_MAX),
         reply_markup=ForceReply(selective=True, input_field_placeholder=texts.button("ticket_note_placeholder")),
-    )
+    ))
     await state.update_data(resolve_ask=asked.message_id)
 
 

@@ -17,6 +17,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.filters import When
 from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
@@ -148,14 +149,14 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
                 if utf16_len(caption) > 1000:  # UTF-16 units, as Telegram counts
                     caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, text="")
                     extra = text
-                sent = await bot.send_photo(chat_id, photo, caption=caption, **params)
+                sent = await at_once(bot.send_photo(chat_id, photo, caption=caption, **params))
                 staff_message_id = sent.message_id
                 pieces = split_text(extra, 3500) if extra else []
             else:
                 pieces = split_text(text or "", 3500)
             for piece in pieces:
-                sent = await bot.send_message(
-                    chat_id, stexts("tickets/relayed_in", ticket=ticket, customer=customer, text=piece), **params)
+                sent = await at_once(bot.send_message(
+                    chat_id, stexts("tickets/relayed_in", ticket=ticket, customer=customer, text=piece), **params))
                 staff_message_id = staff_message_id or sent.message_id
         except TelegramAPIError as exc:
             log.warning("could not relay a message of ticket %s: %s", ticket.id, exc)

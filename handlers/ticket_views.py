@@ -20,6 +20,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
@@ -160,7 +161,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
         if forum:
             thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
             text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
-        sent = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
+        sent = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
         learned = bool(sent.chat.is_forum)
         if app is not None:
             app.extras["staff_forum"] = learned
@@ -169,7 +170,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
             if forum:  # learned just now: give the ticket its own topic after all
                 thread_id = ticket.staff_thread_id = await _create_topic(bot, chat_id, texts, ticket, customer)
                 text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
-                moved = await bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id)
+                moved = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
                 try:
                     await bot.delete_message(chat_id, sent.message_id)
                 except TelegramAPIError:
@@ -189,9 +190,9 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
     for number, file_id in enumerate(photos, start=1):
         caption = texts("tickets/card_photo", ticket=ticket, number=number, total=len(photos))
         try:
-            photo = await bot.send_photo(chat_id, file_id, caption=caption, message_thread_id=thread_id,
+            photo = await at_once(bot.send_photo(chat_id, file_id, caption=caption, message_thread_id=thread_id,
                                          reply_parameters=ReplyParameters(message_id=sent.message_id,
-                                                                          allow_sending_without_reply=True))
+                                                                          allow_sending_without_reply=True)))
         except TelegramAPIError as exc:
             log.warning("could not post photo %s of ticket %s: %s", number, ticket.id, exc)
             continue
@@ -258,10 +259,10 @@ async def send_to_customer(bot: Bot, repos: Repos, customer: Customer, now: date
         return "gone"
     try:
         if photo is not None:
-            await bot.send_photo(customer.telegram_id, photo, caption=caption, reply_markup=reply_markup)
+            await at_once(bot.send_photo(customer.telegram_id, photo, caption=caption, reply_markup=reply_markup))
         else:
             assert text is not None
-            await bot.send_message(customer.telegram_id, text, reply_markup=reply_markup)
+            await at_once(bot.send_message(customer.telegram_id, text, reply_markup=reply_markup))
     except TelegramForbiddenError:
         await repos.customers.mark_unreachable(customer.id, now)
         return "blocked"

@@ -65,6 +65,9 @@ class UnitOfWork:
         self.inbox_update_id: int | None = None
         # Something of this update is committed (the people involved must not be told "nothing was saved").
         self.committed_something = False
+        # Telegram calls kept until the commit (bot.pipeline.SendPath), and whether they are being made.
+        self.outgoing: list[tuple[Any, Any]] = []
+        self.sending = False
         # Set by the pipeline's middlewares: the person's texts, and the handler that took the update.
         self.texts: Any = None
         self.handler_name: str | None = None
@@ -138,6 +141,14 @@ class UnitOfWork:
             entry.in_db = not entry.empty
         self.inbox_update_id = None
         self.committed_something = True
+
+    async def note_unreachable(self, telegram_id: int) -> None:
+        """A private chat refused a message (blocked, deactivated): its customer is unreachable (own transaction)."""
+        async with self.db.session() as session:
+            await session.execute(
+                update(Customer).where(Customer.telegram_id == telegram_id, Customer.reachable.is_(True))
+                .values(reachable=False, unreachable_since=self.now))
+            await session.commit()
 
     async def rollback(self) -> None:
         await self.session.rollback()
