@@ -317,29 +317,26 @@ class OutboxWorker:
     # ----- one row -----------------------------------------------------------------------
     async def _deliver(self, row: OutboxMessage) -> str:
         now = self.app.clock.now()
+        # Take the row first (a care row passes the care policy in the same transaction, so
+        # held or skipped rows take no turn), then our turn overall (a 429 pause included);
+        # this chat is free (see _drain).
         if row.category == CATEGORY_CARE:
-            verdict = await self._care_policy(row, now)  # held or skipped rows take no turn
-            if verdict != "send":
-                return verdict
-        # Our turn overall (a 429 pause included); this chat is free (see _drain).
-        await self.pacer.reserve_global()
-        now = self.app.clock.now()
-        if row.category == CATEGORY_CARE:
-            claimed = await self._care_policy(row, now, claim=True)  # again, with the claim, under a lock
+            claimed = await self._care_policy(row, now, claim=True)
         else:
             async with self.app.db.session() as session:
                 ok = await Repos(session).outbox.claim(row.id, now, self.id, now + timedelta(seconds=CLAIM_SECONDS))
                 await session.commit()
             claimed = "send" if ok else "taken"
         if claimed != "send":
-            self.pacer.give_back_global()
             return claimed
         if await self.pacer.take_chat(row.chat_id) > 0:  # another replica just wrote to this chat
-            async with self.app.db.session() as session:
-                await Repos(session).outbox.unclaim(row.id, self.id)
-                await session.commit()
-            self.pacer.give_back_global()
+            await self._unclaim(row)
             return "busy"
+        try:
+            await self.pacer.reserve_global()  # nothing waits between our turn and the request
+        except BaseException:  # stopped while waiting for our turn: the row was not sent
+            await asyncio.shield(self._unclaim(row))
+            raise
         try:
             message = await self._send(row)
         except TelegramRetryAfter as exc:
@@ -383,6 +380,11 @@ class OutboxWorker:
         await self._finish(row, "sent", message_id=message.message_id if isinstance(message, Message) else None)
         return "sent"
 
+    async def _unclaim(self, row: OutboxMessage) -> None:
+        async with self.app.db.session() as session:
+            await Repos(session).outbox.unclaim(row.id, self.id)
+            await session.commit()
+
     async def _care_policy(self, row: OutboxMessage, now: datetime, *, claim: bool = False) -> str:
         """The care policy for a due row: send, hold or skip (the latter two written at once).
 
@@ -394,9 +396,13 @@ class OutboxWorker:
         settings = self.app.settings
         async with self.app.db.session() as session:
             repos = Repos(session)
-            if claim and row.customer_id is not None and self.app.db.dialect == "postgresql":
-                await session.execute(select(Customer.id).where(Customer.id == row.customer_id).with_for_update())
-            customer = await repos.customers.get(row.customer_id) if row.customer_id is not None else None
+            customer = None
+            if row.customer_id is not None:
+                if claim and self.app.db.dialect == "postgresql":  # the customer locked until the claim commits
+                    customer = await session.scalar(
+                        select(Customer).where(Customer.id == row.customer_id).with_for_update())
+                else:
+                    customer = await repos.customers.get(row.customer_id)
             recipient = None
             if customer is not None:
                 recipient = rules.Recipient(

@@ -43,6 +43,8 @@ MAX_BUCKETS = 5000
 SERVICE_BURST = 3
 
 _EPS = 1e-6
+# Times in Redis count from here (2020-01-01 UTC): smaller numbers keep microseconds exact in a double.
+SHARED_EPOCH = 1_577_836_800
 
 
 # ----- time --------------------------------------------------------------------------------
@@ -76,12 +78,17 @@ class ClockTimer:
         return (self.clock.now() - self.origin).total_seconds()
 
     async def sleep(self, seconds: float) -> None:
-        if seconds > 0:  # whole microseconds, rounded up: the clock must move
-            self.clock.advance(timedelta(microseconds=math.ceil(seconds * 1_000_000)))
+        # Others run first, then the clock moves and the sleeper goes on at once: with several
+        # sleepers on one clock, each wakes at its own moment (not at a later one another set).
+        start = self.clock.now()
         await asyncio.sleep(0)
+        if seconds > 0:  # whole microseconds, rounded up: the clock must move
+            wake = start + timedelta(microseconds=math.ceil(seconds * 1_000_000))
+            if wake > self.clock.now():
+                self.clock.set(wake)
 
     def shared_now(self) -> float | None:
-        return self.clock.now().timestamp()
+        return self.clock.now().timestamp() - SHARED_EPOCH
 
 
 def timer_for(clock: Any) -> Timer:
@@ -135,7 +142,7 @@ class TokenBucket:
 # Reserves the next global slot: returns (seconds until it, now used).
 _RESERVE = """
 local now = tonumber(ARGV[1])
-if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+if not now then local t = redis.call('TIME'); now = (tonumber(t[1]) - 1577836800) + tonumber(t[2]) / 1000000 end
 local interval = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local pause = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -147,7 +154,7 @@ return {string.format('%.6f', start - now), string.format('%.6f', now)}
 # Takes a chat's turn when it is free (returns 0), else returns the seconds to wait.
 _CHAT = """
 local now = tonumber(ARGV[1])
-if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+if not now then local t = redis.call('TIME'); now = (tonumber(t[1]) - 1577836800) + tonumber(t[2]) / 1000000 end
 local interval = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
@@ -159,7 +166,7 @@ return '0'
 # KEYS: pause key. ARGV: now, seconds. A 429 pauses every replica.
 _PAUSE = """
 local now = tonumber(ARGV[1])
-if not now then local t = redis.call('TIME'); now = tonumber(t[1]) + tonumber(t[2]) / 1000000 end
+if not now then local t = redis.call('TIME'); now = (tonumber(t[1]) - 1577836800) + tonumber(t[2]) / 1000000 end
 local until_ = now + tonumber(ARGV[2])
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ > old then redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000) end
