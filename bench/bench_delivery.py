@@ -19,6 +19,17 @@ drained.
 
     python -m bench.bench_delivery
     python -m bench.bench_delivery --care 5000 --service-rate 2 --real
+
+``--adjacent`` drains 200 outbox rows for 50 chats, each chat's four rows next
+to each other (the head-of-line case of issue 10): achieved rate against the
+cap. ``--replicas 2`` runs two complete app instances (two workers) on one
+PostgreSQL database (a throwaway schema, via tests/servers.py) sharing the
+rate limits through Redis, in real time: the bulk plus service replies, the
+combined rate against the cap, the most messages in any one second (sliding
+window), and the service replies' delay.
+
+    python -m bench.bench_delivery --adjacent
+    python -m bench.bench_delivery --replicas 2 --care 5000
 """
 
 from __future__ import annotations
@@ -87,15 +98,16 @@ class TimerClock:
 class LimitedTelegram(FakeTelegram):
     """The fake Telegram with Telegram's rate limits, and the service-reply source."""
 
-    def __init__(self, timer: HybridTimer, db_path: Path, service_rate: float, rng: random.Random) -> None:
-        super().__init__(TimerClock(timer))
+    def __init__(self, timer: Any, db_path: Path | None, service_rate: float, rng: random.Random,
+                 clock: Any = None) -> None:
+        super().__init__(clock or TimerClock(timer))
         self.timer = timer
         self.recent: deque[float] = deque()
         self.last_to_chat: dict[int, float] = {}
         self.group_recent: dict[int, deque[float]] = {}
         self.rejected = 0
         self.sent_at: dict[int, list[float]] = {}
-        self.db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+        self.db = sqlite3.connect(db_path, timeout=30, isolation_level=None) if db_path is not None else None
         self.service_rate = service_rate
         self.rng = rng
         self.next_arrival = rng.expovariate(service_rate) if service_rate > 0 else float("inf")
@@ -133,7 +145,7 @@ class LimitedTelegram(FakeTelegram):
 
     def _arrive(self, now: float) -> None:
         """Service replies that arrived by now are written to the outbox (as a handler would)."""
-        while self.arriving and self.next_arrival <= now:
+        while self.db is not None and self.arriving and self.next_arrival <= now:
             self.service_seq += 1
             chat_id = SERVICE_BASE + self.service_seq
             at = START + timedelta(seconds=self.next_arrival)
@@ -224,6 +236,174 @@ async def _run(care: int, service_rate: float, real: bool, seed: int) -> dict[st
         }
 
 
+async def _adjacent(chats: int, per_chat: int, seed: int) -> dict[str, Any]:
+    """``chats`` × ``per_chat`` service rows, each chat's rows adjacent; one worker on SQLite."""
+    from bot.app import create_app
+    from bot.config import Settings
+    from jobs.delivery import OutboxWorker
+    from storage.migrate import upgrade
+
+    with tempfile.TemporaryDirectory(prefix="caredesk-adjacent-") as tmp:
+        db_path = Path(tmp) / "adjacent.sqlite3"
+        upgrade(f"sqlite+aiosqlite:///{db_path}")
+        db = sqlite3.connect(db_path)
+        due = START.strftime("%Y-%m-%d %H:%M:%S.%f")
+        db.executemany(
+            "INSERT INTO outbox (dedupe_key, kind, category, priority, chat_id, text, not_before, status, attempts, "
+            "created_at) VALUES (?, 'notice', 'service', 0, ?, ?, ?, 'pending', 0, ?)",
+            [(f"svc:{c}:{n}", SERVICE_BASE + c, f"Notice {n} for chat {c}", due, due)
+             for c in range(chats) for n in range(per_chat)])
+        db.commit()
+        db.close()
+        timer = HybridTimer(real=False)
+        world = LimitedTelegram(timer, None, 0.0, random.Random(seed))
+        settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db_path}")
+        app = create_app(settings, clock=world.clock, session=world.session())  # type: ignore[arg-type]
+        worker = OutboxWorker(app, timer=timer, rng=random.Random(seed))
+        app.extras["outbox_worker"] = worker
+        try:
+            started = timer.monotonic()
+            await worker.drain()
+        finally:
+            await app.close()
+        times = sorted(t for sent in world.sent_at.values() for t in sent)
+        elapsed = times[-1] - started if times else float("nan")
+        rate = len(times) / elapsed if times else 0.0
+        return {"rows": chats * per_chat, "sent": len(times), "seconds": round(elapsed, 2),
+                "rate": round(rate, 2), "share_of_cap": round(rate / settings.rate_global_per_second, 3),
+                "cap": settings.rate_global_per_second, "rate_limited_429": world.rejected,
+                "max_in_any_second": _max_window(times)}
+
+
+def _max_window(times: list[float], window: float = 1.0) -> int:
+    """The most sends in any ``window`` seconds (sliding)."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while times[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+class _WallClock:
+    def __init__(self, timer: Any) -> None:
+        self.timer = timer
+
+    def now(self) -> datetime:
+        return START + timedelta(seconds=self.timer.monotonic())
+
+
+async def _replicas(replicas: int, care: int, service_rate: float, seed: int) -> dict[str, Any]:
+    """``replicas`` app instances on one PostgreSQL schema, limits shared in Redis, in real time."""
+    from sqlalchemy import text as sql
+
+    from bot.app import create_app
+    from bot.config import Settings
+    from jobs.delivery import OutboxWorker
+    from jobs.pacing import RealTimer
+    from storage.repositories import Repos
+    from tests import servers
+
+    if servers.postgres_unreachable() or servers.redis_unreachable():
+        raise SystemExit(f"needs PostgreSQL and Redis: {servers.postgres_unreachable() or servers.redis_unreachable()}")
+    url = servers.postgres_url(migrated=True)
+    redis = os.environ.get("TEST_REDIS_URL") or servers.DEFAULT_REDIS_URL
+    prefix = servers.redis_prefix()
+    timer = RealTimer()
+    origin = timer.monotonic()
+
+    class Elapsed:
+        def monotonic(self) -> float:
+            return timer.monotonic() - origin
+
+    elapsed_timer = Elapsed()
+    rng = random.Random(seed)
+    world = LimitedTelegram(elapsed_timer, None, 0.0, rng, clock=_WallClock(elapsed_timer))
+    apps = []
+    try:
+        for n in range(replicas):
+            settings = Settings(_env_file=None, database_url=url, redis_url=redis, instance_id=f"bench-{n}",
+                                default_timezone="Asia/Shanghai", care_cap_per_day=1, care_cap_per_week=3)
+            app = create_app(settings, clock=world.clock, session=world.session())  # type: ignore[arg-type]
+            app.extras["rate_prefix"] = prefix
+            app.extras["outbox_worker"] = OutboxWorker(app, rng=random.Random(seed + n))
+            apps.append(app)
+        stamp = START - timedelta(days=400)
+        async with apps[0].db.session() as session:
+            await session.execute(sql(
+                "INSERT INTO customers (id, telegram_id, name, language, care_consent, reachable, registered_at, "
+                "updated_at) SELECT n, :base + n, 'Customer ' || n, 'en', true, true, :stamp, :stamp "
+                "FROM generate_series(1, :care) AS n"), {"base": CUSTOMER_BASE, "stamp": stamp, "care": care})
+            await Repos(session).outbox.add_many([
+                dict(dedupe_key=f"reorder:{n}", kind="reorder", category="care", priority=11,
+                     chat_id=CUSTOMER_BASE + n, customer_id=n, text=f"🌾 Hi Customer {n}! Your rice runs out soon.",
+                     not_before=START, status="pending", attempts=0, created_at=START)
+                for n in range(1, care + 1)])
+            await session.commit()
+        care_chats = {CUSTOMER_BASE + n for n in range(1, care + 1)}
+        arrivals: dict[int, float] = {}
+        done = asyncio.Event()
+
+        async def service_replies() -> None:
+            seq = 0
+            while not done.is_set():
+                await asyncio.sleep(rng.expovariate(service_rate))
+                seq += 1
+                chat = SERVICE_BASE + seq
+                async with apps[seq % replicas].db.session() as session:
+                    await Repos(session).outbox.enqueue(
+                        dedupe_key=f"svc:{seq}", kind="notice", chat_id=chat, now=world.clock.now(),
+                        text=f"Your order #{seq} is on its way.")
+                    await session.commit()
+                arrivals[chat] = elapsed_timer.monotonic()
+                for app in apps:
+                    app.extras["outbox_worker"].wake()
+
+        async def deliver(app: Any) -> None:
+            worker = app.extras["outbox_worker"]
+            while not done.is_set():
+                await worker.drain()
+                worker._wake.clear()  # noqa: SLF001  (our own worker: wait for the next reply or poll)
+                try:
+                    await asyncio.wait_for(worker._wake.wait(), 0.05)  # noqa: SLF001
+                except asyncio.TimeoutError:
+                    pass
+
+        async def watch() -> None:
+            while sum(1 for chat in care_chats if chat in world.sent_at) < care:
+                await asyncio.sleep(0.2)
+            done.set()
+
+        wall = time.perf_counter()
+        started = elapsed_timer.monotonic()
+        await asyncio.gather(service_replies(), watch(), *(deliver(app) for app in apps))
+        for app in apps:  # the last replies
+            await app.extras["outbox_worker"].drain()
+        bulk_end = max(world.sent_at[chat][0] for chat in care_chats)
+        times = sorted(t for sent in world.sent_at.values() for t in sent if t <= bulk_end)
+        per_worker = [app.extras["outbox_worker"].stats.sent for app in apps]
+    finally:
+        for app in apps:
+            await app.extras["outbox_worker"].stop()
+            await app.close()
+        servers.redis_delete_prefix(prefix)
+        servers.drop_postgres(url)
+    elapsed = bulk_end - started
+    delays = sorted(world.sent_at[chat][0] - at for chat, at in arrivals.items() if chat in world.sent_at)
+    cap = apps[0].settings.rate_global_per_second
+
+    def pct(q: float) -> float:
+        return delays[min(len(delays) - 1, int(q * len(delays)))] if delays else float("nan")
+
+    return {"replicas": replicas, "care": care, "seconds": round(elapsed, 1), "sent": len(times),
+            "rate": round(len(times) / elapsed, 2), "share_of_cap": round(len(times) / elapsed / cap, 3), "cap": cap,
+            "max_in_any_second": _max_window(times), "rate_limited_429": world.rejected, "per_worker": per_worker,
+            "duplicates": sum(1 for sent in world.sent_at.values() if len(sent) > 1),
+            "service_replies": len(delays), "service_p50": round(pct(0.5), 3), "service_p99": round(pct(0.99), 3),
+            "service_max": round(delays[-1], 3) if delays else None,
+            "wall_seconds": round(time.perf_counter() - wall, 1)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="outbox delivery pacing benchmark")
     parser.add_argument("--care", type=int, default=5000, help="care messages in the bulk (default %(default)s)")
@@ -231,7 +411,31 @@ def main(argv: list[str] | None = None) -> None:
                         help="service replies arriving per second while the bulk drains (default %(default)s)")
     parser.add_argument("--real", action="store_true", help="sleep for real instead of skipping pauses")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--adjacent", action="store_true",
+                        help="200 rows for 50 chats, each chat's 4 rows adjacent (head-of-line blocking)")
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="N app instances on PostgreSQL with the limits shared in Redis, in real time")
     args = parser.parse_args(argv)
+    load = os.getloadavg()[0]
+    if args.adjacent:
+        r = asyncio.run(_adjacent(50, 4, args.seed))
+        print(f"adjacent rows on {os.cpu_count()} CPU(s), load average {load:.1f} (pauses skipped, database time real)")
+        print(f"{r['rows']} rows for 50 chats (4 adjacent each): {r['sent']} sent in {r['seconds']} s = {r['rate']} msg/s "
+              f"({r['share_of_cap'] * 100:.1f} % of the {r['cap']:g}/s cap); most in any second {r['max_in_any_second']}; "
+              f"429s {r['rate_limited_429']}")
+        print(r)
+        return
+    if args.replicas:
+        r = asyncio.run(_replicas(args.replicas, args.care, args.service_rate, args.seed))
+        print(f"{r['replicas']} replicas on PostgreSQL + Redis, real time, {os.cpu_count()} CPU(s), "
+              f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+        print(f"bulk: {r['care']} care messages in {r['seconds']} s; with the service replies {r['sent']} messages = "
+              f"{r['rate']} msg/s ({r['share_of_cap'] * 100:.1f} % of the {r['cap']:g}/s cap); "
+              f"most in any 1 s window {r['max_in_any_second']}; per worker {r['per_worker']}")
+        print(f"429s {r['rate_limited_429']}; duplicates {r['duplicates']}; service replies {r['service_replies']}: "
+              f"delay p50 {r['service_p50']} s, p99 {r['service_p99']} s, max {r['service_max']} s")
+        print(r)
+        return
     print(f"delivery benchmark on {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}"
           f"{' (real time)' if args.real else ' (pauses skipped, database time real)'}")
     r = asyncio.run(_run(args.care, args.service_rate, args.real, args.seed))
