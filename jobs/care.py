@@ -9,10 +9,10 @@ to the outbox (dedupe keys make a repeated or concurrent run a no-op).
 ``care_daily`` (03:00 local) skips held care rows that are no longer worth
 sending and forgets snoozes long past.
 
-This module also registers the care engine's two hooks: the last check
+This module also registers the care engine's hook for the last check
 before a reminder or win-back goes (the customer may have ordered since it
-was planned), and the attribution of a new order to the care message it
-answered.
+was planned). Which care message a new order answered is chosen when the
+order is written (``storage.repositories.orders``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, 
 from storage.models.outbox import CATEGORY_CARE
 from storage import changes
 from storage.repositories import Repos
-from storage.repositories.orders import ORDER_CREATED_HOOKS
 from storage.repositories.outbox import SENT_LIKE
 
 if TYPE_CHECKING:
@@ -383,48 +382,4 @@ CARE_CHECKS[rules.KIND_REORDER] = _reordered_since
 CARE_CHECKS[rules.KIND_WINBACK] = _ordered_since
 
 
-# ----- attribution ----------------------------------------------------------------------------------
-
-async def attribute_order(repos: Repos, order: Order, now: datetime) -> None:
-    """Link a new order to the reminder or win-back it answered.
-
-    Candidates: this customer's reminders and win-backs whose attribution
-    window (``ATTRIBUTION_DAYS`` from sending, stored on the row) is still
-    open. A reminder for one of the ordered products wins; else the latest
-    win-back, which also marks the order's source ``winback`` (an order made
-    from a reminder's button keeps ``reminder``).
-    """
-    if order.attributed_outbox_id is not None:
-        return
-    products = {item.product_id for item in order.items}
-    stmt = (
-        select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.ref_product_id)
-        .where(
-            OutboxMessage.customer_id == order.customer_id,
-            OutboxMessage.kind.in_(rules.ATTRIBUTED_KINDS),
-            OutboxMessage.status.in_(SENT_LIKE),
-            OutboxMessage.attribute_until >= now,
-            OutboxMessage.sent_at <= now,
-        )
-        .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
-    )
-    rows = list(await repos.session.execute(stmt))
-    chosen = next((r for r in rows if r[1] == rules.KIND_REORDER and r[2] in products), None)
-    if chosen is None:
-        chosen = next((r for r in rows if r[1] == rules.KIND_WINBACK), None)
-    if chosen is None:
-        return
-    values: dict[str, Any] = {"attributed_outbox_id": chosen[0]}
-    if chosen[1] == rules.KIND_WINBACK and order.source != "reminder":
-        values["source"] = "winback"
-    await repos.session.execute(
-        update(Order).where(Order.id == order.id).values(**values).execution_options(synchronize_session=False)
-    )
-    for key, value in values.items():
-        setattr(order, key, value)
-
-
-if attribute_order not in ORDER_CREATED_HOOKS:
-    ORDER_CREATED_HOOKS.append(attribute_order)
-
-__all__ = ["attribute_order", "plan"]
+__all__ = ["plan"]

@@ -392,6 +392,19 @@ async def test_confirm_pressed_twice_makes_one_order(app: App, world: FakeTelegr
     assert len([m for m in world.sent(STAFF_CHAT_ID) if m.text.startswith("🧾 Order")]) == 1
 
 
+async def test_an_earlier_orders_confirm_still_says_placed(app: App, world: FakeTelegram, shop: FakeUser) -> None:
+    """In the next dialog (the placed order kept in dialog data) and after it ended (looked up by its key)."""
+    [summary_message] = await to_summary(shop)
+    _, confirm = shop.find_button(label("order_confirm"), summary_message)
+    await shop.press_data(confirm["callback_data"], summary_message)
+    await shop.send("/order")
+    for _ in range(2):
+        assert await shop.press_data(confirm["callback_data"], summary_message) == []
+        assert shop.alerts()[-1] == shown("orders/already_placed.txt", number=1)
+        await shop.send("/cancel")
+    assert len(await orders(app)) == 1
+
+
 async def test_confirm_pressed_twice_at_once_makes_one_order(app: App, world: FakeTelegram, shop: FakeUser) -> None:
     [summary_message] = await to_summary(shop)
     _, confirm = shop.find_button(label("order_confirm"), summary_message)

@@ -4,6 +4,12 @@ Status changes are compare-and-set (``UPDATE ... WHERE status = <expected>``):
 when two staff press at once, exactly one update matches and wins; the other
 sees zero rows and is told. Order creation is idempotent on the confirm
 button's key (``INSERT ... ON CONFLICT DO NOTHING``, the one dialect switch).
+
+Creating an order costs three statements: the order (with the care message it
+answered chosen inside the same ``INSERT``), its items (one multi-row
+``INSERT``) and its first history row, each ``RETURNING`` the rows; the order
+handed back is built from them, items, products and history in place, without
+reading anything again.
 """
 
 from __future__ import annotations
@@ -13,18 +19,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from storage.models import Order, OrderItem, OrderStatusChange, Product
+from bot.rules import care as care_rules
+from storage.models import Order, OrderItem, OrderStatusChange, OutboxMessage, Product
+from storage.repositories.outbox import SENT_LIKE
 
 if TYPE_CHECKING:
     from storage.repositories import Repos
 
-# Awaited right after an order is created, in the same transaction (the care
-# engine records which care message the order answered).
+# Awaited right after an order is created, in the same transaction, with the
+# order, its items and history loaded.
 OrderCreatedHook = Callable[["Repos", Order, datetime], Awaitable[None]]
 ORDER_CREATED_HOOKS: list[OrderCreatedHook] = []
 
@@ -162,40 +171,50 @@ class OrderRepo:
 
         Returns ``(order, created)``; with a key that was used before, the
         existing order comes back and ``created`` is False (a double press).
+        Without ``attributed_outbox_id``, the order is credited to the care
+        message it answered (see :func:`_attribution`).
         """
         if not lines:
             raise ValueError("an order needs at least one item")
-        if idempotency_key is not None:
-            existing = await self.by_key(idempotency_key)
-            if existing is not None:
-                return existing, False
         total = sum(product.price * quantity for product, quantity in lines)
-        values = dict(
+        values: dict[str, Any] = dict(
             customer_id=customer_id, status="new", source=source, idempotency_key=idempotency_key,
             address=address, note=note, total=total, currency=currency, created_at=now, updated_at=now,
             reorder_of_id=reorder_of_id, attributed_outbox_id=attributed_outbox_id,
         )
+        if attributed_outbox_id is None:
+            values.update(_attribution(customer_id, {product.id for product, _ in lines}, source, now))
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(Order).values(**values).returning(Order.id)
+        insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert_for(Order).values(**values)
         if idempotency_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        order_id = (await self.session.execute(stmt)).scalar_one_or_none()
-        if order_id is None:  # a concurrent press with the same key got there first
+        order = (await self.session.scalars(stmt.returning(Order))).one_or_none()
+        if order is None:  # the key was used before: a double press, or a concurrent one got there first
             existing = await self.by_key(idempotency_key or "")
             assert existing is not None
             return existing, False
-        for product, quantity in lines:
-            self.session.add(OrderItem(order_id=order_id, product_id=product.id, quantity=quantity,
-                                       unit_price=product.price))
-        actor = actor or Actor("customer")
-        self.session.add(OrderStatusChange(
-            order_id=order_id, from_status=None, to_status="new", actor_telegram_id=actor.telegram_id,
-            actor_name=actor.name, actor_role=actor.role, created_at=now,
+        products = {product.id: product for product, _ in lines}
+        items = list(await self.session.scalars(
+            insert(OrderItem).values([
+                dict(order_id=order.id, product_id=product.id, quantity=quantity, unit_price=product.price)
+                for product, quantity in lines
+            ]).returning(OrderItem)
         ))
-        await self.session.flush()
-        order = await self.get(order_id)
-        assert order is not None
+        actor = actor or Actor("customer")
+        change = (await self.session.scalars(
+            insert(OrderStatusChange).values(
+                order_id=order.id, from_status=None, to_status="new", actor_telegram_id=actor.telegram_id,
+                actor_name=actor.name, actor_role=actor.role, created_at=now,
+            ).returning(OrderStatusChange)
+        )).one()
+        # The order as a reload would give it, from what the statements returned.
+        for item in items:
+            set_committed_value(item, "product", products[item.product_id])
+            set_committed_value(item, "order", order)
+        set_committed_value(change, "order", order)
+        set_committed_value(order, "items", sorted(items, key=lambda item: item.id))
+        set_committed_value(order, "history", [change])
         if self.repos is not None:
             for hook in ORDER_CREATED_HOOKS:
                 await hook(self.repos, order, now)
@@ -228,12 +247,15 @@ class OrderRepo:
         await self.session.flush()
         return True
 
-    async def set_card(self, order_id: int, chat_id: int, message_id: int) -> None:
+    async def set_card(self, order: Order, chat_id: int, message_id: int) -> None:
+        """Remember the order's staff-chat card: one ``UPDATE``; ``order`` shows it without another."""
         await self.session.execute(
-            update(Order).where(Order.id == order_id)
+            update(Order).where(Order.id == order.id)
             .values(staff_chat_id=chat_id, staff_message_id=message_id)
             .execution_options(synchronize_session=False)
         )
+        set_committed_value(order, "staff_chat_id", chat_id)
+        set_committed_value(order, "staff_message_id", message_id)
 
     async def export_customer(self, customer_id: int) -> list[dict[str, Any]]:
         """A customer's orders as JSON-ready dicts (for /mydata)."""
@@ -266,3 +288,34 @@ class OrderRepo:
             .execution_options(synchronize_session=False)
         )
         return result.rowcount or 0
+
+
+def _attribution(customer_id: int, product_ids: set[int], source: str, now: datetime) -> dict[str, Any]:
+    """The care message a new order answered, as expressions for the order's ``INSERT``.
+
+    Candidates: this customer's reminders and win-backs that were sent and
+    whose attribution window (``ATTRIBUTION_DAYS`` from sending, stored on the
+    row as ``attribute_until``) is still open. The latest reminder for one of
+    the ordered products wins; else the latest win-back, which also marks the
+    order's source ``winback`` (an order made from a reminder's button keeps
+    ``reminder``). Chosen by the database inside the ``INSERT``: no statement
+    of its own.
+    """
+
+    def latest(kind: str, *more: Any) -> Any:
+        return (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.customer_id == customer_id, OutboxMessage.kind == kind,
+                   OutboxMessage.status.in_(SENT_LIKE), OutboxMessage.attribute_until >= now,
+                   OutboxMessage.sent_at <= now, *more)
+            .order_by(OutboxMessage.sent_at.desc(), OutboxMessage.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    reminder = latest(care_rules.KIND_REORDER, OutboxMessage.ref_product_id.in_(sorted(product_ids)))
+    winback = latest(care_rules.KIND_WINBACK)
+    values: dict[str, Any] = {"attributed_outbox_id": func.coalesce(reminder, winback)}
+    if source != "reminder":
+        values["source"] = case((and_(reminder.is_(None), winback.is_not(None)), "winback"), else_=source)
+    return values
