@@ -52,6 +52,7 @@ async def test_demo_history_is_realistic(rdb: ReportDB, settings: Settings) -> N
     assert summary.orders == (await _fingerprint(rdb))[1]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # it makes SQLite files of its own
 async def test_demo_history_is_reproducible(settings: Settings, tmp_path: Path) -> None:
     prints = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
