@@ -92,6 +92,8 @@ log = logging.getLogger(__name__)
 # care rows before looking again for service rows that arrived meanwhile.
 BATCH = 20
 REFETCH_AFTER = 0.2
+# With replicas a look-up also reserves the batch (and frees what was left): look a little less often.
+REFETCH_AFTER_REPLICAS = 0.5
 # Idle live loop: how long it waits for a wake-up before looking again.
 IDLE_POLL = 1.0
 # How long a claim holds: a reserved pending row, or a "sending" row whose request
@@ -269,6 +271,7 @@ class OutboxWorker:
             if not await self._may_deliver():
                 return sent
             busy = self.pacer.busy_chats(self.timer.monotonic())
+            self._wake.clear()  # what a wake-up announced is looked up now
             rows = await self._due(BATCH, busy)
             if not rows:
                 waiting = await self._due(1, (), reserve=False)
@@ -284,19 +287,22 @@ class OutboxWorker:
                                        else soonest or 0.0)
                 continue
             started = self.timer.monotonic()
+            tried = 0
             try:
                 for row in rows:
                     # A chat that must wait does not hold up the others' rows behind it.
                     if self.pacer.chat_wait(row.chat_id, self.timer.monotonic()) > 0:
                         continue
+                    tried += 1
                     outcome = await self._deliver(row)
                     sent += outcome == "sent"
                     if outcome == "rate_limited":
                         break
-                    if self.timer.monotonic() - started >= REFETCH_AFTER:
-                        break  # look again: a service row may have arrived
+                    if self._wake.is_set() or self.timer.monotonic() - started >= (
+                            REFETCH_AFTER_REPLICAS if self.replicas else REFETCH_AFTER):
+                        break  # look again: a service row may have arrived (woken: one did)
             finally:
-                if self.replicas:
+                if self.replicas and tried < len(rows):  # rows of the batch left untried: anybody's again
                     await self._release_reserved()
 
     async def _due(self, limit: int, busy: Collection[int], *, reserve: bool = True) -> list[OutboxMessage]:

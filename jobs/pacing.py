@@ -26,9 +26,12 @@ time itself, and the tests need the injected clock.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import random
 import time
+import weakref
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -78,17 +81,29 @@ class ClockTimer:
         return (self.clock.now() - self.origin).total_seconds()
 
     async def sleep(self, seconds: float) -> None:
-        # Others run first, then the clock moves and the sleeper goes on at once: with several
-        # sleepers on one clock, each wakes at its own moment (not at a later one another set).
-        start = self.clock.now()
-        await asyncio.sleep(0)
-        if seconds > 0:  # whole microseconds, rounded up: the clock must move
-            wake = start + timedelta(microseconds=math.ceil(seconds * 1_000_000))
+        """Move the clock to the wake-up moment and go on. With several sleepers on one clock
+        (two workers in one test) they wake in the order of their moments, each at its own."""
+        wake = self.clock.now() + timedelta(microseconds=math.ceil(max(0.0, seconds) * 1_000_000))
+        sleepers = _SLEEPERS.setdefault(self.clock, [])
+        token = (wake, next(_TOKENS))
+        heapq.heappush(sleepers, token)
+        try:
+            await asyncio.sleep(0)  # others run first
+            while sleepers[0] != token:  # an earlier wake-up goes first
+                await asyncio.sleep(0)
             if wake > self.clock.now():
                 self.clock.set(wake)
+        finally:
+            sleepers.remove(token)
+            heapq.heapify(sleepers)
 
     def shared_now(self) -> float | None:
         return self.clock.now().timestamp() - SHARED_EPOCH
+
+
+# Sleepers on each ManualClock: (wake-up moment, order) — see ClockTimer.sleep.
+_SLEEPERS: "weakref.WeakKeyDictionary[ManualClock, list[tuple[Any, int]]]" = weakref.WeakKeyDictionary()
+_TOKENS = itertools.count()
 
 
 def timer_for(clock: Any) -> Timer:

@@ -3,6 +3,7 @@ handlers' send path (``worker_for(app).pacer.acquire``) shares its limits."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 
@@ -87,3 +88,42 @@ async def test_worker_waits_for_a_chat_a_service_call_just_used(app: App, world:
     await run_job(app, "deliver_outbox")
     (at,) = [t for t, outcome, _ in worker.stats.events if outcome == "sent"]
     assert at - started >= 2.0  # the burst is paid back before the outbox writes to that chat again
+
+
+async def test_two_pacers_share_the_limits_through_redis() -> None:
+    from redis.asyncio import Redis
+
+    from jobs.pacing import RedisLimits
+    from tests.servers import redis_delete_prefix, redis_prefix, redis_url
+
+    url, prefix = redis_url(), redis_prefix()
+    client = Redis.from_url(url)
+    clock = ManualClock(START)
+    try:
+        pacers = []
+        for _ in range(2):
+            timer = ClockTimer(clock)
+            pacers.append(Pacer(25, 1, 18, timer.monotonic(), timer=timer, shared=RedisLimits(client, prefix)))
+        first, second = pacers
+        moments: list[float] = []
+
+        async def send(pacer: Pacer, chats: range) -> None:
+            for chat in chats:
+                await pacer.acquire(chat, service=False)
+                moments.append((clock.now() - START).total_seconds())
+
+        await asyncio.gather(send(first, range(1000, 1050)), send(second, range(2000, 2050)))
+        moments.sort()
+        assert len(moments) == 100
+        assert max(per_second(moments).values()) <= 25  # together, not 25 each
+        assert moments[-1] - moments[0] >= 99 / 25 - 1e-3
+        # A chat's turn is shared too, and so is a 429's pause.
+        assert await first.take_chat(3000) == 0
+        assert await second.take_chat(3000) > 0
+        await first.note_retry_after_shared(5)
+        before = clock.now()
+        await second.acquire(4000, service=True)
+        assert (clock.now() - before).total_seconds() >= 5.0
+    finally:
+        await client.aclose()
+        redis_delete_prefix(prefix)
