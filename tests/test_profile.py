@@ -114,8 +114,8 @@ async def test_edit_a_field_with_the_same_validation(app: App, registered: FakeU
     row = await _row(app, registered)
     assert getattr(row, column) == stored
     assert registered.last().labels == [label(f"field_{f}") for f in FIELD_BUTTONS]
-    # The dialog is over: text now gets the hint.
-    assert texts_of(await registered.send(good)) == [shown("common/hint")]
+    # The dialog is over: text now goes to the staff as a conversation.
+    assert texts_of(await registered.send(good))[-1] == shown("conversations/passed_on")
 
 
 async def test_edit_phone_by_sharing_the_contact_removes_the_keyboard(app: App, world: FakeTelegram) -> None:
@@ -198,7 +198,7 @@ async def test_edit_cancelled_saves_nothing(app: App, registered: FakeUser) -> N
     await registered.send("/profile")
     await registered.press(label("field_address"))
     assert texts_of(await registered.send("/cancel")) == [shown("common/cancelled")]
-    assert texts_of(await registered.send("99 Other Road")) == [shown("common/hint")]
+    assert texts_of(await registered.send("99 Other Road"))[-1] == shown("conversations/passed_on")
     assert (await _row(app, registered)).address == "12 Rice Street"
 
 
@@ -252,7 +252,7 @@ async def test_forged_profile_buttons_expire(app: App, registered: FakeUser, dat
     profile = (await registered.send("/profile"))[0]
     assert await registered.press_data(data, profile) == []
     assert registered.alerts() == [shown("common/button_expired.txt")]
-    assert texts_of(await registered.send("hello")) == [shown("common/hint")]
+    assert texts_of(await registered.send("hello"))[-1] == shown("conversations/passed_on")  # no dialog open
 
 
 # ----- care messages on and off ------------------------------------------------------
