@@ -88,6 +88,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# On stop, how long (seconds) the worker may take to finish the row it is sending.
+STOP_GRACE = 30.0
 # How many due rows one look-up takes, and how long (seconds) the worker sends
 # care rows before looking again for service rows that arrived meanwhile.
 BATCH = 20
@@ -167,6 +169,8 @@ class OutboxWorker:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Set by stop(): finish the row being sent, take no other.
+        self._stopping = False
         # Set each time the live loop has sent everything due (tests wait on it).
         self.idle = asyncio.Event()
 
@@ -180,12 +184,19 @@ class OutboxWorker:
         if not self.live:
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="outbox-delivery")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop the live loop: the row being sent is finished (never left "sending"), no other is taken."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            self._stopping = True
+            self._wake.set()
+            with contextlib.suppress(asyncio.TimeoutError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), grace)
+            if not task.done():
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self._stopping = False
         with contextlib.suppress(Exception):  # the claims expire on their own
             if self.replicas:
                 await self._release_reserved()
@@ -197,7 +208,7 @@ class OutboxWorker:
         self._wake.set()
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.drain()
             except asyncio.CancelledError:
@@ -206,6 +217,8 @@ class OutboxWorker:
                 log.exception("outbox delivery failed; trying again shortly")
             self._wake.clear()
             self.idle.set()
+            if self._stopping:
+                return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
 
@@ -268,7 +281,7 @@ class OutboxWorker:
     async def _drain(self) -> int:
         sent = 0
         while True:
-            if not await self._may_deliver():
+            if self._stopping or not await self._may_deliver():
                 return sent
             busy = self.pacer.busy_chats(self.timer.monotonic())
             self._wake.clear()  # what a wake-up announced is looked up now
@@ -290,6 +303,8 @@ class OutboxWorker:
             tried = 0
             try:
                 for row in rows:
+                    if self._stopping:
+                        break
                     # A chat that must wait does not hold up the others' rows behind it.
                     if self.pacer.chat_wait(row.chat_id, self.timer.monotonic()) > 0:
                         continue

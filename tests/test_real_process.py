@@ -24,6 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 
 from bot.fake_telegram import FakeUser, SentMessage
 from storage.db import Database
@@ -100,6 +101,15 @@ class BotProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+    async def terminate(self, timeout: float = 90) -> int | None:
+        """SIGTERM, then wait for the exit without blocking the event loop (the stand-in answers on it)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.process.poll()
 
     def log(self) -> str:
         return "\n".join((self.workdir / f"bot-{n}.log").read_text(errors="replace")
@@ -303,5 +313,69 @@ async def test_a_failing_last_call_after_a_staff_reply_keeps_the_truth(
         told = [m.text or "" for m in standin.world.sent(STAFF_CHAT_ID)]
         assert not any("went wrong" in t or "nothing was saved" in t for t in told), told
         assert any(not c.ok for c in standin.calls_of("setMessageReaction"))
+    finally:
+        bot.stop()
+
+
+async def test_sigterm_finishes_what_is_in_hand(db_url: str, standin: BotAPIStandIn, http: aiohttp.ClientSession,
+                                                tmp_path: Path) -> None:
+    """SIGTERM: updates already answered 200 are handled and their messages sent; the outbox worker finishes
+    the row it is sending and leaves none "sending"; the process exits cleanly."""
+    customers = [510_001, 510_002]
+    await seed_customers(db_url, customers)
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            repos = Repos(session)
+            now = datetime.now(timezone.utc)
+            for n in range(60):
+                await repos.outbox.enqueue(dedupe_key=f"notice:{n}", kind="notice", chat_id=customers[n % 2],
+                                           text=f"outbox notice {n}", now=now)
+            await session.commit()
+        standin.latency["sendMessage"] = 0.15
+        bot = BotProcess(db_url, standin.url, tmp_path, RATE_GROUP_PER_MINUTE="6000", RATE_CHAT_PER_SECOND="100")
+        await bot.start(http)
+        try:
+            # A first update warms the process up (aiogram builds its models on first use).
+            assert await post_update(http, bot.url + "/telegram/webhook", SECRET,
+                                     text_update(100, customers[0], "warming up")) == 200
+            await settle(bot, http, 1)
+            acknowledged = []
+            for n in range(12):
+                text = f"in hand {n + 1}"
+                if await post_update(http, bot.url + "/telegram/webhook", SECRET,
+                                     text_update(n + 1, customers[n % 2], text)) == 200:
+                    acknowledged.append(text)
+            assert len(acknowledged) == 12
+            code = await bot.terminate()
+            assert code == 0, bot.log()[-3000:]
+        finally:
+            bot.stop()
+        relayed = [str(c.params.get("text", "")) for c in standin.calls_of("sendMessage")
+                   if c.ok and c.params.get("chat_id") == STAFF_CHAT_ID]
+        assert all(any(r.split("\n")[1:2] == [text] for r in relayed) for text in acknowledged)
+        assert await unhandled(db) == 0
+        async with db.session() as session:
+            statuses = [row[0] for row in (await session.execute(sql("SELECT status FROM outbox"))).all()]
+        assert "sending" not in statuses
+        assert "uncertain" not in statuses
+    finally:
+        await db.dispose()
+
+
+async def test_set_my_commands_failing_at_start_does_not_stop_the_bot(
+        db_url: str, standin: BotAPIStandIn, http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    standin.fail("setMyCommands", status=500, description="Internal Server Error", times=1)
+    bot = BotProcess(db_url, standin.url, tmp_path)
+    await bot.start(http)
+    try:
+        assert await post_update(http, bot.url + "/telegram/webhook", SECRET, start_update(1, 520_001)) == 200
+        await settle(bot, http, 1)
+        assert name_questions(standin, 520_001) == 1  # serving although the menus could not be set
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(c.ok for c in standin.calls_of("setMyCommands")):
+            await asyncio.sleep(0.2)
+        assert any(c.ok for c in standin.calls_of("setMyCommands")), "setMyCommands was not tried again"
+        assert "could not set the command menus" in bot.log()
     finally:
         bot.stop()
