@@ -151,7 +151,7 @@ async def test_reports_without_data_say_so(app: App, manager: FakeUser) -> None:
         "/report": "Orders: 0 (was 0)",
         "/abc": "No orders in this period, so there is nobody to class.",
         "/rfm": "No orders in this period, so there is nobody to score.",
-        "/churn": "No customer has ordered twice in the last 365 days yet",
+        "/churn": "No customer has ordered in the last 365 days yet.",
         "/seasonal": "No orders in the last three years",
         "/sla": "No complaints in this period.",
         "/csat": "No complaint was resolved in this period.",
