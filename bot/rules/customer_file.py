@@ -41,7 +41,6 @@ def parse_name(text: str) -> str:
 # Chinese extension words, read as phonenumbers reads "ext": 转12, 分机 12, 分机号：12.
 _CHINESE_EXTENSION = re.compile(r"\s*(?:分机号?|转)\s*[:：]?\s*(?=\d)")
 EXTENSION_MARK = ";ext="  # RFC 3966's parameter: "+861088889999;ext=12"
-PHONE_MAX = 16 + len(EXTENSION_MARK) + 10
 
 
 def parse_phone(text: str, region: str) -> str:
