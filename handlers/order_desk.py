@@ -228,10 +228,11 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **d
             await ask_reason(card, data)
         return
     clock: Clock = data["clock"]
-    won = await repos.orders.change_status(order.id, expected, target, _actor(callback.from_user), clock.now())
-    order = await repos.orders.get(order.id)
-    assert order is not None
-    if not won:
+    won = await repos.orders.change_status(order.id, expected, target, _actor(callback.from_user), clock.now(),
+                                           order=order)
+    if not won:  # someone else moved it meanwhile: show the truth
+        order = await repos.orders.get(order.id)
+        assert order is not None
         await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
                               show_alert=True)
         await refresh_card(data["bot"], settings, renderer, order, customer, card)

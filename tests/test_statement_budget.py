@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from bot.app import App
 from bot.fake_telegram import FakeUser
-from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, to_summary
+from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, quick_order, to_summary
 
 
 @contextmanager
@@ -98,3 +98,16 @@ async def test_confirm_pressed_again(app: App, customer: FakeUser) -> None:
         await customer.press_data(confirm["callback_data"], summary)
     assert customer.alerts()[-1] == "Order #1 is already placed."
     within(statements, 1, "pressing Confirm again")
+
+
+async def test_a_staff_card_button(app: App, customer: FakeUser, staff: FakeUser) -> None:
+    """Accept on an order's card: the staff member and their dialog state, the order with its items and
+    history (one statement), its customer, the compare-and-set, the history row. The card is redrawn
+    from what was loaded and written, not read again."""
+    await load_catalog(app, SMALL_CATALOG)
+    await make_customer(app, customer)
+    await quick_order(app, customer)
+    with counted(app) as statements:
+        await staff.press("Accept")
+    assert "order #1 is accepted" in customer.last().text
+    within(statements, 5, "pressing Accept on an order's card")

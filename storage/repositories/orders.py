@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.rules import care as care_rules
@@ -127,8 +127,14 @@ class OrderRepo:
         )
 
     async def get(self, order_id: int) -> Order | None:
-        """The order with its items (and their products) and history loaded."""
-        return await self.session.scalar(self._with_details().where(Order.id == order_id))
+        """The order with its items (and their products) and history loaded, in one statement."""
+        stmt = (
+            select(Order)
+            .options(joinedload(Order.items).joinedload(OrderItem.product), joinedload(Order.history))
+            .where(Order.id == order_id)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(stmt)).unique().one_or_none()
 
     async def of_customer(self, order_id: int, customer_id: int) -> Order | None:
         """The order if it belongs to this customer; None otherwise (nothing revealed)."""
@@ -221,10 +227,12 @@ class OrderRepo:
         return order, True
 
     async def change_status(self, order_id: int, expected: str, new: str, actor: Actor, now: datetime,
-                            reason: str | None = None) -> bool:
+                            reason: str | None = None, *, order: Order | None = None) -> bool:
         """Compare-and-set: move the order only if it is still ``expected``.
 
-        True when this call made the change (and wrote the history row).
+        True when this call made the change (and wrote the history row); then
+        ``order``, the order as loaded before, shows the change too, without
+        being read again.
         """
         values: dict[str, Any] = {"status": new, "updated_at": now}
         if new == "delivered":
@@ -240,11 +248,17 @@ class OrderRepo:
         )
         if (result.rowcount or 0) != 1:
             return False
-        self.session.add(OrderStatusChange(
-            order_id=order_id, from_status=expected, to_status=new, actor_telegram_id=actor.telegram_id,
-            actor_name=actor.name, actor_role=actor.role, reason=reason, created_at=now,
-        ))
-        await self.session.flush()
+        change = (await self.session.scalars(
+            insert(OrderStatusChange).values(
+                order_id=order_id, from_status=expected, to_status=new, actor_telegram_id=actor.telegram_id,
+                actor_name=actor.name, actor_role=actor.role, reason=reason, created_at=now,
+            ).returning(OrderStatusChange)
+        )).one()
+        if order is not None:
+            for key, value in values.items():
+                set_committed_value(order, key, value)
+            set_committed_value(change, "order", order)
+            set_committed_value(order, "history", [*order.history, change])
         return True
 
     async def set_card(self, order: Order, chat_id: int, message_id: int) -> None:
