@@ -58,6 +58,8 @@ class BotAPIStandIn:
     calls: list[Recorded] = field(default_factory=list)
     faults: list[StandInFault] = field(default_factory=list)
     url: str = ""
+    # Updates waiting for getUpdates (polling mode): Telegram forgets one once an offset above its id is asked.
+    updates: list[dict[str, Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     def fail(self, method: str, *, status: int = 400, description: str = "Bad Request", times: int = 1_000_000,
@@ -103,6 +105,15 @@ class BotAPIStandIn:
                 params[key] = _scalar(text)
         return params
 
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]  # confirmed ones are gone
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 1.0)
+        while not self.updates and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.updates[:limit]
+
     async def _handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         params = await self._params(request)
@@ -119,6 +130,8 @@ class BotAPIStandIn:
                 if fault.retry_after is not None:
                     body["parameters"] = {"retry_after": fault.retry_after}
                 return web.json_response(body, status=fault.status)
+        if method == "getUpdates":
+            return web.json_response({"ok": True, "result": await self._get_updates(params)})
         try:
             result = self.world.handle(method, _files_as_ids(params, self.world))
         except ScriptedError as exc:
