@@ -81,6 +81,11 @@ def _order_counts(rng: random.Random, customers: int, orders: int) -> list[int]:
 def build(customers: int, orders: int, seed: int = 1, fresh: bool = False, quiet: bool = False) -> Path:
     path = path_for(customers, orders, seed)
     if path.exists() and not fresh:
+        # A file cached before a newer migration is brought up to date (adding columns and tables is quick).
+        sys.path.insert(0, str(ROOT))
+        from storage.migrate import upgrade
+
+        upgrade(f"sqlite+aiosqlite:///{path}")
         return path
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
