@@ -153,13 +153,21 @@ def priority_reasons(detail: str | None) -> list[tuple[str, int | None]]:
 
 # ----- what people type --------------------------------------------------------
 
+def _too_long(code: str, limit: int, value: str) -> Invalid:
+    """The error for a text over ``limit`` UTF-16 units; ``wide`` when emoji made it count more than it shows."""
+    length = utf16_len(value)
+    params: dict[str, object] = {"limit": limit, "length": length}
+    if length != len(value):
+        params["wide"] = True
+    return Invalid(code, **params)
+
+
 def parse_description(text: str) -> str:
     value = (text or "").strip()
     if not value:
         raise Invalid("description_empty")
     if utf16_len(value) > DESCRIPTION_MAX:  # counted as Telegram counts (an emoji is 2)
-        raise Invalid("description_too_long", limit=DESCRIPTION_MAX, length=utf16_len(value),
-                      wide=utf16_len(value) != len(value))
+        raise _too_long("description_too_long", DESCRIPTION_MAX, value)
     return value
 
 
@@ -168,7 +176,7 @@ def parse_note(text: str) -> str:
     if not value:
         raise Invalid("note_empty")
     if utf16_len(value) > NOTE_MAX:
-        raise Invalid("note_too_long", limit=NOTE_MAX, length=utf16_len(value), wide=utf16_len(value) != len(value))
+        raise _too_long("note_too_long", NOTE_MAX, value)
     return value
 
 
@@ -177,8 +185,7 @@ def parse_comment(text: str) -> str:
     if not value:
         raise Invalid("comment_empty")
     if utf16_len(value) > COMMENT_MAX:
-        raise Invalid("comment_too_long", limit=COMMENT_MAX, length=utf16_len(value),
-                      wide=utf16_len(value) != len(value))
+        raise _too_long("comment_too_long", COMMENT_MAX, value)
     return value
 
 
