@@ -161,9 +161,10 @@ class UnitOfWork:
 
 
 def mark_handled(update_id: int, now: datetime) -> Any:
-    """The inbox row of a handled update keeps only its id (duplicates stay no-ops; no personal data kept)."""
+    """The inbox row of a handled update keeps only its id (duplicates stay no-ops; no personal data kept:
+    not the update, not even the chat id it came from)."""
     return (update(InboxUpdate).where(InboxUpdate.update_id == update_id)
-            .values(handled_at=now, payload=""))
+            .values(handled_at=now, payload="", lane=0))
 
 
 def _entry(row: Any) -> StateEntry:

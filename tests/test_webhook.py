@@ -124,7 +124,7 @@ async def test_a_redelivered_update_has_one_effect(client: TestClient, hook_app:
     assert len([m for m in world.sent(USER) if m.buttons]) == 1  # one welcome + name question, not two
     async with hook_app.db.session() as session:
         rows = (await session.scalars(select(InboxUpdate))).all()
-    assert [(row.update_id, row.payload, row.handled_at is not None) for row in rows] == [(1, "", True)]
+    assert [(row.update_id, row.lane, row.payload, row.handled_at is not None) for row in rows] == [(1, 0, "", True)]
 
 
 async def test_bad_requests_get_the_right_answers_and_the_bot_keeps_serving(
