@@ -57,6 +57,7 @@ from aiogram.methods.base import TelegramType
 from aiogram.types import Update
 from pydantic import ValidationError
 
+from bot.metrics import count_send
 from bot.rules.customer_file import language_for
 from storage import inbox
 from storage.dialog_state import SQLStorage
@@ -256,6 +257,18 @@ class SendPath(BaseRequestMiddleware):
 
     async def _make(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
                     method: TelegramMethod[TelegramType], name: str) -> Response[TelegramType]:
+        try:
+            result = await self._try(make_request, bot, method, name)
+        except TelegramAPIError as exc:
+            if name in SENDING_METHODS:
+                count_send("reply", _outcome(exc))
+            raise
+        if name in SENDING_METHODS:
+            count_send("reply", "sent")
+        return result
+
+    async def _try(self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot,
+                   method: TelegramMethod[TelegramType], name: str) -> Response[TelegramType]:
         attempt = 0
         while True:
             attempt += 1
@@ -264,6 +277,7 @@ class SendPath(BaseRequestMiddleware):
             try:
                 return await make_request(bot, method)
             except TelegramRetryAfter as exc:
+                count_send("reply", "rate_limited")
                 self._note_retry_after(exc.retry_after)
                 log.warning("429 from Telegram on %s: waiting %s s", name, exc.retry_after)
                 if attempt >= CALL_ATTEMPTS:
@@ -338,6 +352,21 @@ async def send_kept(uow: UnitOfWork) -> None:
                             getattr(method, "chat_id", None), exc.message)
     finally:
         uow.sending = False
+
+
+def _outcome(exc: TelegramAPIError) -> str:
+    """The /metrics outcome of a failed send (bot.metrics.count_send)."""
+    if isinstance(exc, TelegramRetryAfter):
+        return "rate_limited"
+    if isinstance(exc, TelegramForbiddenError):
+        return "forbidden"
+    if isinstance(exc, TelegramBadRequest):
+        return "bad_request"
+    if isinstance(exc, TelegramNetworkError):
+        return "network_error"
+    if isinstance(exc, TelegramServerError):
+        return "server_error"
+    return "error"
 
 
 def _harmless_result(method: TelegramMethod[Any]) -> Any:
