@@ -125,6 +125,8 @@ HARMLESS = ("message is not modified", "query is too old", "query id is invalid"
 # Tries of one call inside an update for network errors and 5xx, and the first backoff (doubling).
 CALL_ATTEMPTS = 3
 CALL_BACKOFF = 0.5
+
+
 def lane_of(update: Update) -> int:
     """The chat whose updates must be handled in order (the user's id when there is no chat)."""
     context = UserContextMiddleware.resolve_event_context(update)
