@@ -210,10 +210,30 @@ async def caredesk_run(url: str, folder: Path, n: int, warmup: int,
                 stats.sort_stats("tottime").print_stats(25)
                 stats.sort_stats("cumulative").print_stats(40)
                 stats.print_callers("to_thread")  # aiogram runs a plain-function filter or handler in a thread
-                profile_text = out.getvalue()
+                profile_text = by_package(stats, len(times[kind])) + out.getvalue()
     finally:
         await app.close()
     return times, statements, profile_text
+
+
+def by_package(stats: pstats.Stats, updates: int) -> str:
+    """Own time (tottime) per package, per update: where the time goes."""
+    totals: dict[str, float] = {}
+    for (path, _line, name), (_cc, _nc, own, _cum, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if "site-packages/" in path:
+            package = path.split("site-packages/", 1)[1].split("/", 1)[0].split(".")[0]
+        elif path.startswith(str(ROOT)):
+            package = "caredesk " + Path(path).relative_to(ROOT).parts[0] + "/"
+        elif path == "~":
+            package = "built-ins: " + name.split("'")[1] if "'" in name else "built-ins"
+        else:
+            package = "stdlib " + Path(path).stem
+        totals[package] = totals.get(package, 0.0) + own
+    whole = sum(totals.values())
+    lines = [f"own time per update by package (profiled, {whole / updates * 1000:.2f} ms in all):"]
+    for package, own in sorted(totals.items(), key=lambda kv: -kv[1])[:15]:
+        lines.append(f"  {package:<40} {own / updates * 1000:7.3f} ms  {own / whole * 100:5.1f} %")
+    return "\n".join(lines) + "\n\n"
 
 
 async def prepare_registration(app: App, user: FakeUser) -> None:
