@@ -12,7 +12,7 @@ import secrets
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -173,7 +173,7 @@ async def _reject(message: Message, data: dict[str, Any], error: Invalid) -> Non
     await ask_again(message, data)
 
 
-@router.message(ComplaintForm.description, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(ComplaintForm.description), When((F.text) & (~F.text.startswith("/"))))
 async def process_description(message: Message, **data: Any) -> None:
     try:
         description = rules.parse_description(message.text or "")
@@ -186,8 +186,8 @@ async def process_description(message: Message, **data: Any) -> None:
     await ask_step(message, data, "confirm")
 
 
-@router.message(ComplaintForm.description, When(F.photo))
-@router.message(ComplaintForm.confirm, When(F.photo))
+@router.message(StateFilter(ComplaintForm.description), When(F.photo))
+@router.message(StateFilter(ComplaintForm.confirm), When(F.photo))
 async def process_photo(message: Message, **data: Any) -> None:
     """Photos are kept by file_id; a caption in the description step is the description."""
     texts: Texts = data["texts"]
@@ -219,7 +219,7 @@ async def process_photo(message: Message, **data: Any) -> None:
         await message.answer(texts("complaints/photo_kept", count=len(photos), limit=rules.PHOTOS_MAX))
 
 
-@router.message(ComplaintForm.description, When((~F.text) & (~F.photo)))
+@router.message(StateFilter(ComplaintForm.description), When((~F.text) & (~F.photo)))
 async def description_not_text(message: Message, **data: Any) -> None:
     """A sticker, a voice note, a file...: the description must be written."""
     texts: Texts = data["texts"]

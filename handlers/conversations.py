@@ -28,6 +28,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.filters import When
 from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.clock import Clock
@@ -104,8 +105,8 @@ class IsCustomer(BaseFilter):
         return customer is not None and customer.telegram_id is not None and role == Role.CUSTOMER
 
 
-@router.message(F.chat.type == "private", StateFilter(None), F.text, ~F.text.startswith("/"), IsCustomer())
-@router.message(F.chat.type == "private", StateFilter(None), F.photo, IsCustomer())
+@router.message(When((F.chat.type == "private") & F.text & ~F.text.startswith("/")), StateFilter(None), IsCustomer())
+@router.message(When((F.chat.type == "private") & F.photo), StateFilter(None), IsCustomer())
 async def customer_writes(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram.filters import StateFilter
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.context import FSMContext
@@ -139,7 +140,7 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
         await callback.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
 
-@router.message(CsatForm.comment, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(CsatForm.comment), When((F.text) & (~F.text.startswith("/"))))
 async def process_comment(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from aiogram.filters import StateFilter
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters.callback_data import CallbackData
@@ -295,7 +296,7 @@ async def _cancel_with_reason(message: Message, data: dict[str, Any], reason: st
     await message.answer(texts("orders/desk/cancelled_done", number=order.id, reason=reason, told=told))
 
 
-@router.message(DeskForm.reason, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(DeskForm.reason), When((F.text) & (~F.text.startswith("/"))))
 async def process_reason(message: Message, **data: Any) -> None:
     if data["role"] < Role.STAFF:
         return

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -468,7 +468,7 @@ async def _add(message: Message, data: dict[str, Any], quantity: int) -> None:
     await go(message, data, "more")
 
 
-@router.message(OrderForm.quantity, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(OrderForm.quantity), When((F.text) & (~F.text.startswith("/"))))
 async def process_quantity(message: Message, **data: Any) -> None:
     try:
         quantity = rules.parse_quantity(message.text or "")
@@ -496,7 +496,7 @@ async def _after_address(message: Message, data: dict[str, Any]) -> None:
     await go(message, data, "confirm" if od.get("review") or od.get("source") != "dialog" else "note")
 
 
-@router.message(OrderForm.address, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(OrderForm.address), When((F.text) & (~F.text.startswith("/"))))
 async def process_address(message: Message, **data: Any) -> None:
     customer: Customer | None = data.get("customer")
     try:
@@ -508,7 +508,7 @@ async def process_address(message: Message, **data: Any) -> None:
     await _address_chosen(message, data, address, offer_save=customer is not None and address != customer.address)
 
 
-@router.message(OrderForm.note, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(OrderForm.note), When((F.text) & (~F.text.startswith("/"))))
 async def process_note(message: Message, **data: Any) -> None:
     try:
         note = rules.parse_note(message.text or "")

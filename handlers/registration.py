@@ -17,7 +17,7 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import CommandStart
+from aiogram.filters import CommandStart, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -330,7 +330,7 @@ async def reject(message: Message, data: dict[str, Any], error: rules.Invalid) -
     await ask_again(message, data)
 
 
-@router.message(RegistrationForm.name, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(RegistrationForm.name), When((F.text) & (~F.text.startswith("/"))))
 async def process_name(message: Message, **data: Any) -> None:
     try:
         value = rules.parse_name(message.text or "")
@@ -340,7 +340,7 @@ async def process_name(message: Message, **data: Any) -> None:
     await accept(message, data, "name", value)
 
 
-@router.message(RegistrationForm.phone, When(F.contact))
+@router.message(StateFilter(RegistrationForm.phone), When(F.contact))
 async def process_contact(message: Message, **data: Any) -> None:
     settings: Settings = data["settings"]
     contact = message.contact
@@ -358,7 +358,7 @@ async def process_contact(message: Message, **data: Any) -> None:
     await _phone_accepted(message, data, value)
 
 
-@router.message(RegistrationForm.phone, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(RegistrationForm.phone), When((F.text) & (~F.text.startswith("/"))))
 async def process_phone(message: Message, **data: Any) -> None:
     settings: Settings = data["settings"]
     texts: Texts = data["texts"]
@@ -384,7 +384,7 @@ async def _phone_accepted(message: Message, data: dict[str, Any], value: str) ->
     await accept(message, data, "phone", value)
 
 
-@router.message(RegistrationForm.birthday, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(RegistrationForm.birthday), When((F.text) & (~F.text.startswith("/"))))
 async def process_birthday(message: Message, **data: Any) -> None:
     clock: Clock = data["clock"]
     settings: Settings = data["settings"]
@@ -397,7 +397,7 @@ async def process_birthday(message: Message, **data: Any) -> None:
     await accept(message, data, "birthday", value)
 
 
-@router.message(RegistrationForm.address, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(RegistrationForm.address), When((F.text) & (~F.text.startswith("/"))))
 async def process_address(message: Message, **data: Any) -> None:
     try:
         value = rules.parse_address(message.text or "")
@@ -407,7 +407,7 @@ async def process_address(message: Message, **data: Any) -> None:
     await accept(message, data, "address", value)
 
 
-@router.message(RegistrationForm.household, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(RegistrationForm.household), When((F.text) & (~F.text.startswith("/"))))
 async def process_household(message: Message, **data: Any) -> None:
     try:
         value = rules.parse_household(message.text or "")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -228,7 +228,7 @@ async def _save_note(message: Message, data: dict[str, Any], customer: Customer,
     await message.answer(texts("tickets/note_saved", customer=customer, note=note))
 
 
-@router.message(NoteForm.text, When((F.text) & (~F.text.startswith("/"))))
+@router.message(StateFilter(NoteForm.text), When((F.text) & (~F.text.startswith("/"))))
 async def process_note(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]

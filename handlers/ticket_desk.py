@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import BaseFilter
+from aiogram.filters import BaseFilter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, ReactionTypeEmoji
@@ -169,7 +169,7 @@ class IsResolutionNote(BaseFilter):
         return reply.message_id == (await state.get_data()).get("resolve_ask")
 
 
-@router.message(ResolveForm.note, When((F.text) & (~F.text.startswith("/"))), IsResolutionNote())
+@router.message(StateFilter(ResolveForm.note), When((F.text) & (~F.text.startswith("/"))), IsResolutionNote())
 async def process_resolution_note(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]

@@ -66,7 +66,7 @@ async def unhandled(db: Database) -> list[Accepted]:
 async def give_up(db: Database, update_id: int, now: datetime) -> None:
     """Mark an update handled although its handler failed (its transaction was rolled back)."""
     async with db.session() as session:
-        await session.execute(mark_handled(update_id, now))
+        await session.execute(*mark_handled(update_id, now))
         await session.commit()
 
 

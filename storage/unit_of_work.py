@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, false, literal, select, update
+from sqlalchemy import Engine, bindparam, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -75,13 +75,13 @@ class UnitOfWork:
     # ----- reading -----------------------------------------------------------------------
     async def load(self, telegram_id: int | None, state_key: str | None) -> Customer | None:
         """The customer with this Telegram id and the dialog state under this key: one statement."""
-        statement = _load_statement(telegram_id, state_key)
+        params = _load_params(telegram_id, state_key)
         if self.db.sync_engine is not None:
-            customer, row = await self.db.run_sync(lambda engine: _load_sync(engine, statement))
+            customer, row = await self.db.run_sync(lambda engine: _load_sync(engine, params))
             if customer is not None:
                 self.session.add(customer)  # no SQL: handlers may change it through repositories
         else:
-            customer, row = _split((await self.session.execute(statement)).first())
+            customer, row = _split((await self.session.execute(_LOAD, params)).first())
         if state_key is not None:
             self.states[state_key] = _entry(row)
         self.customer = customer
@@ -126,9 +126,9 @@ class UnitOfWork:
         inbox_id = self.inbox_update_id
         if self.session_in_use or self.db.sync_engine is None:
             for key, entry in dirty:
-                await self.session.execute(_state_write(self.db.dialect, key, entry, self.now))
+                await self.session.execute(*_state_write(self.db.dialect, key, entry, self.now))
             if inbox_id is not None:
-                await self.session.execute(mark_handled(inbox_id, self.now))
+                await self.session.execute(*mark_handled(inbox_id, self.now))
             await self.session.commit()
         else:
             statements = [_state_write("sqlite", key, entry, self.now) for key, entry in dirty]
@@ -160,11 +160,14 @@ class UnitOfWork:
         await self.session.close()
 
 
-def mark_handled(update_id: int, now: datetime) -> Any:
+_MARK_HANDLED = (update(InboxUpdate).where(InboxUpdate.update_id == bindparam("handled_id"))
+                 .values(handled_at=bindparam("when_handled"), payload="", lane=0))
+
+
+def mark_handled(update_id: int, now: datetime) -> tuple[Any, dict[str, Any]]:
     """The inbox row of a handled update keeps only its id (duplicates stay no-ops; no personal data kept:
-    not the update, not even the chat id it came from)."""
-    return (update(InboxUpdate).where(InboxUpdate.update_id == update_id)
-            .values(handled_at=now, payload="", lane=0))
+    not the update, not even the chat id it came from). A statement and its parameters."""
+    return _MARK_HANDLED, {"handled_id": update_id, "when_handled": now}
 
 
 def _entry(row: Any) -> StateEntry:
@@ -173,25 +176,46 @@ def _entry(row: Any) -> StateEntry:
     return StateEntry(state=row[0], data=row[1] or EMPTY, in_db=True)
 
 
-def _state_write(dialect: str, key: str, entry: StateEntry, now: datetime) -> Any:
+# The statements of every update, built once (building one costs more than running it on SQLite);
+# values travel as bound parameters.
+_DELETE_STATE = delete(DialogState).where(DialogState.key == bindparam("key"))
+_UPSERT_STATE: dict[str, Any] = {}
+# Telegram ids and storage keys are never these: "no such row" for an update without a user or a dialog key.
+_NO_USER = -1
+_NO_KEY = ""
+
+
+def _upsert_state(dialect: str) -> Any:
+    statement = _UPSERT_STATE.get(dialect)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values = insert(DialogState).values(key=bindparam("key"), state=bindparam("state"), data=bindparam("data"),
+                                            updated_at=bindparam("updated_at"))
+        statement = _UPSERT_STATE[dialect] = values.on_conflict_do_update(
+            index_elements=[DialogState.key],
+            set_={"state": values.excluded.state, "data": values.excluded.data,
+                  "updated_at": values.excluded.updated_at},
+        )
+    return statement
+
+
+def _state_write(dialect: str, key: str, entry: StateEntry, now: datetime) -> tuple[Any, dict[str, Any]]:
     if entry.empty:
-        return delete(DialogState).where(DialogState.key == key)
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(DialogState).values(key=key, state=entry.state, data=entry.data, updated_at=now)
-    return statement.on_conflict_do_update(
-        index_elements=[DialogState.key],
-        set_={"state": statement.excluded.state, "data": statement.excluded.data,
-              "updated_at": statement.excluded.updated_at},
-    )
+        return _DELETE_STATE, {"key": key}
+    return _upsert_state(dialect), {"key": key, "state": entry.state, "data": entry.data, "updated_at": now}
 
 
-def _load_statement(telegram_id: int | None, state_key: str | None) -> Any:
-    """``(customer or None, state, data)`` in one row, whichever of the two exists."""
-    one = select(literal(1).label("one")).subquery()
-    return (select(Customer, DialogState.state, DialogState.data)
-            .select_from(one)
-            .outerjoin(Customer, Customer.telegram_id == telegram_id if telegram_id is not None else false())
-            .outerjoin(DialogState, DialogState.key == state_key if state_key is not None else false()))
+_ONE = select(literal(1).label("one")).subquery()
+# ``(customer or None, state, data)`` in one row, whichever of the two exists.
+_LOAD = (select(Customer, DialogState.state, DialogState.data)
+         .select_from(_ONE)
+         .outerjoin(Customer, Customer.telegram_id == bindparam("telegram_id"))
+         .outerjoin(DialogState, DialogState.key == bindparam("key")))
+
+
+def _load_params(telegram_id: int | None, state_key: str | None) -> dict[str, Any]:
+    return {"telegram_id": _NO_USER if telegram_id is None else telegram_id,
+            "key": _NO_KEY if state_key is None else state_key}
 
 
 def _split(row: Any) -> tuple[Customer | None, Any]:
@@ -201,16 +225,16 @@ def _split(row: Any) -> tuple[Customer | None, Any]:
     return customer, ((state, data) if (state is not None or data is not None) else None)
 
 
-def _load_sync(engine: Engine, statement: Any) -> tuple[Customer | None, Any]:
+def _load_sync(engine: Engine, params: dict[str, Any]) -> tuple[Customer | None, Any]:
     with Session(engine, expire_on_commit=False) as session:
-        customer, row = _split(session.execute(statement).first())
+        customer, row = _split(session.execute(_LOAD, params).first())
         if customer is not None:
             session.expunge(customer)
         session.rollback()
     return customer, row
 
 
-def _write_sync(engine: Engine, statements: list[Any]) -> None:
+def _write_sync(engine: Engine, statements: list[tuple[Any, dict[str, Any]]]) -> None:
     with engine.begin() as connection:
-        for statement in statements:
-            connection.execute(statement)
+        for statement, params in statements:
+            connection.execute(statement, params)
