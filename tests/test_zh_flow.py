@@ -136,3 +136,12 @@ async def test_customer_file_for_staff_who_chose_chinese(app: App, world: FakeTe
     text = "\n".join(m.text or "" for m in replies)
     assert "语言：</b>英文" in "\n".join(m.html or "" for m in replies) and "已送达" in text, text
     assert "delivered" not in text and "en ·" not in text
+
+
+def test_a_reopening_reads_chinese_in_the_ticket_history() -> None:
+    """The "not solved" detail stored with a reopening is shown in words, not in English (#12 item 7)."""
+    from bot.texts import TextRenderer
+
+    template = TextRenderer(currency="CNY").env.from_string(
+        '{% import "zh/tickets/_labels.html" as L %}{{ L.event_detail("not solved") }}')
+    assert template.render() == "客户反馈问题未解决"
