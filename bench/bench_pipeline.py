@@ -50,11 +50,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -62,7 +61,6 @@ if str(ROOT) not in sys.path:
 
 from aiogram import Bot, Dispatcher, Router  # noqa: E402
 from aiogram.types import Message, Update  # noqa: E402
-from sqlalchemy import event  # noqa: E402
 
 from bot.app import App, create_app  # noqa: E402
 from bot.clock import ManualClock  # noqa: E402
@@ -103,23 +101,9 @@ async def timed_feed(dispatcher: Dispatcher, bot: Bot, update: Update) -> tuple[
     return time.perf_counter() - began, time.process_time() - cpu
 
 
-@contextmanager
-def counted(app: App) -> Iterator[list[str]]:
+def counted(app: App) -> ContextManager[list[str]]:
     """SQL statements on every engine of the app's database (as tests/test_statement_budget.py counts them)."""
-    statements: list[str] = []
-
-    def note(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    engines = [app.db.engine.sync_engine, *([app.db.sync_engine] if app.db.sync_engine is not None else []),
-               *([app.db._inline_engine] if getattr(app.db, "_inline_engine", None) is not None else [])]  # noqa: SLF001
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", note)
+    return app.db.counting_statements()
 
 
 def sqlite_template(folder: Path) -> Path:

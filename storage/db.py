@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
@@ -140,6 +141,23 @@ class Database:
                 raise
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, fn, self.sync_engine)
+
+    @contextmanager
+    def counting_statements(self) -> Iterator[list[str]]:
+        """Every SQL statement any engine of this database runs meanwhile (tests and benchmarks count work)."""
+        statements: list[str] = []
+
+        def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(" ".join(statement.split()))
+
+        engines = [e for e in (self.engine.sync_engine, self.sync_engine, self._inline_engine) if e is not None]
+        for engine in engines:
+            event.listen(engine, "before_cursor_execute", note)
+        try:
+            yield statements
+        finally:
+            for engine in engines:
+                event.remove(engine, "before_cursor_execute", note)
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -8,32 +8,16 @@ prints the statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import ContextManager
 
-from sqlalchemy import event
 
 from bot.app import App
 from bot.fake_telegram import FakeUser
 from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, quick_order, to_summary
 
 
-@contextmanager
-def counted(app: App) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def note(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        statements.append(" ".join(statement.split())[:160])
-
-    engines = [app.db.engine.sync_engine, *([app.db.sync_engine] if app.db.sync_engine is not None else []),
-               *([app.db._inline_engine] if getattr(app.db, "_inline_engine", None) is not None else [])]  # noqa: SLF001
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", note)
+def counted(app: App) -> ContextManager[list[str]]:
+    return app.db.counting_statements()
 
 
 def within(statements: list[str], budget: int, what: str) -> None:
