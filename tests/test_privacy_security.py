@@ -139,7 +139,7 @@ def test_database_and_report_files_are_private(bare_env: Path, monkeypatch: pyte
 
 # ----- 16. The bot token never reaches a log line or a stored error ------------------------------
 
-TOKEN = "1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
+TOKEN = "1234567890:" + "AAHdqTcv" * 4 + "abc"  # shaped like a bot token, built here so none is committed
 
 
 def test_redact_hides_the_token_and_token_shaped_strings() -> None:
