@@ -5,7 +5,6 @@ process: tests/test_real_process.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
