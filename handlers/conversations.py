@@ -43,6 +43,7 @@ from handlers.ticket_views import (
     customer_actor,
     customer_texts,
     post_card,
+    send_staff_reply,
     send_to_customer,
     set_buttons,
     split_text,
@@ -204,16 +205,9 @@ async def staff_replies(message: Message, conversation: Conversation, **data: An
     failure: str | None = "gone"
     if customer is not None and customer.telegram_id is not None and not customer.is_forgotten:
         ctexts = customer_texts(renderer, customer)
-        if photo is not None:
-            caption = ctexts("conversations/staff_reply", name=me.name, text=body or "")
-            extra = None
-            if utf16_len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
-                caption, extra = ctexts("conversations/staff_reply", name=me.name, text=""), body
-            failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
-            if failure is None and extra:
-                failure = await _send_text(bot, repos, customer, now, ctexts, me.name, extra)
-        else:
-            failure = await _send_text(bot, repos, customer, now, ctexts, me.name, body or "")
+        failure = await send_staff_reply(
+            bot, repos, customer, now, lambda text: ctexts("conversations/staff_reply", name=me.name, text=text),
+            body, photo)
     await _repo(repos).add_message(
         conversation, direction="out", author_telegram_id=me.telegram_id, author_name=me.name, now=now,
         text=body, photo_file_id=photo, staff_chat_id=message.chat.id, staff_message_id=message.message_id,
@@ -222,21 +216,8 @@ async def staff_replies(message: Message, conversation: Conversation, **data: An
     if failure is not None:
         await message.reply(stexts("conversations/not_delivered", reason=failure))
         return
-    try:
-        await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
-    except TelegramAPIError:
-        pass
-
-
-async def _send_text(bot: Bot, repos: Repos, customer: Customer, now: Any, ctexts: Texts, name: str | None,
-                     body: str) -> str | None:
-    header = utf16_len(ctexts("conversations/staff_reply", name=name, text=""))
-    for piece in split_text(body, 4000 - header):
-        failure = await send_to_customer(bot, repos, customer, now,
-                                         text=ctexts("conversations/staff_reply", name=name, text=piece))
-        if failure:
-            return failure
-    return None
+    # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
+    await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
 
 
 # ----- make it a complaint ---------------------------------------------------------------------

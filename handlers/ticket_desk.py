@@ -28,7 +28,6 @@ from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import schedule_for
-from bot.rules.text_units import utf16_len
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
     TicketCallback,
@@ -37,8 +36,8 @@ from handlers.ticket_views import (
     enqueue_survey,
     learn_forum,
     refresh_card,
+    send_staff_reply,
     send_to_customer,
-    split_text,
     staff_texts,
     tell_staff,
 )
@@ -309,19 +308,12 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
     customer = await repos.customers.get(ticket.customer_id)
     photo = message.photo[-1].file_id if message.photo else None
     body = message.text if message.text is not None else message.caption
-    failure = "gone"
+    failure: str | None = "gone"
     if customer is not None:
         ctexts = customer_texts(renderer, customer)
-        if photo is not None:
-            caption = ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=body or "")
-            extra = None
-            if utf16_len(caption) > 1000:  # Telegram's caption limit is 1024: the text goes on its own
-                caption, extra = ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=""), body
-            failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
-            if failure is None and extra:
-                failure = await _send_text(bot, repos, customer, now, ctexts, ticket, me.name, extra)
-        else:
-            failure = await _send_text(bot, repos, customer, now, ctexts, ticket, me.name, body or "")
+        failure = await send_staff_reply(
+            bot, repos, customer, now, lambda text: ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=text),
+            body, photo)
     await repos.tickets.add_message(
         ticket, direction="out", actor=me, now=now, text=body, photo_file_id=photo,
         staff_chat_id=message.chat.id, staff_message_id=message.message_id, delivered=failure is None,
@@ -338,21 +330,8 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
     if ticket.status in ("taken", "in_progress"):
         await repos.tickets.transition(ticket, "waiting_customer", me, now, settings, schedule)
     await refresh_card(bot, repos, renderer, settings, ticket, now)
-    try:
-        await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
-    except TelegramAPIError:
-        pass
-
-
-async def _send_text(bot: Bot, repos: Repos, customer: Any, now: Any, ctexts: Texts, ticket: Ticket,
-                     name: str | None, body: str) -> str | None:
-    header_len = utf16_len(ctexts("tickets/staff_reply", ticket=ticket, name=name, text=""))
-    for piece in split_text(body, 4000 - header_len):
-        failure = await send_to_customer(bot, repos, customer, now,
-                                         text=ctexts("tickets/staff_reply", ticket=ticket, name=name, text=piece))
-        if failure:
-            return failure
-    return None
+    # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
+    await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
 
 
 # ----- the sandbox's :reply --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.sla import notice_time, schedule_for
-from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_split  # noqa: F401  (re-exported)
+from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_len, utf16_split  # noqa: F401  (re-exported)
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
 from storage.repositories import Repos
@@ -269,6 +269,29 @@ async def send_to_customer(bot: Bot, repos: Repos, customer: Customer, now: date
     except TelegramAPIError as exc:
         log.warning("could not send to customer %s: %s", customer.id, exc)
         return "failed"
+    return None
+
+
+async def send_staff_reply(bot: Bot, repos: Repos, customer: Customer, now: datetime, render: Any,
+                           body: str | None, photo: str | None) -> str | None:
+    """A staff member's reply to a customer (a ticket's or a conversation's): None when delivered, else why not.
+
+    ``render(text)`` wraps a piece of the reply in its template. A photo carries the reply as its caption
+    unless that would pass Telegram's 1024-unit caption limit: then the text follows on its own. Long text
+    goes in pieces that each fit a message.
+    """
+    if photo is not None:
+        caption, extra = render(body or ""), None
+        if utf16_len(caption) > 1000:
+            caption, extra = render(""), body
+        failure = await send_to_customer(bot, repos, customer, now, photo=photo, caption=caption)
+        if failure is not None or not extra:
+            return failure
+        body = extra
+    for piece in split_text(body or "", 4000 - utf16_len(render(""))):
+        failure = await send_to_customer(bot, repos, customer, now, text=render(piece))
+        if failure:
+            return failure
     return None
 
 
