@@ -68,12 +68,16 @@ def line_views(order: Order, lang: str) -> list[dict[str, Any]]:
     ]
 
 
-def history_views(renderer: TextRenderer, lang: str, order: Order) -> list[dict[str, Any]]:
-    return [
+def history_views(renderer: TextRenderer, lang: str, order: Order,
+                  customer: Customer | None = None) -> list[dict[str, Any]]:
+    """The order's placing (the order row itself) and then each status change."""
+    placed = {"status": status_label(renderer, lang, "new"), "role": "customer",
+              "by": customer.name if customer is not None else None, "at": order.created_at, "reason": None}
+    return [placed, *(
         {"status": status_label(renderer, lang, change.to_status), "role": change.actor_role,
          "by": change.actor_name, "at": change.created_at, "reason": change.reason}
         for change in order.history
-    ]
+    )]
 
 
 def card_view(renderer: TextRenderer, settings: Settings, order: Order,
@@ -81,7 +85,7 @@ def card_view(renderer: TextRenderer, settings: Settings, order: Order,
     lang = settings.default_language
     text = renderer.render(
         lang, "orders/desk/card", order=order, customer=customer, lines=line_views(order, lang),
-        status=status_label(renderer, lang, order.status), history=history_views(renderer, lang, order),
+        status=status_label(renderer, lang, order.status), history=history_views(renderer, lang, order, customer),
         tz=settings.default_timezone,
     )
     steps = rules.next_steps(order.status)

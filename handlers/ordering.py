@@ -42,7 +42,6 @@ from bot.texts import TextRenderer, Texts
 from handlers.order_desk import post_card
 from storage.models import Customer, Product
 from storage.repositories import Repos
-from storage.repositories.orders import Actor
 
 router = Router(name="ordering")
 router.message.filter(When(F.chat.type == "private"))
@@ -670,7 +669,6 @@ async def _confirm(message: Message, data: dict[str, Any], od: dict[str, Any]) -
         customer_id=customer.id, lines=lines, currency=settings.currency, now=clock.now(),
         idempotency_key=od["key"], source=od.get("source") or "dialog", address=od.get("address"),
         note=od.get("note"), reorder_of_id=od.get("reorder_of"), attributed_outbox_id=od.get("outbox_id"),
-        actor=Actor("customer", customer.telegram_id, (customer.name or "")[:64] or None),
     )
     await end_dialog(state)
     await state.update_data({PLACED: {"key": od["key"], "number": order.id}})  # for a second press

@@ -14,7 +14,6 @@ from bot.fake_telegram import FakeUser, SentMessage
 from bot.telegram_html import check
 from bot.texts import TextRenderer
 from storage.repositories import Repos
-from storage.repositories.orders import Actor
 from storage.models import Customer, Order, OrderItem, OrderStatusChange, Product
 
 RENDERER = TextRenderer("CNY")
@@ -92,7 +91,7 @@ async def quick_order(app: App, user: FakeUser, lines: list[tuple[str, int]] | N
         products = {p.sku: p for p in await repos.products.all()}
         order, _ = await repos.orders.create(
             customer_id=customer.id, lines=[(products[sku], qty) for sku, qty in lines], currency="CNY",
-            now=app.clock.now(), address=customer.address, actor=Actor("customer", user.id, customer.name))
+            now=app.clock.now(), address=customer.address)
         if card:
             await post_card(app.bot, app.settings, app.renderer, repos, order, customer)
         await repos.commit()

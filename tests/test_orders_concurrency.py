@@ -43,6 +43,6 @@ async def test_idempotent_create_and_compare_and_set(app: App, customer: FakeUse
             return won
 
     assert sorted(await asyncio.gather(accept(1), accept(2))) == [False, True]
-    assert [c.to_status for c in await history(app, results[0][0])] == ["new", "accepted"]
+    assert [c.to_status for c in await history(app, results[0][0])] == ["accepted"]
     async with db.session() as session:
         assert await Repos(session).products.categories() == ["rice", "oil"]

@@ -5,11 +5,12 @@ when two staff press at once, exactly one update matches and wins; the other
 sees zero rows and is told. Order creation is idempotent on the confirm
 button's key (``INSERT ... ON CONFLICT DO NOTHING``, the one dialect switch).
 
-Creating an order costs three statements: the order (with the care message it
-answered chosen inside the same ``INSERT``), its items (one multi-row
-``INSERT``) and its first history row, each ``RETURNING`` the rows; the order
-handed back is built from them, items, products and history in place, without
-reading anything again.
+Creating an order costs two statements: the order (with the care message it
+answered chosen inside the same ``INSERT``) and its items (one multi-row
+``INSERT``), each ``RETURNING`` the rows; the order handed back is built from
+them, items and products in place, without reading anything again. The
+placing itself is the order row (``created_at``, ``source``); the history
+holds the status changes that follow it.
 """
 
 from __future__ import annotations
@@ -171,7 +172,6 @@ class OrderRepo:
         note: str | None = None,
         reorder_of_id: int | None = None,
         attributed_outbox_id: int | None = None,
-        actor: Actor | None = None,
     ) -> tuple[Order, bool]:
         """Create an order at the products' current prices.
 
@@ -207,20 +207,13 @@ class OrderRepo:
                 for product, quantity in lines
             ]).returning(OrderItem)
         ))
-        actor = actor or Actor("customer")
-        change = (await self.session.scalars(
-            insert(OrderStatusChange).values(
-                order_id=order.id, from_status=None, to_status="new", actor_telegram_id=actor.telegram_id,
-                actor_name=actor.name, actor_role=actor.role, created_at=now,
-            ).returning(OrderStatusChange)
-        )).one()
-        # The order as a reload would give it, from what the statements returned.
+        # The order as a reload would give it, from what the statements returned. Its placing is the
+        # order row itself (created_at, source); the history holds the changes that follow.
         for item in items:
             set_committed_value(item, "product", products[item.product_id])
             set_committed_value(item, "order", order)
-        set_committed_value(change, "order", order)
         set_committed_value(order, "items", sorted(items, key=lambda item: item.id))
-        set_committed_value(order, "history", [change])
+        set_committed_value(order, "history", [])
         if self.repos is not None:
             for hook in ORDER_CREATED_HOOKS:
                 await hook(self.repos, order, now)
@@ -287,8 +280,9 @@ class OrderRepo:
                     for item in order.items
                 ],
                 "history": [
-                    {"status": change.to_status, "by": change.actor_role, "at": change.created_at.isoformat()}
-                    for change in order.history
+                    {"status": "new", "by": "customer", "at": order.created_at.isoformat()},
+                    *({"status": change.to_status, "by": change.actor_role, "at": change.created_at.isoformat()}
+                      for change in order.history),
                 ],
             }
             for order in await self.all_of_customer(customer_id)
