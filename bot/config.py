@@ -10,6 +10,7 @@ import importlib.util
 import re
 import sys
 from datetime import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -18,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.rules.sla import BusinessHoursError, parse_business_hours
+from bot.rules.tickets import PRIORITIES, SlaPolicy, Targets
 
 Language = Literal["en", "zh"]
 LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -161,11 +165,17 @@ class Settings(BaseSettings):
     def after_hours_priority_set(self) -> frozenset[str]:
         return frozenset(c for c in self.after_hours_priorities.split(",") if c)
 
+    @property
+    def sla(self) -> SlaPolicy:
+        """The response targets and the business-hours clock as plain values for bot.rules.tickets."""
+        targets = tuple((p, getattr(self, f"sla_first_response_{p}"), getattr(self, f"sla_resolution_{p}"))
+                        for p in PRIORITIES)
+        return _sla_policy(targets, self.sla_warn_ratio, self.ticket_reopen_days, self.business_hours,
+                           self.default_timezone)
+
     @field_validator("business_hours")
     @classmethod
     def _check_business_hours(cls, value: str) -> str:
-        from bot.rules.sla import BusinessHoursError, parse_business_hours
-
         try:
             parse_business_hours(value)
         except BusinessHoursError as exc:
@@ -267,6 +277,13 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.default_timezone)
+
+
+@lru_cache(maxsize=16)
+def _sla_policy(targets: tuple[tuple[str, int, int], ...], warn_ratio: float, reopen_days: int,
+                business_hours: str, tz: str) -> SlaPolicy:
+    return SlaPolicy(targets={p: Targets(first, resolution) for p, first, resolution in targets},
+                     warn_ratio=warn_ratio, reopen_days=reopen_days, schedule=parse_business_hours(business_hours, tz))
 
 
 _TOKEN = re.compile(r"^\d+:[\w-]+$")

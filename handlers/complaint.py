@@ -27,7 +27,6 @@ from bot.dialogs import ask_again, asks, end_dialog
 from bot.menu import MenuCallback, start_from_menu
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
-from bot.rules.sla import schedule_for
 from bot.texts import TextRenderer, Texts
 from bot.ticket_priority import complaint_priority
 from handlers.ticket_views import customer_tz, post_card
@@ -311,17 +310,16 @@ async def _submit(message: Message, data: dict[str, Any], values: dict[str, Any]
     if order_id and await repos.tickets.customer_order(customer.id, order_id) is None:
         order_id = None
     priority, reasons = await complaint_priority(repos, customer, values["category"], now, settings)
-    schedule = schedule_for(settings)
     ticket, created = await repos.tickets.create(
         customer=customer, category=values["category"], order_id=order_id, description=values["description"],
         photos=list(values.get("photos") or []), priority=priority,
-        idempotency_key=values.get("key") or secrets.token_hex(8), now=now, settings=settings,
-        schedule=schedule, reasons=reasons,
+        idempotency_key=values.get("key") or secrets.token_hex(8), now=now, sla=settings.sla,
+        reasons=reasons,
     )
     await end_dialog(state)
     if created:
         await post_card(bot, data.get("app"), repos, renderer, settings, ticket, customer, now)
     await message.answer(texts(
-        "complaints/submitted", ticket=ticket, targets=rules.targets(ticket.priority, settings),
-        business_hours=schedule is not None,
+        "complaints/submitted", ticket=ticket, targets=rules.targets(ticket.priority, settings.sla),
+        business_hours=settings.sla.schedule is not None,
     ))

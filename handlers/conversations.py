@@ -35,7 +35,6 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as ticket_rules
-from bot.rules.sla import schedule_for
 from bot.rules.text_units import utf16_cut, utf16_len
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
@@ -274,11 +273,10 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
     if order_id is not None and await repos.tickets.customer_order(customer.id, order_id) is None:
         order_id = None
     priority, reasons = await complaint_priority(repos, customer, category, now, settings)
-    schedule = schedule_for(settings)
     ticket, created = await repos.tickets.create(
         customer=customer, category=category, order_id=order_id, description=description, photos=photos,
-        priority=priority, idempotency_key=f"conversation:{conversation.id}", now=now, settings=settings,
-        schedule=schedule, reasons=reasons,
+        priority=priority, idempotency_key=f"conversation:{conversation.id}", now=now, sla=settings.sla,
+        reasons=reasons,
     )
     if not await conversations.make_complaint(conversation.id, ticket.id):
         await callback.answer(texts("conversations/already_complaint.txt", ticket_id=conversation.ticket_id),
@@ -303,8 +301,8 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
     await callback.message.reply(staff_texts(renderer, settings)("conversations/made_complaint", ticket=ticket,
                                                                   name=me.name))
     await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(
-        "conversations/became_complaint", ticket=ticket, targets=ticket_rules.targets(ticket.priority, settings),
-        business_hours=schedule is not None))
+        "conversations/became_complaint", ticket=ticket, targets=ticket_rules.targets(ticket.priority, settings.sla),
+        business_hours=settings.sla.schedule is not None))
 
 
 # ----- privacy ---------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from bot.config import Settings
 from bot.dialogs import ask_again, asks, end_dialog
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
-from bot.rules.sla import schedule_for
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
     CsatCallback,
@@ -70,7 +69,7 @@ async def ask_comment(message: Message, data: dict[str, Any]) -> None:
         await end_dialog(data["state"])
         return
     low = (ticket.rating or 0) <= rules.LOW_RATING
-    offer_reopen = low and rules.can_reopen(ticket, clock.now(), settings)
+    offer_reopen = low and rules.can_reopen(ticket, clock.now(), settings.sla)
     asked = await at_once(message.answer(texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
                                        limit=rules.COMMENT_MAX),
                                  reply_markup=_comment_keyboard(texts, ticket, offer_reopen)))
@@ -117,12 +116,12 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
     await callback.answer(texts("tickets/csat_thanks.txt"))
     await repos.tickets.add_event(ticket, "rating", actor, now, detail=str(ticket.rating))
     if callback_data.value >= rules.CONFIRMING_RATING and ticket.status == "resolved":
-        await repos.tickets.transition(ticket, "closed", actor, now, settings, schedule_for(settings),
+        await repos.tickets.transition(ticket, "closed", actor, now, settings.sla,
                                        detail="confirmed by rating")
         await refresh_card(data["bot"], repos, renderer, settings, ticket, now)
     # Keep the "not solved" button; take the rating buttons away.
     markup = None
-    if rules.can_reopen(ticket, now, settings):
+    if rules.can_reopen(ticket, now, settings.sla):
         builder = InlineKeyboardBuilder()
         builder.button(text=texts.button("csat_not_solved"),
                        callback_data=CsatCallback(action="notsolved", ticket=ticket.id))
@@ -161,7 +160,7 @@ async def process_comment(message: Message, **data: Any) -> None:
     ticket = await repos.tickets.get(int(ticket_id or 0))
     if asked and ticket is not None:  # the question's Skip is done with; Reopen stays while it can
         markup = None
-        if (ticket.rating or 0) <= rules.LOW_RATING and rules.can_reopen(ticket, clock.now(), settings):
+        if (ticket.rating or 0) <= rules.LOW_RATING and rules.can_reopen(ticket, clock.now(), settings.sla):
             builder = InlineKeyboardBuilder()
             builder.button(text=texts.button("csat_reopen"),
                            callback_data=CsatCallback(action="reopen", ticket=ticket.id))
@@ -218,7 +217,7 @@ async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **dat
     if ticket.status in rules.OPEN_STATUSES:
         await callback.answer(texts("tickets/reopen_already.txt", ticket=ticket))
         return
-    if not rules.can_reopen(ticket, now, settings):
+    if not rules.can_reopen(ticket, now, settings.sla):
         await callback.answer()
         await set_buttons(callback.message, None)
         await callback.message.answer(texts("tickets/reopen_too_late", ticket=ticket, days=settings.ticket_reopen_days))
@@ -230,8 +229,8 @@ async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **dat
     ticket = claimed
     customer: Customer = data["customer"]
     await callback.answer()
-    await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings,
-                                   schedule_for(settings), detail="not solved")
+    await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings.sla,
+                                   detail="not solved")
     await set_buttons(callback.message, None)
     if await state.get_state() == CsatForm.comment.state:
         await end_dialog(state)

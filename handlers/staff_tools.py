@@ -24,7 +24,6 @@ from bot.dialogs import ask_again, asks, end_dialog
 from bot.roles import HasRole, InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
-from bot.rules.sla import schedule_for
 from bot.rules.text_units import utf16_len
 from bot.texts import Texts
 from handlers.ticket_views import card_context, card_markup, learn_forum
@@ -65,10 +64,9 @@ async def list_tickets(message: Message, repos: Repos, clock: Clock, settings: S
                        **data: Any) -> None:
     learn_forum(data.get("app"), message.chat, settings)
     now = clock.now()
-    schedule = schedule_for(settings)
     tickets = await repos.tickets.open_tickets()
     customers = await repos.tickets.customers({t.customer_id for t in tickets})
-    rows = [(t, rules.sla_state(t, now, settings, schedule)) for t in tickets]
+    rows = [(t, rules.sla_state(t, now, settings.sla)) for t in tickets]
     far = now.replace(year=now.year + 100)
     # Due soonest first; paused tickets (waiting for the customer) last.
     rows.sort(key=lambda r: (r[1].due_at is None, r[1].due_at or far, rules.PRIORITY_ORDER[r[0].priority], r[0].id))

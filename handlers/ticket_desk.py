@@ -27,7 +27,6 @@ from bot.dialogs import ask_again, asks, end_dialog
 from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
-from bot.rules.sla import schedule_for
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
     TicketCallback,
@@ -109,7 +108,7 @@ async def _take(callback: CallbackQuery, callback_data: TicketCallback, ticket: 
         await callback.answer(texts("tickets/take_taken.txt", ticket=ticket, name=ticket.assignee_name), show_alert=True)
         return
     now = clock.now()
-    await repos.tickets.assign(ticket, me, now, settings, schedule_for(settings))
+    await repos.tickets.assign(ticket, me, now, settings.sla)
     await callback.answer(texts("tickets/take_done.txt", ticket=ticket))
     await refresh_card(bot, repos, renderer, settings, ticket, now)
     customer = await repos.customers.get(ticket.customer_id)
@@ -193,11 +192,10 @@ async def process_resolution_note(message: Message, **data: Any) -> None:
     assert message.from_user is not None
     me = actor_of(message.from_user)
     now = clock.now()
-    schedule = schedule_for(settings)
     if ticket.assignee_telegram_id is None:
-        await repos.tickets.assign(ticket, me, now, settings, schedule)
+        await repos.tickets.assign(ticket, me, now, settings.sla)
     ticket.resolution_note = note
-    await repos.tickets.transition(ticket, "resolved", me, now, settings, schedule)
+    await repos.tickets.transition(ticket, "resolved", me, now, settings.sla)
     customer = await repos.customers.get(ticket.customer_id)
     await enqueue_survey(repos, renderer, settings, ticket, customer, now)
     await refresh_card(bot, repos, renderer, settings, ticket, now)
@@ -254,8 +252,7 @@ async def _set_priority(callback: CallbackQuery, callback_data: TicketCallback, 
     ticket = claimed
     now = clock.now()
     if ticket.priority != priority:
-        await repos.tickets.set_priority(ticket, priority, actor_of(callback.from_user), now, settings,
-                                         schedule_for(settings))
+        await repos.tickets.set_priority(ticket, priority, actor_of(callback.from_user), now, settings.sla)
     await callback.answer(texts("tickets/priority_set.txt", ticket=ticket))
     if ticket.staff_message_id == callback.message.message_id and ticket.staff_chat_id == callback.message.chat.id:  # type: ignore[union-attr]
         await refresh_card(data["bot"], repos, data["renderer"], settings, ticket, now)
@@ -321,14 +318,13 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
     if failure is not None:
         await message.reply(texts("tickets/not_delivered", ticket=ticket, reason=failure))
         return
-    schedule = schedule_for(settings)
     if ticket.assignee_telegram_id is None:
-        await repos.tickets.assign(ticket, me, now, settings, schedule)
-    if rules.record_first_response(ticket, now, settings, schedule):
+        await repos.tickets.assign(ticket, me, now, settings.sla)
+    if rules.record_first_response(ticket, now, settings.sla):
         await repos.tickets.add_event(ticket, "first_response", me, now,
                                       detail=f"{ticket.first_response_minutes:g} min")
     if ticket.status in ("taken", "in_progress"):
-        await repos.tickets.transition(ticket, "waiting_customer", me, now, settings, schedule)
+        await repos.tickets.transition(ticket, "waiting_customer", me, now, settings.sla)
     await refresh_card(bot, repos, renderer, settings, ticket, now)
     # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
     await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])

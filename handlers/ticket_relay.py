@@ -23,7 +23,6 @@ from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.rules import tickets as rules
-from bot.rules.sla import schedule_for
 from bot.rules.text_units import utf16_cut, utf16_len
 from bot.texts import TextRenderer, Texts
 from handlers.ticket_views import (
@@ -171,7 +170,6 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
         staff_chat_id=chat_id if staff_message_id else None, staff_message_id=staff_message_id,
     )
     if ticket.status == "waiting_customer":
-        await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings,
-                                       schedule_for(settings))
+        await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings.sla)
         await refresh_card(bot, repos, renderer, settings, ticket, now)
     await message.answer(texts("tickets/relayed_ack", ticket=ticket))

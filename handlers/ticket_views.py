@@ -24,7 +24,7 @@ from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
-from bot.rules.sla import notice_time, schedule_for
+from bot.rules.sla import notice_time
 from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_len, utf16_split  # noqa: F401  (re-exported)
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
@@ -88,14 +88,13 @@ async def card_context(repos: Repos, ticket: Ticket, settings: Settings, now: da
     customer = customer or await repos.customers.get(ticket.customer_id)
     order: Order | None = (await repos.tickets.customer_order(ticket.customer_id, ticket.order_id)
                            if ticket.order_id else None)
-    schedule = schedule_for(settings)
     return {
         "ticket": ticket,
         "customer": customer,
         "order": order,
         "photos": len(photos_of(ticket)),
-        "targets": rules.targets(ticket.priority, settings),
-        "sla": rules.sla_state(ticket, now, settings, schedule),
+        "targets": rules.targets(ticket.priority, settings.sla),
+        "sla": rules.sla_state(ticket, now, settings.sla),
         "tz": settings.default_timezone,
         "business_hours": bool(settings.business_hours.strip()),
     }
@@ -338,7 +337,7 @@ async def enqueue_survey(repos: Repos, renderer: TextRenderer, settings: Setting
 def staff_notice_time(settings: Settings, ticket: Ticket | None, now: datetime) -> datetime:
     """When a notice or escalation to staff or managers may go: in BUSINESS_HOURS, unless the
     ticket's priority goes at any hour (AFTER_HOURS_PRIORITIES)."""
-    return notice_time(now, schedule_for(settings), ticket.priority if ticket is not None else None,
+    return notice_time(now, settings.sla.schedule, ticket.priority if ticket is not None else None,
                        settings.after_hours_priority_set)
 
 

@@ -26,7 +26,6 @@ from sqlalchemy import select
 
 from bot.rules import care as care_rules
 from bot.rules import tickets as rules
-from bot.rules.sla import schedule_for
 from handlers.ticket_views import (
     CsatCallback,
     customer_texts,
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 async def watch_tickets(ctx: JobContext) -> None:
     settings = ctx.settings
     renderer = ctx.app.renderer
-    schedule = schedule_for(settings)
     now = ctx.now
     texts = staff_texts(renderer, settings)
     async with ctx.db.session() as session:
@@ -64,7 +62,7 @@ async def watch_tickets(ctx: JobContext) -> None:
             done = {(r[0], r[1], r[2]) for r in rows}
         customers = await repos.tickets.customers({t.customer_id for t in tickets})
         for ticket in tickets:
-            for check in rules.running_checks(ticket, now, settings, schedule):
+            for check in rules.running_checks(ticket, now, settings.sla):
                 level = check.level(settings.sla_warn_ratio)
                 if level == "breach" and (ticket.id, "sla_breach", check.target) not in done:
                     await _escalate(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
@@ -130,11 +128,10 @@ async def _escalate(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.
 
 async def _autoclose(repos: Repos, ctx: JobContext) -> list[int]:
     settings = ctx.settings
-    schedule = schedule_for(settings)
     cutoff = ctx.now - timedelta(days=settings.ticket_autoclose_days)
     closed = []
     for ticket in await repos.tickets.resolved_before(cutoff):
-        await repos.tickets.transition(ticket, "closed", rules.SYSTEM, ctx.now, settings, schedule,
+        await repos.tickets.transition(ticket, "closed", rules.SYSTEM, ctx.now, settings.sla,
                                        detail="no answer")
         closed.append(ticket.id)
         customer = await repos.customers.get(ticket.customer_id)
@@ -142,7 +139,7 @@ async def _autoclose(repos: Repos, ctx: JobContext) -> list[int]:
             continue
         texts = customer_texts(ctx.app.renderer, customer)
         markup = None
-        if rules.can_reopen(ticket, ctx.now, settings):
+        if rules.can_reopen(ticket, ctx.now, settings.sla):
             builder = InlineKeyboardBuilder()
             builder.button(text=texts.button("csat_not_solved"),
                            callback_data=CsatCallback(action="notsolved", ticket=ticket.id))

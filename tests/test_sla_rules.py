@@ -119,68 +119,65 @@ def test_lifecycle_transitions_and_refusals() -> None:
     settings = _settings()
     t0 = datetime(2026, 3, 2, 2, tzinfo=timezone.utc)
     ticket = _ticket(t0)
-    rules.refresh_due(ticket, settings, None, t0)
+    rules.refresh_due(ticket, settings.sla, t0)
     assert ticket.first_response_due_at == t0 + timedelta(hours=2)
     assert ticket.resolution_due_at == t0 + timedelta(hours=24)
     with pytest.raises(rules.TransitionError):
-        rules.change_status(ticket, "new", t0, settings, None)
-    rules.change_status(ticket, "taken", t0 + timedelta(minutes=5), settings, None)
+        rules.change_status(ticket, "new", t0, settings.sla)
+    rules.change_status(ticket, "taken", t0 + timedelta(minutes=5), settings.sla)
     assert ticket.taken_at == t0 + timedelta(minutes=5)
-    assert rules.record_first_response(ticket, t0 + timedelta(minutes=30), settings, None)
-    assert not rules.record_first_response(ticket, t0 + timedelta(minutes=40), settings, None)
+    assert rules.record_first_response(ticket, t0 + timedelta(minutes=30), settings.sla)
+    assert not rules.record_first_response(ticket, t0 + timedelta(minutes=40), settings.sla)
     assert ticket.first_response_minutes == 30 and ticket.first_response_breached is False
-    rules.change_status(ticket, "waiting_customer", t0 + timedelta(minutes=30), settings, None)
+    rules.change_status(ticket, "waiting_customer", t0 + timedelta(minutes=30), settings.sla)
     # Two hours waiting for the customer do not count toward resolution.
-    rules.change_status(ticket, "in_progress", t0 + timedelta(hours=2, minutes=30), settings, None)
+    rules.change_status(ticket, "in_progress", t0 + timedelta(hours=2, minutes=30), settings.sla)
     assert ticket.waiting_minutes == 120 and ticket.waiting_since is None
     assert ticket.resolution_due_at == t0 + timedelta(hours=26)
-    rules.change_status(ticket, "resolved", t0 + timedelta(hours=3), settings, None)
+    rules.change_status(ticket, "resolved", t0 + timedelta(hours=3), settings.sla)
     assert ticket.resolution_minutes == 60 and ticket.resolution_breached is False
     with pytest.raises(rules.TransitionError):
-        rules.change_status(ticket, "waiting_customer", t0 + timedelta(hours=3), settings, None)
+        rules.change_status(ticket, "waiting_customer", t0 + timedelta(hours=3), settings.sla)
     # Reopened a day later: the day in between is paused too.
-    assert rules.can_reopen(ticket, t0 + timedelta(days=1, hours=3), settings)
-    rules.change_status(ticket, "in_progress", t0 + timedelta(days=1, hours=3), settings, None)
+    assert rules.can_reopen(ticket, t0 + timedelta(days=1, hours=3), settings.sla)
+    rules.change_status(ticket, "in_progress", t0 + timedelta(days=1, hours=3), settings.sla)
     assert ticket.reopen_count == 1 and ticket.resolved_at is None and ticket.resolution_minutes is None
     assert ticket.waiting_minutes == 120 + 24 * 60
-    rules.change_status(ticket, "resolved", t0 + timedelta(days=1, hours=4), settings, None)
+    rules.change_status(ticket, "resolved", t0 + timedelta(days=1, hours=4), settings.sla)
     assert ticket.resolution_minutes == 120
-    rules.change_status(ticket, "closed", t0 + timedelta(days=2), settings, None)
+    rules.change_status(ticket, "closed", t0 + timedelta(days=2), settings.sla)
     assert ticket.closed_at is not None
-    assert not rules.can_reopen(ticket, t0 + timedelta(days=9), settings)
+    assert not rules.can_reopen(ticket, t0 + timedelta(days=9), settings.sla)
 
 
 def test_running_checks_warn_and_breach_levels() -> None:
     settings = _settings(sla_first_response_high=30)
     t0 = datetime(2026, 3, 2, 2, tzinfo=timezone.utc)
     ticket = _ticket(t0, "high")
-    checks = {c.target: c for c in rules.running_checks(ticket, t0 + timedelta(minutes=24), settings, None)}
+    checks = {c.target: c for c in rules.running_checks(ticket, t0 + timedelta(minutes=24), settings.sla)}
     assert checks["first"].level(0.8) == "warn" and checks["resolution"].level(0.8) == "ok"
-    checks = {c.target: c for c in rules.running_checks(ticket, t0 + timedelta(minutes=31), settings, None)}
+    checks = {c.target: c for c in rules.running_checks(ticket, t0 + timedelta(minutes=31), settings.sla)}
     assert checks["first"].level(0.8) == "breach"
-    state = rules.sla_state(ticket, t0 + timedelta(minutes=31), settings, None)
+    state = rules.sla_state(ticket, t0 + timedelta(minutes=31), settings.sla)
     assert state.level == "breach" and state.target == "first" and state.minutes_left == pytest.approx(-1)
-    rules.record_first_response(ticket, t0 + timedelta(minutes=40), settings, None)
+    rules.record_first_response(ticket, t0 + timedelta(minutes=40), settings.sla)
     assert ticket.first_response_breached is True
-    rules.change_status(ticket, "waiting_customer", t0 + timedelta(minutes=40), settings, None)
-    assert rules.running_checks(ticket, t0 + timedelta(hours=20), settings, None) == []
-    assert rules.sla_state(ticket, t0 + timedelta(hours=20), settings, None).level == "paused"
+    rules.change_status(ticket, "waiting_customer", t0 + timedelta(minutes=40), settings.sla)
+    assert rules.running_checks(ticket, t0 + timedelta(hours=20), settings.sla) == []
+    assert rules.sla_state(ticket, t0 + timedelta(hours=20), settings.sla).level == "paused"
 
 
 def test_resolution_clock_in_business_hours_excludes_waiting() -> None:
     settings = _settings(business_hours=HOURS, default_timezone="Asia/Shanghai")
-    from bot.rules.sla import schedule_for
-
-    schedule = schedule_for(settings)
     created = local(2026, 3, 6, 17)  # Friday 17:00
     ticket = _ticket(created)
-    rules.refresh_due(ticket, settings, schedule, created)
+    rules.refresh_due(ticket, settings.sla, created)
     assert ticket.first_response_due_at == local(2026, 3, 7, 11)  # 1 h Fri + 1 h Sat
-    rules.record_first_response(ticket, local(2026, 3, 6, 17, 30), settings, schedule)
-    rules.change_status(ticket, "waiting_customer", local(2026, 3, 6, 17, 30), settings, schedule)
-    rules.change_status(ticket, "in_progress", local(2026, 3, 7, 11), settings, schedule)  # waited 30 m + 1 h
+    rules.record_first_response(ticket, local(2026, 3, 6, 17, 30), settings.sla)
+    rules.change_status(ticket, "waiting_customer", local(2026, 3, 6, 17, 30), settings.sla)
+    rules.change_status(ticket, "in_progress", local(2026, 3, 7, 11), settings.sla)  # waited 30 m + 1 h
     assert ticket.waiting_minutes == 90
-    rules.change_status(ticket, "resolved", local(2026, 3, 9, 10), settings, schedule)
+    rules.change_status(ticket, "resolved", local(2026, 3, 9, 10), settings.sla)
     # Counted: Fri 17-18 (60) + Sat 10-14 (240) + Mon 9-10 (60) = 360, minus 90 waiting.
     assert ticket.resolution_minutes == 270
 

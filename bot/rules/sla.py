@@ -18,12 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _DAY_ALIASES = {
@@ -140,16 +135,6 @@ def parse_business_hours(spec: str, tz: str | ZoneInfo = "UTC") -> Schedule | No
     if schedule.weekly_minutes == 0:
         raise BusinessHoursError("no opening hours at all")
     return schedule
-
-
-@lru_cache(maxsize=16)
-def _cached(spec: str, tz: str) -> Schedule | None:
-    return parse_business_hours(spec, tz)
-
-
-def schedule_for(settings: "Settings") -> Schedule | None:
-    """The configured opening hours (None = around the clock)."""
-    return _cached(settings.business_hours, settings.default_timezone)
 
 
 def counted_minutes(start: datetime, end: datetime, schedule: Schedule | None) -> float:

@@ -17,24 +17,23 @@ the customer, and time between a resolution and a reopening, is *paused*: it
 does not count toward the resolution target. Pauses start only after the
 first response, so the first-response clock never pauses.
 
-Everything here works on a :class:`~storage.models.Ticket` in memory and takes
-the time as an argument; the repository stores the events.
+Everything here works on a ticket in memory (anything with the fields of
+:class:`TicketTimes`; the repository passes its rows) and takes the time and
+the targets (:class:`SlaPolicy`, plain values built from the settings) as
+arguments; the repository stores the events.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot.rules.customer_file import Invalid
 from bot.rules.sla import Schedule, counted_minutes, due_after
 from bot.rules.text_units import utf16_len
-
-if TYPE_CHECKING:
-    from bot.config import Settings
-    from storage.models import Ticket
 
 CATEGORIES = ("quality", "delivery", "staff", "billing", "other")
 PRIORITIES = ("high", "normal", "low")
@@ -99,13 +98,40 @@ class Targets:
     resolution: int
 
 
-def targets(priority: str, settings: "Settings") -> Targets:
-    if priority not in PRIORITIES:
-        priority = "normal"
-    return Targets(
-        first_response=getattr(settings, f"sla_first_response_{priority}"),
-        resolution=getattr(settings, f"sla_resolution_{priority}"),
-    )
+@dataclass(frozen=True)
+class SlaPolicy:
+    """The response targets of each priority and the clock they run on (``Settings.sla`` builds it)."""
+
+    targets: Mapping[str, Targets]  # by priority
+    warn_ratio: float  # a reminder at this share of a target (SLA_WARN_RATIO)
+    reopen_days: int  # a resolved ticket may be reopened this long (TICKET_REOPEN_DAYS)
+    schedule: Schedule | None = None  # BUSINESS_HOURS; None: around the clock
+
+
+class TicketTimes(Protocol):
+    """The fields of a ticket these rules read and write (``storage.models.Ticket`` has them)."""
+
+    status: str
+    priority: str
+    created_at: datetime
+    updated_at: datetime
+    taken_at: datetime | None
+    first_response_at: datetime | None
+    first_response_minutes: float | None
+    first_response_breached: bool | None
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    resolution_minutes: float | None
+    resolution_breached: bool | None
+    waiting_since: datetime | None
+    waiting_minutes: float | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    reopen_count: int | None
+
+
+def targets(priority: str, policy: SlaPolicy) -> Targets:
+    return policy.targets.get(priority) or policy.targets["normal"]
 
 
 def priority_for(category: str, *, top_customer: bool, recent_unresolved: bool,
@@ -199,7 +225,7 @@ def parse_ticket_number(text: str) -> int | None:
 
 # ----- the clock ------------------------------------------------------------------
 
-def _paused_now(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> float:
+def _paused_now(ticket: TicketTimes, now: datetime, schedule: Schedule | None) -> float:
     """Counted minutes paused so far, including a pause still running."""
     paused = ticket.waiting_minutes or 0.0
     if ticket.waiting_since is not None:
@@ -207,47 +233,48 @@ def _paused_now(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> f
     return paused
 
 
-def first_response_elapsed(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> float:
+def first_response_elapsed(ticket: TicketTimes, now: datetime, schedule: Schedule | None) -> float:
     end = ticket.first_response_at or now
     return counted_minutes(ticket.created_at, end, schedule)
 
 
-def resolution_elapsed(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> float:
+def resolution_elapsed(ticket: TicketTimes, now: datetime, schedule: Schedule | None) -> float:
     end = ticket.resolved_at if ticket.status in DONE_STATUSES and ticket.resolved_at else now
     total = counted_minutes(ticket.created_at, end, schedule) - _paused_now(ticket, end, schedule)
     return max(total, 0.0)
 
 
-def refresh_due(ticket: "Ticket", settings: "Settings", schedule: Schedule | None, now: datetime) -> None:
+def refresh_due(ticket: TicketTimes, policy: SlaPolicy, now: datetime) -> None:
     """Due moments for both targets, as if the clock keeps running from now."""
-    t = targets(ticket.priority, settings)
+    schedule = policy.schedule
+    t = targets(ticket.priority, policy)
     ticket.first_response_due_at = due_after(ticket.created_at, t.first_response, schedule)
     ticket.resolution_due_at = due_after(
         ticket.created_at, t.resolution + _paused_now(ticket, now, schedule), schedule
     )
 
 
-def _unpause(ticket: "Ticket", now: datetime, schedule: Schedule | None) -> None:
+def _unpause(ticket: TicketTimes, now: datetime, schedule: Schedule | None) -> None:
     if ticket.waiting_since is not None:
         ticket.waiting_minutes = (ticket.waiting_minutes or 0.0) + counted_minutes(ticket.waiting_since, now, schedule)
         ticket.waiting_since = None
 
 
-def record_first_response(ticket: "Ticket", now: datetime, settings: "Settings", schedule: Schedule | None) -> bool:
+def record_first_response(ticket: TicketTimes, now: datetime, policy: SlaPolicy) -> bool:
     """The first answer the customer got; False if there was one already."""
     if ticket.first_response_at is not None:
         return False
-    minutes = first_response_elapsed(ticket, now, schedule)
+    minutes = first_response_elapsed(ticket, now, policy.schedule)
     ticket.first_response_at = now
     ticket.first_response_minutes = round(minutes, 2)
-    target = targets(ticket.priority, settings).first_response
+    target = targets(ticket.priority, policy).first_response
     ticket.first_response_breached = bool(ticket.first_response_breached) or minutes > target
     return True
 
 
-def change_status(ticket: "Ticket", to: str, now: datetime, settings: "Settings",
-                  schedule: Schedule | None) -> str:
+def change_status(ticket: TicketTimes, to: str, now: datetime, policy: SlaPolicy) -> str:
     """Move the ticket and keep its clock right; returns the old status."""
+    schedule = policy.schedule
     old = ticket.status
     if to not in TRANSITIONS.get(old, frozenset()):
         raise TransitionError(old, to)
@@ -267,26 +294,26 @@ def change_status(ticket: "Ticket", to: str, now: datetime, settings: "Settings"
     if to == "waiting_customer":
         ticket.waiting_since = now
     if to == "resolved":
-        record_first_response(ticket, now, settings, schedule)
+        record_first_response(ticket, now, policy)
         ticket.status = to  # resolution_elapsed reads the status
         ticket.resolved_at = now
         minutes = resolution_elapsed(ticket, now, schedule)
         ticket.resolution_minutes = round(minutes, 2)
-        target = targets(ticket.priority, settings).resolution
+        target = targets(ticket.priority, policy).resolution
         ticket.resolution_breached = bool(ticket.resolution_breached) or minutes > target
     if to == "closed":
         _unpause(ticket, now, schedule)
         ticket.closed_at = now
     ticket.status = to
     ticket.updated_at = now
-    refresh_due(ticket, settings, schedule, now)
+    refresh_due(ticket, policy, now)
     return old
 
 
-def can_reopen(ticket: "Ticket", now: datetime, settings: "Settings") -> bool:
+def can_reopen(ticket: TicketTimes, now: datetime, policy: SlaPolicy) -> bool:
     if ticket.status not in DONE_STATUSES or ticket.resolved_at is None:
         return False
-    return (now - ticket.resolved_at).total_seconds() <= settings.ticket_reopen_days * 86400
+    return (now - ticket.resolved_at).total_seconds() <= policy.reopen_days * 86400
 
 
 # ----- where a ticket stands against its targets ------------------------------------
@@ -307,11 +334,12 @@ class Check:
         return "ok"
 
 
-def running_checks(ticket: "Ticket", now: datetime, settings: "Settings", schedule: Schedule | None) -> list[Check]:
+def running_checks(ticket: TicketTimes, now: datetime, policy: SlaPolicy) -> list[Check]:
     """The targets still running: first response until answered, resolution until resolved (not while paused)."""
     if ticket.status not in OPEN_STATUSES:
         return []
-    t = targets(ticket.priority, settings)
+    schedule = policy.schedule
+    t = targets(ticket.priority, policy)
     checks = []
     if ticket.first_response_at is None:
         checks.append(Check("first", t.first_response, first_response_elapsed(ticket, now, schedule)))
@@ -330,10 +358,11 @@ class SlaState:
     due_at: datetime | None
 
 
-def sla_state(ticket: "Ticket", now: datetime, settings: "Settings", schedule: Schedule | None) -> SlaState:
+def sla_state(ticket: TicketTimes, now: datetime, policy: SlaPolicy) -> SlaState:
     if ticket.status not in OPEN_STATUSES:
         return SlaState("done", None, None, None)
-    checks = running_checks(ticket, now, settings, schedule)
+    schedule = policy.schedule
+    checks = running_checks(ticket, now, policy)
     if not checks:
         return SlaState("paused", None, None, None)
     check = min(checks, key=lambda c: c.minutes - c.elapsed)
@@ -341,4 +370,4 @@ def sla_state(ticket: "Ticket", now: datetime, settings: "Settings", schedule: S
         due = due_after(ticket.created_at, check.minutes, schedule)
     else:
         due = due_after(ticket.created_at, check.minutes + _paused_now(ticket, now, schedule), schedule)
-    return SlaState(check.level(settings.sla_warn_ratio), check.target, check.minutes - check.elapsed, due)
+    return SlaState(check.level(policy.warn_ratio), check.target, check.minutes - check.elapsed, due)

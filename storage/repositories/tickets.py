@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.rules import tickets as rules
-from bot.rules.sla import Schedule
 from storage.models import ConversationMessage, Customer, Order, OutboxMessage, Ticket, TicketEvent, TicketMessage
-
-if TYPE_CHECKING:
-    from bot.config import Settings
 
 
 class TicketRepo:
@@ -210,7 +206,7 @@ class TicketRepo:
     # ----- writing ---------------------------------------------------------------------
     async def create(self, *, customer: Customer, category: str, order_id: int | None, description: str,
                      photos: list[str], priority: str, idempotency_key: str, now: datetime,
-                     settings: "Settings", schedule: Schedule | None, reasons: list[str]) -> tuple[Ticket, bool]:
+                     sla: rules.SlaPolicy, reasons: list[str]) -> tuple[Ticket, bool]:
         """A new ticket, or the one this key already made (a second Submit press). (ticket, created)."""
         existing = await self.by_idempotency_key(idempotency_key)
         if existing is not None:
@@ -222,7 +218,7 @@ class TicketRepo:
             photo_file_ids=json.dumps(photos) if photos else None,
             created_at=now, updated_at=now, waiting_minutes=0.0, reopen_count=0,
         )
-        rules.refresh_due(ticket, settings, schedule, now)
+        rules.refresh_due(ticket, sla, now)
         self.session.add(ticket)
         await self.session.flush()
         actor = rules.Actor("customer", customer.telegram_id, customer.name)
@@ -254,29 +250,28 @@ class TicketRepo:
         await self.session.flush()
         return event
 
-    async def transition(self, ticket: Ticket, to: str, actor: rules.Actor, now: datetime, settings: "Settings",
-                         schedule: Schedule | None, detail: str | None = None) -> TicketEvent:
-        old = rules.change_status(ticket, to, now, settings, schedule)
+    async def transition(self, ticket: Ticket, to: str, actor: rules.Actor, now: datetime, sla: rules.SlaPolicy,
+                         detail: str | None = None) -> TicketEvent:
+        old = rules.change_status(ticket, to, now, sla)
         return await self.add_event(ticket, "status", actor, now, from_status=old, to_status=to, detail=detail)
 
-    async def assign(self, ticket: Ticket, actor: rules.Actor, now: datetime, settings: "Settings",
-                     schedule: Schedule | None) -> None:
+    async def assign(self, ticket: Ticket, actor: rules.Actor, now: datetime, sla: rules.SlaPolicy) -> None:
         """Give the ticket to a staff member (Take, or the first to answer a new ticket)."""
         ticket.assignee_telegram_id = actor.telegram_id
         ticket.assignee_name = actor.name
         if ticket.status == "new":
-            await self.transition(ticket, "taken", actor, now, settings, schedule)
+            await self.transition(ticket, "taken", actor, now, sla)
         else:
             ticket.updated_at = now
             await self.add_event(ticket, "assigned", actor, now)
 
     async def set_priority(self, ticket: Ticket, priority: str, actor: rules.Actor, now: datetime,
-                           settings: "Settings", schedule: Schedule | None) -> None:
+                           sla: rules.SlaPolicy) -> None:
         old = ticket.priority
         ticket.priority = priority
         ticket.priority_reason = None  # set by a person now
         ticket.updated_at = now
-        rules.refresh_due(ticket, settings, schedule, now)
+        rules.refresh_due(ticket, sla, now)
         await self.add_event(ticket, "priority", actor, now, detail=f"{old}→{priority}")
 
     async def add_message(self, ticket: Ticket, *, direction: str, actor: rules.Actor, now: datetime,
