@@ -26,7 +26,6 @@ from storage.models import Product
 from storage.repositories import Repos
 
 if TYPE_CHECKING:
-    from bot.app import App
     from storage.db import Database
 
 COLUMNS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person", "active")
@@ -342,17 +341,10 @@ async def export_products(db: "Database", fmt: str, currency: str) -> str:
     return export_text(products, fmt, currency)
 
 
-async def load_sample_catalog_if_empty(app: "App") -> None:
+async def load_sample_catalog_if_empty(db: "Database", currency: str) -> None:
     """Sandbox start: a fresh database gets the sample shop's products."""
-    async with app.db.session() as session:
+    async with db.session() as session:
         if await Repos(session).products.count():
             return
-    rows = parse_catalog(SAMPLE_CATALOG.read_bytes(), "csv", app.settings.currency)
-    await import_rows(app.db, rows)
-
-
-# Registered last: bot.sandbox imports this module right after defining START_HOOKS.
-from bot.sandbox import START_HOOKS  # noqa: E402
-
-if load_sample_catalog_if_empty not in START_HOOKS:
-    START_HOOKS.append(load_sample_catalog_if_empty)
+    rows = parse_catalog(SAMPLE_CATALOG.read_bytes(), "csv", currency)
+    await import_rows(db, rows)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
@@ -21,6 +21,7 @@ import phonenumbers
 import phonenumbers.timezone
 
 from bot.app import App, create_app
+from bot.catalog import load_sample_catalog_if_empty
 from bot.clock import ManualClock, SystemClock
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
@@ -53,10 +54,8 @@ HELP = """Sandbox commands:
   :quit                    leave
 Anything else is sent as a message from the current persona."""
 
+# Extra work on each start (the tests' own middlewares, say), after the sample catalog is loaded.
 StartHook = Callable[[App], Awaitable[None]]
-# Work to do when the sandbox starts (e.g. load the sample catalog).
-START_HOOKS: list[StartHook] = []
-import bot.catalog  # noqa: E402,F401  (registers the sample-catalog start hook; needs START_HOOKS)
 
 _TWICE = re.compile(r"\s+twice\s*$", re.I)
 _PRESS_ON = re.compile(r"(?:(.*?)\s+)?on\s+-(\d+)", re.I)
@@ -137,8 +136,10 @@ class SandboxError(Exception):
 
 
 class Sandbox:
-    def __init__(self, settings: Settings, out: TextIO = sys.stdout, styled: bool = False) -> None:
+    def __init__(self, settings: Settings, out: TextIO = sys.stdout, styled: bool = False,
+                 start_hooks: Sequence[StartHook] = ()) -> None:
         self.configured = settings
+        self.start_hooks = tuple(start_hooks)
         self.settings = sandbox_settings(settings)
         self.out = out
         self.styled = styled
@@ -238,7 +239,9 @@ class Sandbox:
         self.app = create_app(self.settings, clock=self.clock, session=self.world.session())
         self.world.attach(self.app.dispatcher, self.app.bot)
         self._worker = OutboxWorker(self.app, timer=FrozenTimer())
-        for hook in START_HOOKS:
+        # A fresh database gets the sample shop's products.
+        await load_sample_catalog_if_empty(self.app.db, self.settings.currency)
+        for hook in self.start_hooks:
             await hook(self.app)
 
     async def close(self) -> None:
@@ -391,9 +394,10 @@ class Sandbox:
         self.say("-- the bot was rebuilt from the database")
 
 
-async def run_sandbox(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+async def run_sandbox(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
+                      start_hooks: Sequence[StartHook] = ()) -> int:
     interactive = stdin.isatty()
-    sandbox = Sandbox(settings, out=out, styled=interactive and out.isatty())
+    sandbox = Sandbox(settings, out=out, styled=interactive and out.isatty(), start_hooks=start_hooks)
     await sandbox.start()
     sandbox.say("CareDesk sandbox — no Telegram, no network. You are customer 1; type /start. :help lists sandbox commands.")
     now = sandbox.clock.now().astimezone(sandbox.settings.tz)

@@ -21,7 +21,6 @@ from bot.catalog import (
     parse_catalog,
 )
 from bot.config import Settings
-from bot.sandbox import START_HOOKS
 from tests.orders_helpers import load_catalog, product, set_product
 
 HEADER = "sku,name_en,name_zh,category,unit,price,days_per_unit_per_person,active\n"
@@ -254,9 +253,8 @@ def test_sample_catalog_is_a_rice_and_grocery_shop() -> None:
 
 
 async def test_the_sandbox_loads_the_sample_only_into_an_empty_catalog(app: App) -> None:
-    assert load_sample_catalog_if_empty in START_HOOKS
-    await load_sample_catalog_if_empty(app)
+    await load_sample_catalog_if_empty(app.db, app.settings.currency)
     assert len(await all_products(app)) == 20
     await set_product(app, "RICE-JAS-5", price=1)
-    await load_sample_catalog_if_empty(app)  # not empty: left alone
+    await load_sample_catalog_if_empty(app.db, app.settings.currency)  # not empty: left alone
     assert (await product(app, "RICE-JAS-5")).price == 1

@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 NAME = "<b>Li & Co</b> 🍚"
 
 
-async def shell(settings: Settings, script: str) -> tuple[int, str]:
+async def shell(settings: Settings, script: str, start_hooks: Any = ()) -> tuple[int, str]:
     out = io.StringIO()
-    code = await run_sandbox(settings, stdin=io.StringIO(script), out=out)
+    code = await run_sandbox(settings, stdin=io.StringIO(script), out=out, start_hooks=start_hooks)
     return code, out.getvalue()
 
 
@@ -107,7 +107,7 @@ async def test_a_line_that_cannot_be_done_fails_the_script(settings: Settings) -
     assert "/cancel" in output  # the script went on after the bad line
 
 
-async def test_a_handler_that_raises_fails_the_script(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_handler_that_raises_fails_the_script(settings: Settings) -> None:
     async def install_failure(app: Any) -> None:
         async def explode(handler: Any, event: Any, data: dict[str, Any]) -> Any:
             if event.message is not None and event.message.text == "boom":
@@ -116,8 +116,7 @@ async def test_a_handler_that_raises_fails_the_script(settings: Settings, monkey
 
         app.dispatcher.update.outer_middleware(explode)
 
-    monkeypatch.setattr(sandbox_module, "START_HOOKS", [*sandbox_module.START_HOOKS, install_failure])
-    code, output = await shell(settings, "boom\n/help\n")
+    code, output = await shell(settings, "boom\n/help\n", start_hooks=[install_failure])
     assert code == 1
     assert "! the bot failed: RuntimeError: kaboom" in output
     assert "What I can do" in after(output, "/help")  # the next line still works
