@@ -30,13 +30,14 @@ from aiogram.types import (
 from bot.clock import Clock, ManualClock, SystemClock
 from bot.commands import commands_for
 from bot.config import LANGUAGES, Settings
+from bot.dialogs import DialogMiddleware
 from bot.metrics import observe_update
 from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMiddleware
 from bot.pipeline import CareDispatcher, SendPath
 from bot.roles import Role
 from bot.texts import TextRenderer
 import jobs.all  # noqa: F401  (registers the scheduled jobs)
-from handlers import build_root_router
+from handlers import build_dialogs, build_root_router
 from jobs.delivery import worker_for
 from storage.db import Database
 from storage.dialog_state import SQLStorage
@@ -93,6 +94,10 @@ def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: T
     dispatcher.update.outer_middleware(PersonMiddleware(settings, renderer))
     for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.edited_message):
         observer.middleware(HandlerNameMiddleware())
+    # Every message and button handler gets its dialog `turn` (bot.dialogs), which knows every dialog's questions.
+    dialog_turns = DialogMiddleware(build_dialogs())
+    for observer in (dispatcher.message, dispatcher.callback_query):
+        observer.middleware(dialog_turns)
     dispatcher.update_observers.append(_count_update)
     dispatcher.include_router(build_root_router())
     return dispatcher

@@ -1,39 +1,392 @@
-"""What every dialog shares: asking the current question again, and ending.
+"""The one dialog protocol: steps, their buttons, stale presses, asking and re-asking.
 
-Each dialog registers, per state, the function that asks its question
-(``@asks(Form.step)``). The common fallback uses it to answer wrong input —
-a sticker where text is needed, a command in the middle — with a clear
-message and the same question again.
+A dialog is an aiogram ``StatesGroup`` (one state per question, its *step*)
+plus a :class:`Dialog` that says how each question is asked, which buttons
+each step has, and which steps are answered only by a button::
+
+    class Referral(StatesGroup):
+        name = State()
+        phone = State()
+        confirm = State()
+
+    async def ask_name(message: Message, texts: Texts) -> None: ...
+
+    dialog = Dialog(Referral, prefix="ref", errors="referral/errors",
+                    ask={Referral.name: ask_name, Referral.phone: ask_phone, Referral.confirm: ask_confirm},
+                    buttons={("yes", "confirm"): None}, buttons_only={Referral.confirm})
+
+The composition function (``bot.app``) collects every dialog into one
+:class:`Dialogs` and installs :class:`DialogMiddleware`; each handler then
+takes ``turn: Turn`` — this update's side of the protocol:
+
+* ``turn.begin(message)`` opens a dialog: buttons older than ``message`` are stale.
+* ``turn.ask(message, Form.step)`` moves to a step and asks its question; an
+  asker declares what it needs as typed parameters, injected by name like a
+  handler's (``texts``, ``customer``, ``repos``, ``turn``...).
+* ``turn.reject(message, error)`` answers bad input with its specific message
+  (``<errors>/<code>``) and asks the same question again; ``turn.ask_again``
+  asks it again after /help, /language, a command in the middle...
+* ``turn.press(callback, callback_data)`` checks a button press: it belongs to
+  the current step (the step travels in the callback data), to a message of
+  this dialog, and fits the step's button table (callback data can be forged).
+  A stale press is answered "This button has expired"; an accepted one is
+  answered and the question's buttons are taken away, so a double press finds
+  the next step and is stale.
+* ``turn.remember_question(sent)`` / ``turn.answered(message)``: a question
+  answered by typing loses its buttons too.
+* ``turn.interrupted`` / ``turn.wrong_input`` / ``turn.busy`` are the
+  mid-dialog guard: another command or a sticker where text is needed gets a
+  clear answer and the question again; a button that would start a second
+  dialog asks to finish the first.
+
+Nothing here is kept in the process: the step, the dialog's values and the
+opening message's id live in dialog data (the FSM storage, in the database),
+so a dialog goes on after ``:restart`` or on another replica.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from aiogram import BaseMiddleware, F
+from aiogram.dispatcher.event.handler import CallableObject
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State
-from aiogram.types import Message
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject
 
+from bot.filters import When
 from bot.middlewares import LANG_KEY
+from bot.rules.customer_file import Invalid
+from bot.texts import Texts
 
-AskFn = Callable[[Message, dict[str, Any]], Awaitable[None]]
-_ASKERS: dict[str, AskFn] = {}
-# States answered only by pressing a button (wrong input there: "use the buttons").
-_BUTTONS_ONLY: set[str] = set()
+AskFn = Callable[..., Awaitable[Any]]
+# A button's check: (its value, the dialog data) → whether it makes sense; None: any value.
+Check = Callable[[str, dict[str, Any]], bool] | None
 
 # Keys in dialog data that outlive a dialog.
 KEPT_KEYS = (LANG_KEY,)
+# Dialog data: the id of the message that opened the dialog (buttons up to it are stale),
+# and of the question whose buttons a typed answer takes away.
+SINCE = "since"
+ASKED = "asked"
+
+# Commands that work in the middle of a dialog; any other gets "finish or /cancel first".
+# /help, /stop, /resume and /language ask the dialog's question again afterwards.
+ALWAYS_ALLOWED = frozenset({"cancel", "help", "language"})
+# Allowed in a dialog only to a registered customer (they change the customer file).
+ALLOWED_TO_CUSTOMERS = frozenset({"stop", "resume"})
 
 
-def asks(*states: State, buttons_only: bool = False) -> Callable[[AskFn], AskFn]:
-    """Register the function that asks the question of these states.
+# A typed answer: text that is not a command (commands go to the guard).
+TYPED = When(F.text & ~F.text.startswith("/"))
 
-    ``buttons_only``: the question is answered with its buttons, so any
-    message there is told to use them (instead of "I need a text message").
+
+class StepButton(CallbackData, prefix="step"):
+    """A dialog's button: what it does, the step it belongs to, and a value.
+
+    Each dialog has its own subclass (its ``prefix``), made by :class:`Dialog`.
     """
 
-    def register(fn: AskFn) -> AskFn:
+    action: str
+    step: str  # the step the button belongs to; a press at another step is stale
+    value: str = ""
+
+
+class Dialog:
+    """One conversation's questions and buttons (a definition: no per-chat state)."""
+
+    def __init__(
+        self,
+        form: type[StatesGroup],
+        *,
+        prefix: str,
+        ask: Mapping[State, AskFn],
+        buttons: Mapping[tuple[str, str], Check] | None = None,
+        buttons_only: Iterable[State] = (),
+        errors: str = "errors",
+    ) -> None:
+        self.form = form
+        self.name: str = form.__full_group_name__
+        # The callback data of this dialog's buttons: ``<prefix>:<action>:<step>:<value>``.
+        self.Button: type[StepButton] = types.new_class(
+            f"{form.__name__}Button", (StepButton,), {"prefix": prefix})
+        self._askers = {self._own(state): CallableObject(fn) for state, fn in ask.items()}
+        self._buttons = dict(buttons or {})
+        self._buttons_only = {self._own(state) for state in buttons_only}
+        self.errors = errors
+
+    def _own(self, state: State) -> str:
+        name = state.state
+        if name is None or self.step_of(name) is None:
+            raise ValueError(f"{name} is not a step of {self.name}")
+        return name
+
+    def step_of(self, state_name: str | None) -> str | None:
+        """The step of a state name of this dialog (``"OrderForm:note"`` → ``"note"``), else None."""
+        if not state_name:
+            return None
+        group, _, step = state_name.partition(":")
+        return step if group == self.name else None
+
+    def button(self, action: str, step: str, value: object = "") -> str:
+        """Callback data for a button of ``step``."""
+        return self.Button(action=action, step=step, value=str(value)).pack()
+
+    def fits(self, action: str, step: str, value: str, data: dict[str, Any]) -> bool:
+        """Whether this button belongs to this step, with a value that makes sense there."""
+        if (action, step) not in self._buttons:
+            return False
+        check = self._buttons[(action, step)]
+        return check is None or bool(check(value, data))
+
+    def expects_buttons(self, state_name: str) -> bool:
+        return state_name in self._buttons_only
+
+    async def ask(self, state_name: str, message: Message, data: dict[str, Any]) -> bool:
+        asker = self._askers.get(state_name)
+        if asker is None:
+            return False
+        await asker.call(message, **data)
+        return True
+
+
+class Dialogs:
+    """Every dialog of the bot, by its states group: built once by the composition function."""
+
+    def __init__(self, dialogs: Iterable[Dialog]) -> None:
+        self._by_name: dict[str, Dialog] = {}
+        for dialog in dialogs:
+            if dialog.name in self._by_name:
+                raise ValueError(f"two dialogs named {dialog.name}")
+            self._by_name[dialog.name] = dialog
+
+    def of(self, state_name: str | None) -> Dialog | None:
+        if not state_name:
+            return None
+        return self._by_name.get(state_name.partition(":")[0])
+
+
+@dataclass
+class Press:
+    """A button press that belongs to the current step."""
+
+    callback: CallbackQuery
+    message: Message  # the question the button is on
+    step: str
+    action: str
+    value: str
+
+    async def accept(self, *, take_buttons: bool = True) -> None:
+        """Answer the press and take the question's buttons away (they cannot be pressed twice)."""
+        await self.callback.answer()
+        if take_buttons:
+            await take_buttons_away(self.message)
+
+
+async def take_buttons_away(message: Message, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Replace a message's buttons (by default: none left)."""
+    try:
+        await message.edit_reply_markup(reply_markup=markup)
+    except TelegramBadRequest:
+        pass  # no buttons left to take away (an old client pressed twice)
+
+
+def _command_name(message: Message) -> str:
+    return (message.text or "/").split()[0][1:].split("@")[0].lower()
+
+
+def allowed_in_dialog(message: Message, registered: bool) -> bool:
+    """Whether this command works in the middle of a dialog (the others must wait or /cancel it)."""
+    name = _command_name(message)
+    return name in ALWAYS_ALLOWED or (registered and name in ALLOWED_TO_CUSTOMERS)
+
+
+class Turn:
+    """This update's side of the dialog protocol (handler parameter ``turn``)."""
+
+    def __init__(self, dialogs: Dialogs, data: dict[str, Any]) -> None:
+        self._dialogs = dialogs
+        self._data = data
+
+    @property
+    def state(self) -> FSMContext:
+        return self._data["state"]
+
+    @property
+    def texts(self) -> Texts:
+        return self._data["texts"]
+
+    def _with(self, overrides: Mapping[str, Any]) -> Turn:
+        """The same turn with some dependencies replaced (the texts of a language just chosen)."""
+        if not overrides or overrides is self._data:
+            return self
+        turn = Turn(self._dialogs, {**self._data, **overrides})
+        turn._data["turn"] = turn
+        return turn
+
+    async def step(self, dialog: Dialog) -> str | None:
+        """The current step of ``dialog``; None when another dialog, or none, is under way."""
+        return dialog.step_of(await self.state.get_state())
+
+    # ----- opening, asking, ending ---------------------------------------------------------
+
+    async def begin(self, message: Message, **values: Any) -> None:
+        """Open a dialog from ``message``: buttons on it and older ones are stale from now on."""
+        await self.state.update_data({SINCE: message.message_id, **values})
+
+    async def ask(self, message: Message, step: State, **overrides: Any) -> None:
+        """Move to ``step`` and ask its question."""
+        name = step.state
+        dialog = self._dialogs.of(name)
+        if dialog is None or name is None:
+            raise LookupError(f"{name} belongs to no dialog given to Dialogs")
+        await self.state.set_state(step)
+        turn = self._with(overrides)
+        await dialog.ask(name, message, turn._data)
+
+    async def ask_again(self, message: Message, **overrides: Any) -> bool:
+        """Ask the current step's question again; False when no dialog is under way."""
+        name = await self.state.get_state()
+        dialog = self._dialogs.of(name)
+        turn = self._with(overrides)
+        if dialog is None or name is None:
+            return await _legacy_ask(name, message, turn._data)
+        return await dialog.ask(name, message, turn._data)
+
+    async def reject(self, message: Message, error: Invalid, area: str | None = None) -> None:
+        """Bad input: say what is wrong (``<area>/<code>``, by default the dialog's errors), then ask again."""
+        if area is None:
+            dialog = self._dialogs.of(await self.state.get_state())
+            area = dialog.errors if dialog is not None else "errors"
+        await self.say_and_ask_again(message, self.texts(f"{area}/{error.code}", **error.params))
+
+    async def say_and_ask_again(self, message: Message, text: str) -> None:
+        await message.answer(text)
+        await self.ask_again(message)
+
+    async def end(self) -> None:
+        """Leave the dialog; keep only what outlives it (the chosen language)."""
+        await end_dialog(self.state)
+
+    # ----- buttons --------------------------------------------------------------------------
+
+    async def press(self, callback: CallbackQuery, button: StepButton, *, accept: bool = True) -> Press | None:
+        """The press of a button of the current step, or None when it is stale (answered so).
+
+        ``accept=False`` leaves answering to the caller (``press.accept()``, or
+        ``turn.expired(callback)`` after a check of its own).
+        """
+        message = callback.message
+        name = await self.state.get_state()
+        dialog = self._dialogs.of(name)
+        step = dialog.step_of(name) if dialog is not None else None
+        data = await self.state.get_data()
+        if (
+            dialog is None
+            or step is None
+            or not isinstance(button, dialog.Button)
+            or step != button.step
+            or not isinstance(message, Message)
+            or message.message_id <= int(data.get(SINCE) or 0)
+            or not dialog.fits(button.action, step, button.value, data)
+        ):
+            await self.expired(callback)
+            return None
+        press = Press(callback, message, step, button.action, button.value)
+        if accept:
+            await press.accept()
+        return press
+
+    async def expired(self, callback: CallbackQuery) -> None:
+        await callback.answer(self.texts("common/button_expired.txt"))
+
+    async def remember_question(self, sent: Message) -> None:
+        """``sent`` (sent with ``at_once``) has buttons that a typed answer should take away."""
+        await self.state.update_data({ASKED: sent.message_id})
+
+    async def answered(self, message: Message, markup: InlineKeyboardMarkup | None = None) -> None:
+        """A typed answer was accepted: the remembered question's buttons go (or become ``markup``)."""
+        data = await self.state.get_data()
+        asked = data.get(ASKED)
+        if asked is None:
+            return
+        await self.state.update_data({ASKED: None})
+        bot = message.bot
+        if bot is None:
+            return
+        try:
+            await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=int(asked), reply_markup=markup)
+        except TelegramBadRequest:
+            pass
+
+    # ----- the mid-dialog guard -------------------------------------------------------------
+
+    async def busy(self, callback: CallbackQuery) -> bool:
+        """A button that would open a dialog while one is under way: "finish it first" (True)."""
+        if await self.state.get_state() is None:
+            return False
+        await callback.answer(self.texts("common/finish_first.txt"), show_alert=True)
+        return True
+
+    async def start_by_button(self, callback: CallbackQuery) -> Message | None:
+        """A button that opens a dialog: its message, answered; None when stale or another dialog is under way."""
+        if not isinstance(callback.message, Message):
+            await self.expired(callback)
+            return None
+        if await self.busy(callback):
+            return None
+        await callback.answer()
+        return callback.message
+
+    async def interrupted(self, message: Message) -> None:
+        """Something else was asked for in the middle of a dialog: finish it or /cancel first."""
+        await self.say_and_ask_again(message, self.texts("common/finish_first"))
+
+    async def wrong_input(self, message: Message) -> None:
+        """Nothing in the dialog accepted this message (a sticker where text is needed...)."""
+        name = await self.state.get_state()
+        dialog = self._dialogs.of(name)
+        buttons = dialog is not None and name is not None and dialog.expects_buttons(name)
+        if message.text or buttons or (dialog is None and _legacy_buttons_only(name)):
+            text = self.texts("common/not_understood")
+        else:
+            text = self.texts("common/expected_text")
+        await self.say_and_ask_again(message, text)
+
+
+class DialogMiddleware(BaseMiddleware):
+    """Give every message and button handler its :class:`Turn` (parameter ``turn``)."""
+
+    def __init__(self, dialogs: Dialogs) -> None:
+        self.dialogs = dialogs
+
+    async def __call__(self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+                       event: TelegramObject, data: dict[str, Any]) -> Any:
+        data["turn"] = Turn(self.dialogs, data)
+        return await handler(event, data)
+
+
+async def end_dialog(state: FSMContext) -> None:
+    """Leave the dialog; keep only what outlives it (the chosen language)."""
+    data = await state.get_data()
+    kept = {key: data[key] for key in KEPT_KEYS if key in data}
+    await state.set_state(None)
+    await state.set_data(kept)
+
+
+# ----- transition: dialogs not yet on the protocol (goes when the last one has moved) -----
+
+_ASKERS: dict[str, Callable[[Message, dict[str, Any]], Awaitable[None]]] = {}
+_BUTTONS_ONLY: set[str] = set()
+
+
+def asks(*states: State, buttons_only: bool = False) -> Callable[[Any], Any]:
+    def register(fn: Any) -> Any:
         for state in states:
             _ASKERS[state.state] = fn  # type: ignore[index]
             if buttons_only:
@@ -43,27 +396,21 @@ def asks(*states: State, buttons_only: bool = False) -> Callable[[AskFn], AskFn]
     return register
 
 
-def expects_buttons(state_name: str | None) -> bool:
-    """True when the question of this state is answered by a button press."""
+def _legacy_buttons_only(state_name: str | None) -> bool:
     return state_name in _BUTTONS_ONLY
 
 
-async def ask_again(message: Message, data: dict[str, Any]) -> bool:
-    """Ask the question of the current state again; False when not in a dialog."""
-    state: FSMContext = data["state"]
-    current = await state.get_state()
-    if current is None:
-        return False
-    ask = _ASKERS.get(current)
+async def _legacy_ask(state_name: str | None, message: Message, data: dict[str, Any]) -> bool:
+    ask = _ASKERS.get(state_name or "")
     if ask is None:
         return False
     await ask(message, data)
     return True
 
 
-async def end_dialog(state: FSMContext) -> None:
-    """Leave the dialog; keep only what outlives it (the chosen language)."""
-    data = await state.get_data()
-    kept = {key: data[key] for key in KEPT_KEYS if key in data}
-    await state.set_state(None)
-    await state.set_data(kept)
+async def ask_again(message: Message, data: dict[str, Any]) -> bool:
+    turn: Turn | None = data.get("turn")
+    if turn is not None:
+        return await turn._with(data).ask_again(message)
+    state: FSMContext = data["state"]
+    return await _legacy_ask(await state.get_state(), message, data)

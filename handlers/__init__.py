@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
+from bot.dialogs import Dialogs
 from handlers import common, profile, registration
 from handlers import my_orders, order_desk, ordering
 from handlers import complaint, csat, staff_tools, ticket_desk, ticket_relay
@@ -49,6 +50,11 @@ def _attach(parent: Router, child: Router) -> None:
         old.sub_routers.remove(child)
         child._parent_router = None  # noqa: SLF001
     parent.include_router(child)
+
+
+def build_dialogs() -> Dialogs:
+    """Every dialog on the protocol (bot.dialogs): /help, the guard and the fallback ask their questions again."""
+    return Dialogs([registration.dialog])
 
 
 def build_root_router() -> Router:

@@ -7,16 +7,14 @@ never silence.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
-from bot.filters import When
 from bot.commands import commands_for
-from bot.dialogs import ask_again, end_dialog, expects_buttons
+from bot.dialogs import Turn, allowed_in_dialog, end_dialog
+from bot.filters import When
 from bot.menu import MenuCallback
 from bot.roles import HasRole, InStaffChat, Role
 from bot.texts import Texts
@@ -26,24 +24,8 @@ commands_router = Router(name="common-commands")
 guard_router = Router(name="dialog-guard")
 fallback_router = Router(name="fallback")
 
-# Commands that work in the middle of a dialog; any other gets "finish or /cancel first".
-# /help, /stop, /resume and /language ask the dialog's question again afterwards.
-ALWAYS_ALLOWED = {"cancel", "help", "language"}
-# Allowed in a dialog only to a registered customer (they change the customer file).
-ALLOWED_TO_CUSTOMERS = {"stop", "resume"}
-
-
-def _command_name(message: Message) -> str:
-    return (message.text or "/").split()[0][1:].split("@")[0].lower()
-
-
 async def _blocked_in_dialog(message: Message, customer: Customer | None = None) -> bool:
-    name = _command_name(message)
-    if name in ALWAYS_ALLOWED:
-        return False
-    if name in ALLOWED_TO_CUSTOMERS:
-        return customer is None
-    return True
+    return not allowed_in_dialog(message, registered=customer is not None)
 
 
 def help_text(texts: Texts, role: Role) -> str:
@@ -52,17 +34,17 @@ def help_text(texts: Texts, role: Role) -> str:
 
 
 @commands_router.message(Command("help"))
-async def show_help(message: Message, **data: Any) -> None:
-    await message.answer(help_text(data["texts"], data["role"]))
+async def show_help(message: Message, texts: Texts, role: Role, turn: Turn) -> None:
+    await message.answer(help_text(texts, role))
     # In the middle of a dialog: remind the person where they were.
-    await ask_again(message, data)
+    await turn.ask_again(message)
 
 
 @commands_router.message(CommandStart(), When(F.chat.type != "private"), HasRole(Role.STAFF), InStaffChat())
-async def staff_start_in_staff_chat(message: Message, **data: Any) -> None:
+async def staff_start_in_staff_chat(message: Message, texts: Texts, role: Role, turn: Turn) -> None:
     """/start in the staff group: a staff member gets their command list (customers register in private)."""
-    await message.answer(help_text(data["texts"], data["role"]))
-    await ask_again(message, data)
+    await message.answer(help_text(texts, role))
+    await turn.ask_again(message)
 
 
 @commands_router.callback_query(MenuCallback.filter(F.action == "help"))
@@ -82,23 +64,15 @@ async def cancel_handler(message: Message, state: FSMContext, texts: Texts) -> N
 
 
 @guard_router.message(~StateFilter(None), When(F.text.startswith("/")), _blocked_in_dialog)
-async def command_in_dialog(message: Message, **data: Any) -> None:
+async def command_in_dialog(message: Message, turn: Turn) -> None:
     """Another command in the middle of a dialog: finish it or /cancel first."""
-    texts: Texts = data["texts"]
-    await message.answer(texts("common/finish_first"))
-    await ask_again(message, data)
+    await turn.interrupted(message)
 
 
 @fallback_router.message(~StateFilter(None))
-async def wrong_input_in_dialog(message: Message, **data: Any) -> None:
+async def wrong_input_in_dialog(message: Message, turn: Turn) -> None:
     """Nothing in the dialog accepted this message (a sticker where text is needed...)."""
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    if message.text or expects_buttons(await state.get_state()):
-        await message.answer(texts("common/not_understood"))
-    else:
-        await message.answer(texts("common/expected_text"))
-    await ask_again(message, data)
+    await turn.wrong_input(message)
 
 
 @fallback_router.message(When(F.chat.type == "private"))

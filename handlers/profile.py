@@ -19,7 +19,7 @@ from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import LANGUAGES, Settings
-from bot.dialogs import ask_again
+from bot.dialogs import Turn, ask_again
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
 from bot.texts import TextRenderer, Texts
@@ -42,9 +42,7 @@ class ProfileCallback(CallbackData, prefix="prof"):
     cid: RowId = 0
 
 
-async def show_profile(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    customer: Customer | None = data.get("customer")
+async def show_profile(message: Message, texts: Texts, customer: Customer | None) -> None:
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
@@ -60,31 +58,28 @@ async def show_profile(message: Message, data: dict[str, Any]) -> None:
 
 
 @router.message(Command("profile"))
-async def profile_command(message: Message, **data: Any) -> None:
-    await show_profile(message, data)
+async def profile_command(message: Message, texts: Texts, customer: Customer | None) -> None:
+    await show_profile(message, texts, customer)
 
 
 @router.callback_query(MenuCallback.filter(F.action == "profile"))
-async def profile_from_menu(callback: CallbackQuery, **data: Any) -> None:
+async def profile_from_menu(callback: CallbackQuery, texts: Texts, customer: Customer | None) -> None:
     await callback.answer()
     if isinstance(callback.message, Message):
-        await show_profile(callback.message, data)
+        await show_profile(callback.message, texts, customer)
 
 
 @router.callback_query(ProfileCallback.filter(F.action == "edit"))
-async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    customer: Customer | None = data.get("customer")
+async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, texts: Texts, turn: Turn,
+                     customer: Customer | None) -> None:
     if (customer is None or customer.id != callback_data.cid or callback_data.value not in STEPS
             or not isinstance(callback.message, Message)):
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
-    if await state.get_state() is not None:
-        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+    if await turn.busy(callback):
         return
     await callback.answer()
-    await start_editing(callback.message, data, callback_data.value, "profile")
+    await start_editing(callback.message, turn, callback_data.value, "profile")
 
 
 # ----- care messages on and off --------------------------------------------
