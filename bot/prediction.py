@@ -10,8 +10,8 @@ The fit is cached with its business date: refitted at most once a day per databa
 hourly care planning pass, ``/churn``, ``/report`` and ``/customer`` share it). The
 scores themselves are computed from the orders as they are now.
 
-SQL: one row per customer (purchase days, first and last day, orders, revenue), read by
-customer from the customer-ordered covering index.
+SQL (``storage.queries.purchases``): every customer's counted orders as lists of integers,
+read by customer from the customer-ordered covering index.
 """
 
 from __future__ import annotations
@@ -23,21 +23,17 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.reports.sql import counted_orders, counted_orders_by_customer
 from bot.rules import purchase_model as pm
-from storage.models import Order
 from bot.rules.care_batch import numbers
-from storage.repositories.care import epoch_minutes, int_list
+from storage.queries import purchases
 
 CHURN_HORIZON_DAYS = 90  # /churn and win-back: the probability of no order in the next 90 days
 CARD_HORIZON_DAYS = 30  # /customer and /report: the next 30 days
 DATE_HORIZON_DAYS = 365  # the predicted next order date: the likeliest one if they order within a year
 MINUTES_PER_DAY = 1440
-BLOCK = 1_024  # customers (by id) per row of the summary query
 
 # (engine, database) → (business date, fit or None, why not); weakly tied to the engine.
 _FITS: dict[tuple[int, str], tuple[Any, date, pm.Fit | None, str]] = {}
@@ -91,32 +87,12 @@ async def histories(session: AsyncSession, settings: Settings, now: datetime, cu
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, pm.History]:
     """(customer ids, orders, revenue, model history) of every customer with a counted order before now.
 
-    Per customer: the count and revenue of counted orders and their times in whole minutes as
-    one "m,m,…" list (the care engine's feed format); numpy turns the minutes into business
-    days and counts the distinct ones (faster on SQLite than a DISTINCT per group).
+    Per customer: the count and revenue of counted orders and their times in whole minutes
+    (``storage.queries.purchases``, a block of customers per row); numpy reads each list in one
+    call, turns the minutes into business days and counts the distinct ones (faster on SQLite
+    than a DISTINCT per group).
     """
-    o = Order.__table__.c
-    count = func.count()
-    per_customer = (
-        select(o.customer_id.label("customer_id"), count.label("orders"),
-               func.coalesce(func.sum(o.total), 0).label("revenue"),
-               int_list(epoch_minutes(o.created_at), o.created_at, o.id).label("minutes"))
-        .where(counted_orders_by_customer(session, None, now) if customer_id is None
-               else and_(o.customer_id == customer_id, counted_orders(None, now)))
-        .group_by(o.customer_id)
-        .subquery("per_customer")
-    )
-    c = per_customer.c
-    # A block of customers per row (four lists in the same customer order): a hundred rows cross
-    # into Python instead of one per customer, and numpy reads each list in one call.
-    block = c.customer_id // literal_column(str(BLOCK))  # (a literal: the same text in GROUP BY and ORDER BY)
-    stmt = (
-        select(int_list(c.customer_id, c.customer_id), int_list(c.orders, c.customer_id),
-               int_list(c.revenue, c.customer_id), int_list(c.minutes, c.customer_id))
-        .group_by(block)
-        .order_by(block)
-    )
-    rows = (await session.execute(stmt)).all()
+    rows = await purchases.blocks(session, now, customer_id)
     if rows:
         ids, orders, revenue, minutes = (numbers([row[i] for row in rows]) for i in range(4))
     else:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.reports import abc, rfm
 from bot.reports.periods import Period
+from storage.models import Customer
 from tests.conftest import START
 from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
 
@@ -139,7 +140,7 @@ async def test_rfm_cant_lose_new_potential_at_risk(rdb: ReportDB, settings: Sett
         await _customer_with(d, "Ed", utc(2025, 12, 1, 3), 3, 400)  # R3 F3 M4: loyal
         await d.commit()
         report = await rfm.compute(session, settings, YEAR, NOW)
-        at_risk = (await session.execute(await rfm.members(session, settings, YEAR, "at_risk"))).all()
+        at_risk = await rfm.members(session, settings, YEAR, "at_risk")
     sizes = {s.code: s.customers for s in report.segments if s.customers}
     assert sizes == {"cant_lose": 1, "new": 1, "potential": 1, "at_risk": 1, "loyal": 1}
     assert [(row.r, row.f, row.m) for row in at_risk] == [(2, 4, 3)]
@@ -154,7 +155,7 @@ async def test_rfm_ties_and_the_business_day(rdb: ReportDB, settings: Settings) 
         d.order(bo, utc(2026, 2, 28, 16, 30), 1000)  # also 1 March in Shanghai (28 Feb in UTC)
         d.order(cy, utc(2026, 1, 1, 3), 1000)
         await d.commit()
-        rows = {row.customer_id: row for row in (await session.execute(await rfm.members(session, settings, YEAR))).all()}
+        rows = {row.customer_id: row for row in await rfm.members(session, settings, YEAR)}
     # Everyone ordered once for the same amount: F = M = 1 (ties score low).
     # Ann and Bo share the most recent day: R = ceil(5 × 3/3) = 5; Cy: ceil(5 × 1/3) = 2.
     assert {cid: (row.r, row.f, row.m, row.segment) for cid, row in rows.items()} == {
@@ -188,7 +189,7 @@ async def test_sql_segments_match_the_rule_table(rdb: ReportDB, settings: Settin
             await _customer_with(d, f"C{i}", utc(2025, 4, 1, 3) + timedelta(days=13 * i), 1 + (i * 7) % 6,
                                  100 * (1 + (i * 11) % 17))
         await d.commit()
-        rows = (await session.execute(await rfm.members(session, settings, YEAR))).all()
+        rows = await rfm.members(session, settings, YEAR)
     assert len(rows) == 25
     assert all(row.segment == rfm.segment_of(row.r, row.f, row.m) for row in rows)
 
@@ -203,7 +204,7 @@ async def test_forgotten_customers_stay_counted_without_a_name(rdb: ReportDB, se
         d.order(gone, utc(2026, 2, 3), 700)
         await d.commit()
         report = await abc.compute(session, settings, FEB, NOW)
-        names = list(await session.scalars(select(abc.Customer.name)))
+        names = list(await session.scalars(select(Customer.name)))
     assert [(c.customer_id, c.name, c.revenue) for c in report.top] == [(gone, None, 700)]
     assert names == [None]
 
@@ -226,7 +227,7 @@ async def test_rfm_thresholds_match_the_rank_formulas(rdb: ReportDB, settings: S
                 d.order(customer, last - timedelta(days=k), amount)
             expected_input[customer] = (last.date(), orders, amount * orders)  # 03:00 UTC: the same day in Shanghai
         await d.commit()
-        rows = (await session.execute(await rfm.members(session, settings, YEAR))).all()
+        rows = await rfm.members(session, settings, YEAR)
         report = await rfm.compute(session, settings, YEAR, NOW)
     n = len(expected_input)
     days = sorted(v[0] for v in expected_input.values())

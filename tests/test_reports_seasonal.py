@@ -10,7 +10,7 @@ import pytest
 from bot.config import Settings
 from bot.reports import sales, seasonal
 from bot.reports.periods import Period, PeriodError, parse_period
-from bot.reports.sql import offset_segments
+from storage.queries.common import offset_segments
 from tests.conftest import START
 from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
 

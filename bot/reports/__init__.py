@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period, PeriodError, local_today, parse_period
-from bot.reports.sql import prepare
+from storage.queries.common import prepare
 
 ComputeFn = Callable[[AsyncSession, Settings, Any, datetime], Awaitable[Any]]
 

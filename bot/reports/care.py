@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.reports.figures import share
 from bot.reports.periods import Period
-from bot.reports.sql import REVENUE_EXCLUDED, in_range, share
 from bot.rules import care as rules
-from storage.models import Order, OutboxMessage
-from storage.models.outbox import CATEGORY_CARE
-from storage.models.reports import SegmentCampaign
+from storage.queries import care as queries
 
 # The outbox kind of the care messages managers send to a segment.
 SEGMENT_KIND = "segment"
@@ -106,43 +103,19 @@ class CareReport:
     campaigns: list[CampaignLine]
 
 
-def _care_unindexed() -> Any:
-    """``category = 'care'`` written so the database does not pick the (category, sent_at) index.
-
-    Rows that were not sent have no ``sent_at``: that index would walk every care message
-    ever sent; the (status, ...) index finds the few skipped and failed ones directly.
-    """
-    return func.coalesce(OutboxMessage.category, "") == CATEGORY_CARE
-
-
 async def care_summary(session: AsyncSession, start: datetime, end: datetime) -> CareSummary:
     lines: dict[str, CareLine] = {}
-    sent_in_period = (OutboxMessage.category == CATEGORY_CARE, OutboxMessage.status == "sent",
-                      in_range(OutboxMessage.sent_at, start, end))
-    sent = select(OutboxMessage.kind, func.count().label("sent")).where(*sent_in_period).group_by(OutboxMessage.kind)
-    for row in (await session.execute(sent)).all():
-        lines[row.kind] = CareLine(kind=row.kind, sent=int(row.sent))
-    attributed = (
-        select(OutboxMessage.kind, func.count().label("orders"), func.sum(Order.total).label("revenue"))
-        .join(Order, Order.attributed_outbox_id == OutboxMessage.id)
-        .where(*sent_in_period, Order.status.notin_(REVENUE_EXCLUDED))
-        .group_by(OutboxMessage.kind)
-    )
-    for row in (await session.execute(attributed)).all():
-        line = lines.setdefault(row.kind, CareLine(kind=row.kind))
-        line.orders, line.revenue = int(row.orders), int(row.revenue or 0)
-    unsent = (
-        select(OutboxMessage.kind, OutboxMessage.status, func.count().label("n"))
-        .where(_care_unindexed(), OutboxMessage.status.in_(("skipped", "failed")),
-               in_range(OutboxMessage.created_at, start, end))
-        .group_by(OutboxMessage.kind, OutboxMessage.status)
-    )
-    for row in (await session.execute(unsent)).all():
-        line = lines.setdefault(row.kind, CareLine(kind=row.kind))
-        if row.status == "skipped":
-            line.skipped += int(row.n)
+    for kind, sent in await queries.sent_by_kind(session, start, end):
+        lines[kind] = CareLine(kind=kind, sent=sent)
+    for kind, orders, revenue in await queries.attributed_by_kind(session, start, end):
+        line = lines.setdefault(kind, CareLine(kind=kind))
+        line.orders, line.revenue = orders, revenue
+    for kind, status, count in await queries.unsent_by_kind(session, start, end):
+        line = lines.setdefault(kind, CareLine(kind=kind))
+        if status == "skipped":
+            line.skipped += count
         else:
-            line.failed += int(row.n)
+            line.failed += count
     return CareSummary(sorted(lines.values(), key=lambda line: (-line.sent, line.kind)))
 
 
@@ -150,30 +123,13 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
     tz = settings.tz
     start, end = period.bounds(tz)
     previous = period.previous()
-    reasons_stmt = (
-        select(func.coalesce(OutboxMessage.skip_reason, "").label("reason"), func.count().label("n"))
-        .where(_care_unindexed(), OutboxMessage.status == "skipped",
-               in_range(OutboxMessage.created_at, start, end))
-        .group_by("reason")
-        .order_by(func.count().desc(), "reason")
-        .limit(settings.report_top_n)
-    )
-    reasons = [(row.reason, int(row.n)) for row in (await session.execute(reasons_stmt)).all()]
-    campaigns_stmt = (
-        select(SegmentCampaign)
-        .where(in_range(SegmentCampaign.created_at, start, end))
-        .order_by(SegmentCampaign.created_at.desc(), SegmentCampaign.id.desc())
-        .limit(settings.report_top_n)
-    )
+    reasons = await queries.skip_reasons(session, start, end, settings.report_top_n)
     campaigns = []
-    for campaign in await session.scalars(campaigns_stmt):
-        prefix = f"seg:{campaign.key}:"
-        sent = await session.scalar(
-            select(func.count()).where(OutboxMessage.kind == SEGMENT_KIND, OutboxMessage.status == "sent",
-                                       OutboxMessage.dedupe_key.startswith(prefix, autoescape=True)))
+    for campaign in await queries.campaigns(session, start, end, settings.report_top_n):
+        sent = await queries.sent_with_key_prefix(session, SEGMENT_KIND, f"seg:{campaign.key}:")
         campaigns.append(CampaignLine(source=campaign.source, segment=campaign.segment, template=campaign.template,
                                       created_at=campaign.created_at, members=campaign.members,
-                                      queued=campaign.queued, sent=int(sent or 0)))
+                                      queued=campaign.queued, sent=sent))
     return CareReport(
         period=period,
         previous=previous,

@@ -19,22 +19,19 @@ bot sent the customer (any outbox message) up to now.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import prediction
 from bot.config import Settings
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders
-from storage.models import Customer, Order, OutboxMessage
+from storage.queries import churn as queries
 
 # At risk: P(no order in the next 90 days) at least this.
 AT_RISK = 0.5
-ID_CHUNK = 1_000
 
 
 @dataclass
@@ -89,8 +86,8 @@ async def _listed(session: AsyncSession, settings: Settings, now: datetime, ever
                   indexes: list[int]) -> list[ChurnCustomer]:
     s = every.scores
     ids = [int(s.customer_id[i]) for i in indexes]
-    names = await _names(session, ids)
-    last = await _last_orders(session, ids, now)
+    names = await queries.names(session, ids)
+    last = await queries.last_orders(session, ids, now)
     return [ChurnCustomer(customer_id=cid, name=names.get(cid), orders=int(s.orders[i]), revenue=int(s.revenue[i]),
                           value=float(s.value[i]), p_order=float(s.p_order_90[i]),
                           expected_loss=float(s.expected_loss[i]), last_order=last[cid])
@@ -100,7 +97,7 @@ async def _listed(session: AsyncSession, settings: Settings, now: datetime, ever
 async def compute(session: AsyncSession, settings: Settings, period: Period | None, now: datetime) -> ChurnReport:
     every = await ranking(session, settings, now)
     top = await _listed(session, settings, now, every, every.ranked[:settings.report_top_n].tolist())
-    contacts = await last_contacts(session, [c.customer_id for c in top], now)
+    contacts = await queries.last_contacts(session, [c.customer_id for c in top], now)
     for item in top:
         item.last_contact = contacts.get(item.customer_id)
     return ChurnReport(
@@ -112,50 +109,6 @@ async def compute(session: AsyncSession, settings: Settings, period: Period | No
         lookback_days=settings.churn_lookback_days,
         method=every.scores.method,
     )
-
-
-def chunks(ids: list[int], size: int = ID_CHUNK) -> list[list[int]]:
-    """``ids`` in lists short enough for ``IN (...)`` on every database."""
-    return [ids[start:start + size] for start in range(0, len(ids), size)]
-
-
-async def _names(session: AsyncSession, customer_ids: list[int]) -> dict[int, str | None]:
-    names: dict[int, str | None] = {}
-    for chunk in chunks(customer_ids):
-        names.update((await session.execute(select(Customer.id, Customer.name).where(Customer.id.in_(chunk)))).all())
-    return names
-
-
-async def _last_orders(session: AsyncSession, customer_ids: list[int], now: datetime) -> dict[int, datetime]:
-    """Each customer's last counted order (a range of ix_orders_customer_created each)."""
-    last: dict[int, datetime] = {}
-    for chunk in chunks(customer_ids):
-        stmt = (select(Order.customer_id, func.max(Order.created_at))
-                .where(Order.customer_id.in_(chunk), counted_orders(None, now))
-                .group_by(Order.customer_id))
-        last.update((customer_id, _aware(at)) for customer_id, at in (await session.execute(stmt)).all())
-    return last
-
-
-async def last_contacts(session: AsyncSession, customer_ids: list[int], now: datetime) -> dict[int, datetime]:
-    if not customer_ids:
-        return {}
-    stmt = (
-        select(OutboxMessage.customer_id, func.max(OutboxMessage.sent_at).label("at"))
-        .where(OutboxMessage.customer_id.in_(customer_ids), OutboxMessage.status == "sent",
-               OutboxMessage.sent_at <= now)
-        .group_by(OutboxMessage.customer_id)
-    )
-    return {row.customer_id: _aware(row.at) for row in (await session.execute(stmt)).all() if row.at is not None}
-
-
-def _aware(value: Any) -> datetime:
-    """Aggregates (max) may bypass the column type on SQLite: parse and mark UTC."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 async def csv_detail(session: AsyncSession, settings: Settings, now: datetime) -> list[list[Any]]:

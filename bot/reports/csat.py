@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.reports.figures import share
 from bot.reports.periods import Period
-from bot.reports.sql import in_range, share
-from storage.models import OutboxMessage, SurveyAnswer, Ticket
-from storage.models.outbox import CATEGORY_CARE
+from storage.queries import csat as queries
 
 SURVEY_KIND = "survey"  # the care engine's outbox kind for the post-delivery survey
 
@@ -89,25 +87,12 @@ class CsatReport:
 
 
 async def _summaries(session: AsyncSession, start: datetime, end: datetime,
-                     group: Any | None = None) -> dict[Any, CsatSummary]:
-    columns = [group.label("k")] if group is not None else []
-    stmt = (
-        select(
-            *columns,
-            Ticket.rating.label("rating"),
-            func.count().label("n"),
-        )
-        .where(in_range(Ticket.resolved_at, start, end))
-        .group_by(*([group] if group is not None else []), Ticket.rating)
-    )
+                     group: str | None = None) -> dict[Any, CsatSummary]:
     out: dict[Any, CsatSummary] = {}
-    for row in (await session.execute(stmt)).all():
-        key = row.k if group is not None else None
+    for key, rating, count in await queries.ratings(session, start, end, group):
         summary = out.setdefault(key, CsatSummary())
-        count = int(row.n)
         summary.resolved += count
-        if row.rating is not None:
-            rating = int(row.rating)
+        if rating is not None:
             summary.rated += count
             summary.rating_sum += rating * count
             summary.good += count if rating >= 4 else 0
@@ -117,23 +102,16 @@ async def _summaries(session: AsyncSession, start: datetime, end: datetime,
 
 
 async def survey_summary(session: AsyncSession, start: datetime, end: datetime) -> SurveySummary:
-    answers = (await session.execute(
-        select(func.count().label("n"), func.coalesce(func.sum(SurveyAnswer.rating), 0).label("total"),
-               func.count(case((SurveyAnswer.rating >= 4, 1))).label("good"))
-        .where(in_range(SurveyAnswer.created_at, start, end))
-    )).one()
-    sent = await session.scalar(
-        select(func.count()).where(OutboxMessage.category == CATEGORY_CARE, OutboxMessage.kind == SURVEY_KIND,
-                                   OutboxMessage.status == "sent", in_range(OutboxMessage.sent_at, start, end)))
-    return SurveySummary(sent=int(sent or 0), answered=int(answers.n or 0), rating_sum=int(answers.total or 0),
-                         good=int(answers.good or 0))
+    answered, rating_sum, good = await queries.survey_answers(session, start, end)
+    sent = await queries.care_sent(session, SURVEY_KIND, start, end)
+    return SurveySummary(sent=sent, answered=answered, rating_sum=rating_sum, good=good)
 
 
 async def csat_summary(session: AsyncSession, start: datetime, end: datetime) -> CsatSummary:
     return (await _summaries(session, start, end)).get(None, CsatSummary())
 
 
-async def _rows(session: AsyncSession, start: datetime, end: datetime, group: Any, limit: int) -> list[CsatRow]:
+async def _rows(session: AsyncSession, start: datetime, end: datetime, group: str, limit: int) -> list[CsatRow]:
     found = await _summaries(session, start, end, group)
     rows = [CsatRow(key=k, summary=v) for k, v in found.items()]
     rows.sort(key=lambda r: (-r.summary.resolved, str(r.key or "")))
@@ -149,8 +127,8 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
         previous=previous,
         current=await csat_summary(session, start, end),
         before=await csat_summary(session, *previous.bounds(tz)),
-        by_staff=await _rows(session, start, end, Ticket.assignee_name, settings.report_top_n),
-        by_category=await _rows(session, start, end, Ticket.category, settings.report_top_n),
+        by_staff=await _rows(session, start, end, "staff", settings.report_top_n),
+        by_category=await _rows(session, start, end, "category", settings.report_top_n),
         survey=await survey_summary(session, start, end),
         survey_before=await survey_summary(session, *previous.bounds(tz)),
     )

@@ -18,14 +18,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports import seasonal
-from bot.reports.sql import counted_orders
-from storage.models import Order
-from storage.repositories.care import epoch_minutes
+from storage.queries import forecast as queries
 
 DAYS = 30
 HISTORY_FOR_SEASON_DAYS = 365
@@ -46,13 +43,7 @@ class Forecast:
 
 async def _purchase_days(session: AsyncSession, settings: Settings, start: datetime, end: datetime) -> int:
     offset = int(((end.astimezone(settings.tz).utcoffset() or timedelta(0)).total_seconds()) // 60)
-    day = (epoch_minutes(Order.created_at) + offset) // 1440
-    days = select(Order.customer_id, day.label("day")).where(counted_orders(start, end)).distinct().subquery()
-    return int(await session.scalar(select(func.count()).select_from(days)) or 0)
-
-
-async def _first_order(session: AsyncSession, now: datetime) -> datetime | None:
-    return await session.scalar(select(func.min(Order.created_at)).where(counted_orders(None, now)))
+    return await queries.purchase_days(session, start, end, offset)
 
 
 def _season_index(report: seasonal.SeasonalReport, start: date, days: int) -> float | None:
@@ -76,7 +67,7 @@ async def compute(session: AsyncSession, settings: Settings, now: datetime) -> F
     scores = await prediction.compute(session, settings, now)
     base = float(scores.expected_30.sum())
     actual = await _purchase_days(session, settings, now - timedelta(days=DAYS), now)
-    first = await _first_order(session, now)
+    first = await queries.first_order(session, now)
     index = None
     if first is not None:
         if first.tzinfo is None:

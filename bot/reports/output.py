@@ -18,9 +18,9 @@ from bot import csv_safe
 from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period
-from bot.reports.sql import prepare
 from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_cut, utf16_len
 from bot.texts import Texts, duration_parts, minor_digits, template_names
+from storage.queries.common import prepare
 
 # Charts that have a caption template; the others are sent as text only.
 CHARTED = ("report", "abc", "rfm", "seasonal", "sla", "csat")

@@ -29,7 +29,7 @@ Lost                1       1–2     any    few orders, long ago
 
 Every (R, F, M) falls into exactly one segment (``tests`` check all 125).
 
-How it runs: the per-customer aggregate (one pass over the orders) goes to a
+How it runs (the SQL is ``storage.queries.rfm``): the per-customer aggregate (one pass over the orders) goes to a
 temporary table; the score thresholds come from the histograms of last-order
 days and of order counts (a few hundred rows) and from four order statistics
 of the revenues; the scores are then ``1 + thresholds passed``, counted per
@@ -42,13 +42,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.reports.figures import share
 from bot.reports.periods import Period
-from bot.reports.sql import counted_orders_by_customer, local_bucket, scratch, share
-from storage.models import Order
+from storage.queries import rfm as queries
 
 DEFAULT_PERIOD = "12m"
 
@@ -64,7 +63,7 @@ class SegmentRule:
         return self.r[0] <= r <= self.r[1] and self.f[0] <= f <= self.f[1] and self.m[0] <= m <= self.m[1]
 
 
-ANY = (1, 5)
+ANY = queries.ANY
 RULES: tuple[SegmentRule, ...] = (
     SegmentRule("champions", (4, 5), (4, 5), ANY),
     SegmentRule("loyal", (3, 5), (3, 5), ANY),
@@ -76,6 +75,8 @@ RULES: tuple[SegmentRule, ...] = (
     SegmentRule("lost", (1, 1), (1, 2), ANY),
 )
 SEGMENTS: tuple[str, ...] = tuple(rule.code for rule in RULES)
+# The rules as the SQL matches them (storage.queries.rfm).
+SQL_RULES: tuple[queries.Rule, ...] = tuple((rule.code, rule.r, rule.f, rule.m) for rule in RULES)
 
 
 def segment_of(r: int, f: int, m: int) -> str:
@@ -115,19 +116,6 @@ class RfmReport:
         return next(s for s in self.segments if s.code == code)
 
 
-def per_customer(session: AsyncSession, settings: Settings, period: Period) -> Any:
-    """customer_id, last_day, orders, revenue of every customer with a counted order in the period (a select)."""
-    start, end = period.bounds(settings.tz)
-    # The shop's day of each customer's last order: converted once per customer, not per order.
-    last_day = local_bucket(session, func.max(Order.created_at), settings.tz, start, end, "day")
-    return (
-        select(Order.customer_id.label("customer_id"), last_day.label("last_day"),
-               func.count().label("orders"), func.sum(Order.total).label("revenue"))
-        .where(counted_orders_by_customer(session, start, end, period.days))
-        .group_by(Order.customer_id)
-    )
-
-
 @dataclass(frozen=True)
 class Thresholds:
     """Where the scores step up: score = 1 + how many of the four thresholds a value passes.
@@ -139,6 +127,10 @@ class Thresholds:
     r: tuple[Any, ...]
     f: tuple[Any, ...]
     m: tuple[Any, ...]
+
+    @property
+    def limits(self) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+        return self.r, self.f, self.m
 
 
 def _positions_low(n: int) -> list[int]:
@@ -164,23 +156,19 @@ def _value_at(histogram: list[tuple[Any, int]], position: int) -> Any:
     raise ValueError(position)
 
 
-async def thresholds(session: AsyncSession, table: Any) -> Thresholds | None:
-    """The score thresholds over the customers of ``table`` (see :func:`per_customer`), or None if empty.
+async def thresholds(customers: queries.Customers) -> Thresholds | None:
+    """The score thresholds over the customers of a period, or None if there are none.
 
     R and F from their histograms (a few hundred distinct days and order
     counts); M from four order statistics of the revenues, found in SQL.
     """
-    days = [(row[0], int(row[1])) for row in (await session.execute(
-        select(table.c.last_day, func.count()).group_by(table.c.last_day).order_by(table.c.last_day))).all()]
+    days = await customers.last_days()
     n = sum(count for _, count in days)
     if n == 0:
         return None
-    counts = [(int(row[0]), int(row[1])) for row in (await session.execute(
-        select(table.c.orders, func.count()).group_by(table.c.orders).order_by(table.c.orders))).all()]
+    counts = await customers.order_counts()
     low = _positions_low(n)
-    ranked = select(table.c.revenue, func.row_number().over(order_by=table.c.revenue).label("position")).subquery()
-    found = dict((int(p), int(v)) for v, p in (await session.execute(
-        select(ranked.c.revenue, ranked.c.position).where(ranked.c.position.in_(sorted(set(low)))))).all())
+    found = await customers.revenues_at(low)
     return Thresholds(
         n=n,
         r=tuple(_value_at(days, q) for q in _positions_high(n)),
@@ -189,46 +177,13 @@ async def thresholds(session: AsyncSession, table: Any) -> Thresholds | None:
     )
 
 
-def score_columns(table: Any, limits: Thresholds) -> tuple[Any, Any, Any]:
-    """R, F and M of a row of ``table`` as SQL (1 + the thresholds passed)."""
-    def steps(conditions: list[Any]) -> Any:
-        total: Any = literal(1)
-        for condition in conditions:
-            total = total + case((condition, 1), else_=0)
-        return total
-
-    r = steps([table.c.last_day >= value for value in limits.r])
-    f = steps([table.c.orders > value for value in limits.f])
-    m = steps([table.c.revenue > value for value in limits.m])
-    return r, f, m
-
-
-def segment_case(r: Any, f: Any, m: Any) -> Any:
-    """The segment code of scores R, F, M (SQL expressions), by :data:`RULES`."""
-    whens = []
-    for rule in RULES:
-        conditions = []
-        for column, (low, high) in ((r, rule.r), (f, rule.f), (m, rule.m)):
-            if (low, high) != ANY:
-                conditions.append(column.between(low, high))
-        whens.append((and_(*conditions) if conditions else literal(True), literal(rule.code)))
-    return case(*whens, else_=literal("lost"))
-
-
 async def compute(session: AsyncSession, settings: Settings, period: Period, now: datetime) -> RfmReport:
     segments = {code: Segment(code) for code in SEGMENTS}
     grid: dict[tuple[int, int], int] = {}
-    async with scratch(session, per_customer(session, settings, period), "rfm") as table:
-        limits = await thresholds(session, table)
-        rows = []
-        if limits is not None:
-            r, f, m = score_columns(table, limits)
-            stmt = (
-                select(r.label("r"), f.label("f"), m.label("m"), func.count().label("customers"),
-                       func.sum(table.c.orders).label("orders"), func.sum(table.c.revenue).label("revenue"))
-                .group_by("r", "f", "m")
-            )
-            rows = (await session.execute(stmt)).all()
+    start, end = period.bounds(settings.tz)
+    async with queries.customers_once(session, settings.tz, start, end, period.days) as customers:
+        limits = await thresholds(customers)
+        rows = await customers.score_counts(*limits.limits) if limits is not None else []
     for row in rows:
         r_score, f_score, m_score = int(row.r), int(row.f), int(row.m)
         segment = segments[segment_of(r_score, f_score, m_score)]
@@ -245,27 +200,26 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
                      segments=[segments[code] for code in SEGMENTS], grid=grid)
 
 
-async def members(session: AsyncSession, settings: Settings, period: Period, segment: str | None = None) -> Any:
-    """A select of customer_id, last_day, orders, revenue, r, f, m, segment (optionally one segment's).
+async def members_handle(session: AsyncSession, settings: Settings, period: Period,
+                         segment: str | None = None) -> Any:
+    """The scored customers of the period (optionally one segment's), as a handle for
+    ``storage.queries`` (:func:`storage.queries.rfm.scored`, ``storage.queries.segments``).
 
-    The thresholds are computed first; the select then reads the orders once more.
+    The thresholds are computed first; the handle's query then reads the orders once more.
     """
-    table = per_customer(session, settings, period).subquery("per_customer")
-    limits = await thresholds(session, table)
-    if limits is None:
-        return select(table.c.customer_id, table.c.last_day, table.c.orders, table.c.revenue,
-                      literal(1).label("r"), literal(1).label("f"), literal(1).label("m"),
-                      literal("lost").label("segment")).where(literal(False))
-    r, f, m = score_columns(table, limits)
-    stmt = select(table.c.customer_id, table.c.last_day, table.c.orders, table.c.revenue,
-                  r.label("r"), f.label("f"), m.label("m"), segment_case(r, f, m).label("segment"))
-    if segment is not None:
-        stmt = stmt.where(segment_case(r, f, m) == segment)
-    return stmt
+    start, end = period.bounds(settings.tz)
+    customers = queries.customers(session, settings.tz, start, end, period.days)
+    limits = await thresholds(customers)
+    return customers.members(limits.limits if limits is not None else None, SQL_RULES, segment)
+
+
+async def members(session: AsyncSession, settings: Settings, period: Period, segment: str | None = None) -> list[Any]:
+    """The scored customers (optionally one segment's), by id: rows of customer_id, last_day, orders,
+    revenue, r, f, m, segment."""
+    return list(await queries.scored(session, await members_handle(session, settings, period, segment)))
 
 
 async def csv_detail(session: AsyncSession, settings: Settings, period: Period) -> list[list[Any]]:
     """Every scored customer: id, last order day, orders, revenue, R, F, M, segment."""
-    stmt = (await members(session, settings, period)).order_by("customer_id")
     return [[row.customer_id, row.last_day, row.orders, row.revenue, row.r, row.f, row.m, row.segment]
-            for row in (await session.execute(stmt)).all()]
+            for row in await members(session, settings, period)]

@@ -18,18 +18,18 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.care import CareSummary, care_summary
 from bot.reports.csat import CsatSummary, SurveySummary, csat_summary, survey_summary
+from bot.reports.figures import share
 from bot.reports.forecast import Forecast
 from bot.reports.forecast import compute as forecast_next
 from bot.reports.periods import Period, add_months, month_end, month_start
 from bot.reports.sla import SlaSummary, sla_summary
-from bot.reports.sql import REVENUE_EXCLUDED, counted_orders, in_range, local_totals, share
-from storage.models import Customer, Order, OrderItem, Product
+from storage.queries import sales as queries
+from storage.queries.common import local_totals
 
 TREND_DAYS_MAX = 92
 
@@ -97,42 +97,18 @@ class SalesReport:
 
 
 async def sales_figures(session: AsyncSession, start: datetime, end: datetime) -> SalesFigures:
-    counted = (await session.execute(
-        select(func.count().label("orders"), func.coalesce(func.sum(Order.total), 0).label("revenue"),
-               func.count(func.distinct(Order.customer_id)).label("active"))
-        .where(counted_orders(start, end))
-    )).one()
-    cancelled = await session.scalar(
-        select(func.count()).where(Order.status.in_(REVENUE_EXCLUDED), in_range(Order.created_at, start, end)))
-    new = await session.scalar(select(func.count()).where(in_range(Customer.registered_at, start, end)))
-    return SalesFigures(new_customers=int(new or 0), active_customers=int(counted.active or 0),
-                        orders=int(counted.orders or 0), revenue=int(counted.revenue or 0),
-                        cancelled=int(cancelled or 0))
+    found = await queries.figures(session, start, end)
+    return SalesFigures(new_customers=found.new_customers, active_customers=found.active, orders=found.orders,
+                        revenue=found.revenue, cancelled=found.cancelled)
 
 
 async def top_products(session: AsyncSession, start: datetime, end: datetime, limit: int,
                        total_revenue: int) -> list[ProductLine]:
-    revenue = func.sum(OrderItem.quantity * OrderItem.unit_price)
-    top = (
-        select(OrderItem.product_id.label("product_id"), func.sum(OrderItem.quantity).label("qty"),
-               revenue.label("revenue"))
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(counted_orders(start, end))
-        .group_by(OrderItem.product_id)
-        .order_by(revenue.desc(), OrderItem.product_id)
-        .limit(limit)
-        .subquery("top")
-    )
-    stmt = (
-        select(Product.id, Product.name_en, Product.name_zh, Product.unit, Product.unit_zh, top.c.qty, top.c.revenue)
-        .join(top, top.c.product_id == Product.id)
-        .order_by(top.c.revenue.desc(), Product.id)
-    )
     return [
         ProductLine(product_id=row.id, name_en=row.name_en, name_zh=row.name_zh, unit=row.unit, unit_zh=row.unit_zh,
                     quantity=int(row.qty or 0), revenue=int(row.revenue or 0),
                     revenue_share=share(row.revenue, total_revenue))
-        for row in (await session.execute(stmt)).all()
+        for row in await queries.top_products(session, start, end, limit)
     ]
 
 
@@ -148,7 +124,7 @@ def trend_labels(period: Period, unit: str) -> list[str]:
 
 async def revenue_trend(session: AsyncSession, settings: Settings, period: Period, unit: str) -> list[TrendPoint]:
     start, end = period.bounds(settings.tz)
-    found = await local_totals(session, settings.tz, start, end, unit, counted_orders(start, end))
+    found = await local_totals(session, settings.tz, start, end, unit)
     return [TrendPoint(label, *found.get(label, (0, 0)), partial=_partial(period, unit, label))
             for label in trend_labels(period, unit)]
 

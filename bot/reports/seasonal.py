@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports.periods import Period, add_months, month_end, month_start
-from bot.reports.sql import counted_orders, local_totals
+from storage.queries.common import local_totals
 
 WINDOW_MONTHS = 36
 
@@ -69,7 +69,7 @@ async def compute(session: AsyncSession, settings: Settings, period: Period | No
         last_month = add_months(month_start(today), -1)
     first_month = add_months(last_month, -(WINDOW_MONTHS - 1))
     start, end = Period(first_month, month_end(last_month)).bounds(tz)
-    days = await local_totals(session, tz, start, end, "day", counted_orders(start, end))
+    days = await local_totals(session, tz, start, end, "day")
     if not days:
         return SeasonalReport(window=None, months=[], indexes=[MonthIndex(m, 0, None, None) for m in range(1, 13)],
                               average_month=None)

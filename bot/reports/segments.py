@@ -17,17 +17,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.reports import churn, rfm
 from bot.reports.care import SEGMENT_KIND
 from bot.reports.periods import Period
-from bot.reports.sql import prepare
 from bot.texts import TextRenderer
-from storage.models import Customer
 from storage.models.outbox import CATEGORY_CARE, PRIORITY_CARE
+from storage.queries import segments as queries
+from storage.queries.common import prepare
 from storage.repositories import Repos
 
 SOURCES = ("rfm", "churn")
@@ -57,17 +56,16 @@ def valid_segment(source: str, segment: str) -> bool:
     return source == "churn" and segment == CHURN_SEGMENT
 
 
-async def _members_query(session: AsyncSession, settings: Settings, source: str, segment: str,
-                         period: Period | None, now: datetime) -> Any:
-    """An RFM segment: a subquery with the member customers' ids (``customer_id``)."""
+async def _rfm_members(session: AsyncSession, settings: Settings, source: str, segment: str,
+                       period: Period | None) -> Any:
+    """An RFM segment: a members handle (``storage.queries.rfm``)."""
     assert source == "rfm" and period is not None
-    return (await rfm.members(session, settings, period, segment)).subquery("members")
+    return await rfm.members_handle(session, settings, period, segment)
 
 
-async def _churn_members(session: AsyncSession, settings: Settings, now: datetime) -> list[list[int]]:
-    """The churn list: exactly the overdue customers of the report (its rule runs in Python),
-    in lists of ids short enough for ``IN (...)``."""
-    return churn.chunks(sorted(await churn.overdue_customers(session, settings, now)))
+async def _churn_members(session: AsyncSession, settings: Settings, now: datetime) -> list[int]:
+    """The churn list: exactly the overdue customers of the report (its rule runs in Python), by id."""
+    return sorted(await churn.overdue_customers(session, settings, now))
 
 
 async def segment_sizes(session: AsyncSession, settings: Settings, period: Period,
@@ -77,51 +75,22 @@ async def segment_sizes(session: AsyncSession, settings: Settings, period: Perio
     return [(s.code, s.customers) for s in report.segments if s.customers]
 
 
-def _reachable(customer: type[Customer]) -> Any:
-    return (
-        customer.telegram_id.is_not(None),
-        customer.forgotten_at.is_(None),
-        customer.care_consent.is_(True),
-        customer.reachable.is_(True),
-    )
-
-
 async def audience(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
                    now: datetime) -> tuple[int, int]:
     """(members of the segment, of whom can receive care messages now)."""
     await prepare(session)
     if source == "churn":
-        total = reachable = 0
-        for chunk in await _churn_members(session, settings, now):
-            total += len(chunk)
-            reachable += await session.scalar(
-                select(func.count()).select_from(Customer).where(Customer.id.in_(chunk), *_reachable(Customer))) or 0
-        return total, reachable
-    members = await _members_query(session, settings, source, segment, period, now)
-    total = await session.scalar(select(func.count()).select_from(members))
-    reachable = await session.scalar(
-        select(func.count()).select_from(members).join(Customer, Customer.id == members.c.customer_id)
-        .where(*_reachable(Customer)))
-    return int(total or 0), int(reachable or 0)
+        ids = await _churn_members(session, settings, now)
+        return len(ids), await queries.reachable_count(session, ids)
+    return await queries.member_counts(session, await _rfm_members(session, settings, source, segment, period))
 
 
 async def recipients(session: AsyncSession, settings: Settings, source: str, segment: str, period: Period | None,
                      now: datetime) -> list[Recipient]:
-    columns = (Customer.id, Customer.telegram_id, Customer.name, Customer.language)
     if source == "churn":
-        rows: list[Any] = []
-        for chunk in await _churn_members(session, settings, now):  # ascending ids, chunk after chunk
-            rows += (await session.execute(
-                select(*columns).where(Customer.id.in_(chunk), *_reachable(Customer)).order_by(Customer.id))).all()
+        rows: Any = await queries.reachable_customers(session, await _churn_members(session, settings, now))
     else:
-        members = await _members_query(session, settings, source, segment, period, now)
-        stmt = (
-            select(*columns)
-            .join(members, members.c.customer_id == Customer.id)
-            .where(*_reachable(Customer))
-            .order_by(Customer.id)
-        )
-        rows = list((await session.execute(stmt)).all())
+        rows = await queries.member_recipients(session, await _rfm_members(session, settings, source, segment, period))
     return [Recipient(row.id, row.telegram_id, row.name, row.language or settings.default_language)
             for row in rows]
 

@@ -20,15 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.reports.figures import share
 from bot.reports.periods import Period
-from bot.reports.sql import grouped_percentiles, in_range, share
-from storage.models import Ticket
-
-OPEN_STATUSES = ("new", "taken", "in_progress", "waiting_customer")
+from storage.queries import sla as queries
 
 
 @dataclass
@@ -74,46 +71,26 @@ class SlaReport:
     by_priority: list[SlaRow]
 
 
-def _not_breached(column: Any) -> Any:
-    return func.coalesce(func.sum(case((column.is_(True), 0), else_=1)), 0)
-
-
 async def _stats(session: AsyncSession, kind: str, start: datetime, end: datetime,
-                 group: Any | None = None) -> dict[Any, TimeStats]:
-    if kind == "first_response":
-        moment, minutes, breached = Ticket.first_response_at, Ticket.first_response_minutes, Ticket.first_response_breached
-    else:
-        moment, minutes, breached = Ticket.resolved_at, Ticket.resolution_minutes, Ticket.resolution_breached
-    where = and_(in_range(moment, start, end), minutes.is_not(None))
-    columns = [group.label("k")] if group is not None else []
-    stmt = select(*columns, func.count().label("n"), _not_breached(breached).label("within")).where(where)
-    if group is not None:
-        stmt = stmt.group_by(group)
-    out: dict[Any, TimeStats] = {}
-    for row in (await session.execute(stmt)).all():
-        key = row.k if group is not None else None
-        if row.n:
-            out[key] = TimeStats(count=int(row.n), within=int(row.within))
+                 group: str | None = None) -> dict[Any, TimeStats]:
+    out = {key: TimeStats(count=count, within=within)
+           for key, count, within in await queries.handling_counts(session, kind, start, end, group)}
     if not out:
         return out
-    groups = (group,) if group is not None else ()
-    found = await grouped_percentiles(session, minutes, where, groups)
-    for key_tuple, (median, p90) in found.items():
-        key = key_tuple[0] if group is not None else None
+    for key, (median, p90) in (await queries.handling_percentiles(session, kind, start, end, group)).items():
         if key in out:
             out[key].median, out[key].p90 = median, p90
     return out
 
 
 async def sla_summary(session: AsyncSession, start: datetime, end: datetime) -> SlaSummary:
-    opened = await session.scalar(select(func.count()).where(in_range(Ticket.created_at, start, end)))
-    resolved = await session.scalar(select(func.count()).where(in_range(Ticket.resolved_at, start, end)))
+    opened, resolved = await queries.opened_resolved(session, start, end)
     first = (await _stats(session, "first_response", start, end)).get(None, TimeStats())
     resolution = (await _stats(session, "resolution", start, end)).get(None, TimeStats())
-    return SlaSummary(opened=int(opened or 0), resolved=int(resolved or 0), first_response=first, resolution=resolution)
+    return SlaSummary(opened=opened, resolved=resolved, first_response=first, resolution=resolution)
 
 
-async def _rows(session: AsyncSession, start: datetime, end: datetime, group: Any, limit: int) -> list[SlaRow]:
+async def _rows(session: AsyncSession, start: datetime, end: datetime, group: str, limit: int) -> list[SlaRow]:
     first = await _stats(session, "first_response", start, end, group)
     resolution = await _stats(session, "resolution", start, end, group)
     keys = set(first) | set(resolution)
@@ -125,14 +102,7 @@ async def _rows(session: AsyncSession, start: datetime, end: datetime, group: An
 
 async def overdue_open(session: AsyncSession, at: datetime) -> int:
     """Tickets open at ``at`` whose first-response or resolution target had passed."""
-    still_open = or_(Ticket.resolved_at.is_(None), Ticket.resolved_at >= at)
-    late_response = and_(Ticket.first_response_due_at < at,
-                         or_(Ticket.first_response_at.is_(None), Ticket.first_response_at >= at))
-    late_resolution = Ticket.resolution_due_at < at
-    still_not_closed = or_(Ticket.closed_at.is_(None), Ticket.closed_at >= at)
-    stmt = select(func.count()).where(Ticket.created_at < at, still_open, still_not_closed,
-                                      or_(late_response, late_resolution))
-    return int(await session.scalar(stmt) or 0)
+    return await queries.overdue_open(session, at)
 
 
 async def compute(session: AsyncSession, settings: Settings, period: Period, now: datetime) -> SlaReport:
@@ -146,9 +116,9 @@ async def compute(session: AsyncSession, settings: Settings, period: Period, now
         current=await sla_summary(session, start, end),
         before=await sla_summary(session, p_start, p_end),
         overdue_open=await overdue_open(session, min(end, now)),
-        by_staff=await _rows(session, start, end, Ticket.assignee_name, settings.report_top_n),
-        by_category=await _rows(session, start, end, Ticket.category, settings.report_top_n),
-        by_priority=await _rows(session, start, end, Ticket.priority, settings.report_top_n),
+        by_staff=await _rows(session, start, end, "staff", settings.report_top_n),
+        by_category=await _rows(session, start, end, "category", settings.report_top_n),
+        by_priority=await _rows(session, start, end, "priority", settings.report_top_n),
     )
 
 

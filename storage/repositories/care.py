@@ -11,78 +11,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, Integer, String, and_, delete, extract, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, extract, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import FunctionElement
 
+from storage.dialect import epoch_minutes, insert_for, int_list
 from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, SurveyAnswer
 from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
 FEED_PARTITION = 5_000
-
-
-class epoch_days(FunctionElement[float]):
-    """A UTC timestamp column as days since 1970-01-01 (a float), computed by the database."""
-
-    type = Float()
-    inherit_cache = True
-    name = "epoch_days"
-
-
-@compiles(epoch_days, "sqlite")
-def _epoch_days_sqlite(element: epoch_days, compiler: Any, **kw: Any) -> str:
-    return f"(julianday({compiler.process(element.clauses, **kw)}) - 2440587.5)"
-
-
-@compiles(epoch_days, "postgresql")
-def _epoch_days_postgresql(element: epoch_days, compiler: Any, **kw: Any) -> str:
-    return f"(CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS DOUBLE PRECISION) / 86400.0)"
-
-
-class epoch_minutes(FunctionElement[int]):
-    """A UTC timestamp column as whole minutes since 1970-01-01 (an integer: cheap to list and parse)."""
-
-    type = Integer()
-    inherit_cache = True
-    name = "epoch_minutes"
-
-
-@compiles(epoch_minutes, "sqlite")
-def _epoch_minutes_sqlite(element: epoch_minutes, compiler: Any, **kw: Any) -> str:
-    return f"CAST(round((julianday({compiler.process(element.clauses, **kw)}) - 2440587.5) * 1440) AS INTEGER)"
-
-
-@compiles(epoch_minutes, "postgresql")
-def _epoch_minutes_postgresql(element: epoch_minutes, compiler: Any, **kw: Any) -> str:
-    return f"CAST(round(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) / 60) AS BIGINT)"
-
-
-class int_list(FunctionElement[str]):
-    """Aggregate: the group's integers as "1,2,3", in the order of the trailing ORDER BY columns.
-
-    SQLite's group_concat takes the rows in the order the query visits them (here:
-    the index order, already by time); PostgreSQL's string_agg is told the order.
-    """
-
-    type = String()
-    inherit_cache = True
-    name = "int_list"
-
-
-@compiles(int_list, "sqlite")
-def _int_list_sqlite(element: int_list, compiler: Any, **kw: Any) -> str:
-    value = list(element.clauses)[0]
-    return f"group_concat({compiler.process(value, **kw)}, ',')"
-
-
-@compiles(int_list, "postgresql")
-def _int_list_postgresql(element: int_list, compiler: Any, **kw: Any) -> str:
-    value, *order = list(element.clauses)
-    by = ", ".join(compiler.process(c, **kw) for c in order)
-    return f"string_agg(CAST({compiler.process(value, **kw)} AS TEXT), ',' ORDER BY {by})"
 
 
 def _eligible() -> Any:
@@ -190,8 +127,7 @@ class CareRepo:
 
     async def _upsert_stop(self, customer_id: int, product_id: int, kind: str, until: datetime | None,
                            outbox_id: int | None, now: datetime) -> None:
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(self.session)
         stmt = insert(CareStop).values(customer_id=customer_id, product_id=product_id, kind=kind, until=until,
                                        outbox_id=outbox_id, created_at=now)
         stmt = stmt.on_conflict_do_update(
@@ -233,8 +169,7 @@ class CareRepo:
         existing = await self.answer(order_id)
         if existing is not None:
             return existing, False
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(self.session)
         stmt = insert(SurveyAnswer).values(
             order_id=order_id, customer_id=customer_id, outbox_id=outbox_id, rating=rating, created_at=now,
             updated_at=now,

@@ -7,10 +7,9 @@
   has none, so the zone's UTC offsets over the queried range are computed
   here and applied with a ``CASE`` on the instants where the offset changes
   (none at all for zones without daylight saving, such as Asia/Shanghai).
-* Percentiles (``percentiles``, ``grouped_percentiles``): the same linear
-  interpolation as PostgreSQL's ``percentile_cont``, done with ``row_number``
-  so SQLite can do it too; only the two values around each percentile leave
-  the database.
+* Percentiles (``grouped_percentiles``): the same linear interpolation as
+  PostgreSQL's ``percentile_cont``, done with ``row_number`` so SQLite can do
+  it too; only the two values around each percentile leave the database.
 """
 
 from __future__ import annotations
@@ -26,15 +25,13 @@ from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select, te
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import DropTable
 
-from storage.models import Order
+from storage.dialect import is_postgres, is_sqlite
+from storage.models import Order, Ticket
 
 # Orders with these statuses are not sales.
 REVENUE_EXCLUDED = ("cancelled", "refunded")
-
-
-def dialect_of(session: AsyncSession) -> str:
-    bind = session.bind
-    return bind.dialect.name if bind is not None else "sqlite"
+# Ids per ``IN (...)`` list: short enough for every database.
+ID_CHUNK = 1_000
 
 
 def counted_orders(start: datetime | None = None, end: datetime | None = None) -> ColumnElement[bool]:
@@ -49,6 +46,29 @@ def counted_orders(start: datetime | None = None, end: datetime | None = None) -
 
 def in_range(column: Any, start: datetime, end: datetime) -> ColumnElement[bool]:
     return and_(column >= start, column < end)
+
+
+# What the complaint reports group tickets by.
+TICKET_GROUPS = {"staff": Ticket.assignee_name, "category": Ticket.category, "priority": Ticket.priority}
+
+
+def ticket_group(name: str | None) -> Any:
+    """The ticket column of a group name (:data:`TICKET_GROUPS`), None for no grouping."""
+    return TICKET_GROUPS[name] if name is not None else None
+
+
+def id_chunks(ids: list[int], size: int = ID_CHUNK) -> list[list[int]]:
+    """``ids`` in lists short enough for ``IN (...)`` on every database."""
+    return [ids[start:start + size] for start in range(0, len(ids), size)]
+
+
+def as_utc(value: Any) -> datetime:
+    """An instant from an aggregate (``max``), which may bypass the column type on SQLite: parsed, marked UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 # ----- reading orders fast ---------------------------------------------------------
@@ -70,7 +90,7 @@ def counted_orders_by_customer(session: AsyncSession, start: datetime | None, en
     time bounds are written so they cannot use an index; PostgreSQL chooses on
     its own.
     """
-    if dialect_of(session) != "sqlite" or (days is not None and days <= BY_CUSTOMER_DAYS):
+    if not is_sqlite(session) or (days is not None and days <= BY_CUSTOMER_DAYS):
         return counted_orders(start, end)
     created = func.coalesce(Order.created_at, Order.created_at)  # the same value, not an index term
     conditions: list[ColumnElement[bool]] = [Order.status.notin_(REVENUE_EXCLUDED)]
@@ -84,7 +104,7 @@ def counted_orders_by_customer(session: AsyncSession, start: datetime | None, en
 async def prepare(session: AsyncSession) -> None:
     """Per-connection settings for large reads: SQLite maps the file instead of copying pages,
     and keeps temporary tables (:func:`scratch`) in memory."""
-    if dialect_of(session) == "sqlite":
+    if is_sqlite(session):
         await session.execute(text("PRAGMA mmap_size=268435456"))
         await session.execute(text("PRAGMA temp_store=MEMORY"))
 
@@ -156,7 +176,7 @@ def local_bucket(session: AsyncSession, column: Any, tz: ZoneInfo, start: dateti
     """
     if unit not in ("day", "month"):
         raise ValueError(unit)
-    if dialect_of(session) == "postgresql":
+    if is_postgres(session):
         pattern = "YYYY-MM-DD" if unit == "day" else "YYYY-MM"
         return func.to_char(func.timezone(tz.key, column), pattern)
     segments = offset_segments(tz, start, end)
@@ -170,18 +190,19 @@ def local_bucket(session: AsyncSession, column: Any, tz: ZoneInfo, start: dateti
     return func.strftime("%Y-%m", column, modifier)
 
 
-async def local_totals(session: AsyncSession, tz: ZoneInfo, start: datetime, end: datetime, unit: str,
-                       where: ColumnElement[bool]) -> dict[str, tuple[int, int]]:
-    """Revenue and orders per local day or month of ``[start, end)``: ``{label: (revenue, orders)}``.
+async def local_totals(session: AsyncSession, tz: ZoneInfo, start: datetime, end: datetime,
+                       unit: str) -> dict[str, tuple[int, int]]:
+    """Revenue and orders (counted ones) per local day or month of ``[start, end)``: ``{label: (revenue, orders)}``.
 
     On SQLite, in a zone whose offsets are whole hours (nearly all), orders
     are summed per UTC hour — a cut of the stored text, much cheaper than
     converting a million instants — and the few thousand hours are put in
     their local day or month here. Otherwise the conversion runs in SQL.
     """
+    where = counted_orders(start, end)
     totals: dict[str, tuple[int, int]] = {}
     segments = offset_segments(tz, start, end)
-    if dialect_of(session) == "sqlite" and all(minutes % 60 == 0 for _, minutes in segments):
+    if is_sqlite(session) and all(minutes % 60 == 0 for _, minutes in segments):
         hour = func.substr(Order.created_at, 1, 13).label("hour")  # "YYYY-MM-DD HH" in UTC
         stmt = (select(hour, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))
                 .where(where).group_by("hour"))
@@ -201,21 +222,6 @@ async def local_totals(session: AsyncSession, tz: ZoneInfo, start: datetime, end
     stmt = (select(bucket, func.coalesce(func.sum(Order.total), 0).label("revenue"), func.count().label("orders"))
             .where(where).group_by("bucket"))
     return {str(row.bucket): (int(row.revenue), int(row.orders)) for row in (await session.execute(stmt)).all()}
-
-
-def epoch_days(session: AsyncSession, column: Any) -> ColumnElement[float]:
-    """An instant as a number of days (for intervals between orders)."""
-    if dialect_of(session) == "postgresql":
-        return func.extract("epoch", column) / 86400.0
-    return func.julianday(column)
-
-
-def epoch_days_value(session: AsyncSession, moment: datetime) -> float:
-    """The Python side of :func:`epoch_days`, for comparing with a fixed instant."""
-    days = moment.timestamp() / 86400.0
-    if dialect_of(session) == "postgresql":
-        return days
-    return days + 2440587.5  # the Julian day of 1970-01-01 00:00 UTC
 
 
 # ----- percentiles --------------------------------------------------------------
@@ -271,17 +277,3 @@ async def grouped_percentiles(session: AsyncSession, value: Any, where: ColumnEl
             result.append(value_at)
         out[key] = result
     return out
-
-
-async def percentiles(session: AsyncSession, value: Any, where: ColumnElement[bool] | None,
-                      qs: tuple[float, ...] = (0.5, 0.9)) -> list[float | None]:
-    """Percentiles of ``value`` over the rows ``where`` selects (None when there are none)."""
-    found = await grouped_percentiles(session, value, where, (), qs)
-    return found.get((), [None for _ in qs])
-
-
-def share(part: int | float | None, whole: int | float | None) -> float | None:
-    """``part / whole``, or None when there is nothing to divide."""
-    if not whole or part is None:
-        return None
-    return float(part) / float(whole)
