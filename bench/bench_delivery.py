@@ -195,8 +195,8 @@ async def _run(care: int, service_rate: float, real: bool, seed: int) -> dict[st
         settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db_path}",
                             default_timezone="Asia/Shanghai", care_cap_per_day=1, care_cap_per_week=3)
         app = create_app(settings, clock=world.clock, session=world.session())  # type: ignore[arg-type]
-        worker = OutboxWorker(app, timer=timer, rng=random.Random(seed))
-        app.extras["outbox_worker"] = worker
+        worker = OutboxWorker(app.jobs, timer=timer, rng=random.Random(seed))
+        app.jobs.outbox = worker
         care_chats = {CUSTOMER_BASE + n for n in range(1, care + 1)}
         wall = time.perf_counter()
         started = timer.monotonic()
@@ -259,8 +259,8 @@ async def _adjacent(chats: int, per_chat: int, seed: int) -> dict[str, Any]:
         world = LimitedTelegram(timer, None, 0.0, random.Random(seed))
         settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db_path}")
         app = create_app(settings, clock=world.clock, session=world.session())  # type: ignore[arg-type]
-        worker = OutboxWorker(app, timer=timer, rng=random.Random(seed))
-        app.extras["outbox_worker"] = worker
+        worker = OutboxWorker(app.jobs, timer=timer, rng=random.Random(seed))
+        app.jobs.outbox = worker
         try:
             started = timer.monotonic()
             await worker.drain()
@@ -325,8 +325,8 @@ async def _replicas(replicas: int, care: int, service_rate: float, seed: int) ->
             settings = Settings(_env_file=None, database_url=url, redis_url=redis, instance_id=f"bench-{n}",
                                 default_timezone="Asia/Shanghai", care_cap_per_day=1, care_cap_per_week=3)
             app = create_app(settings, clock=world.clock, session=world.session())  # type: ignore[arg-type]
-            app.extras["rate_prefix"] = prefix
-            app.extras["outbox_worker"] = OutboxWorker(app, rng=random.Random(seed + n))
+            app.jobs.rate_prefix = prefix
+            app.jobs.outbox = OutboxWorker(app.jobs, rng=random.Random(seed + n))
             apps.append(app)
         stamp = START - timedelta(days=400)
         async with apps[0].db.session() as session:
@@ -357,10 +357,10 @@ async def _replicas(replicas: int, care: int, service_rate: float, seed: int) ->
                     await session.commit()
                 arrivals[chat] = elapsed_timer.monotonic()
                 for app in apps:
-                    app.extras["outbox_worker"].wake()
+                    app.jobs.outbox.wake()
 
         async def deliver(app: Any) -> None:
-            worker = app.extras["outbox_worker"]
+            worker = app.jobs.outbox
             while not done.is_set():
                 await worker.drain()
                 worker._wake.clear()  # noqa: SLF001  (our own worker: wait for the next reply or poll)
@@ -378,13 +378,13 @@ async def _replicas(replicas: int, care: int, service_rate: float, seed: int) ->
         started = elapsed_timer.monotonic()
         await asyncio.gather(service_replies(), watch(), *(deliver(app) for app in apps))
         for app in apps:  # the last replies
-            await app.extras["outbox_worker"].drain()
+            await app.jobs.outbox.drain()
         bulk_end = max(world.sent_at[chat][0] for chat in care_chats)
         times = sorted(t for sent in world.sent_at.values() for t in sent if t <= bulk_end)
-        per_worker = [app.extras["outbox_worker"].stats.sent for app in apps]
+        per_worker = [app.jobs.outbox.stats.sent for app in apps]
     finally:
         for app in apps:
-            await app.extras["outbox_worker"].stop()
+            await app.jobs.outbox.stop()
             await app.close()
         servers.redis_delete_prefix(prefix)
         servers.drop_postgres(url)

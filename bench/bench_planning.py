@@ -50,14 +50,14 @@ async def _plan_once(db_path: Path, trace: bool) -> dict:
         if trace:
             tracemalloc.start()
         cpu, wall = time.process_time(), time.perf_counter()
-        first = await plan(app, NOW)
+        first = await plan(app.jobs, NOW)
         wall_first, cpu_first = time.perf_counter() - wall, time.process_time() - cpu
         peak_py = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
         if trace:
             tracemalloc.stop()
         rss_peak = _rss_mb()
         cpu, wall = time.process_time(), time.perf_counter()
-        second = await plan(app, NOW)
+        second = await plan(app.jobs, NOW)
         wall_second, cpu_second = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         await app.close()

@@ -6,6 +6,7 @@ they share the same routers, middlewares, storage and database.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +36,13 @@ from bot.metrics import observe_update
 from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMiddleware
 from bot.pipeline import CareDispatcher, SendPath
 from bot.roles import Role
+from bot.rules import care as care_rules
 from bot.texts import TextRenderer
-import jobs.all  # noqa: F401  (registers the scheduled jobs)
 from handlers import build_dialogs, build_root_router
+from jobs import care as care_jobs
+from jobs import delivery, digest, leases
+from jobs import sla as sla_jobs
+from jobs.context import JobDeps, JobSpec
 from jobs.delivery import worker_for
 from storage.db import Database
 from storage.dialog_state import SQLStorage
@@ -46,6 +51,19 @@ log = logging.getLogger(__name__)
 
 # Accepted by aiogram's token check, refused by any real Bot API server.
 OFFLINE_TOKEN = "7000000001:offline-sandbox"
+
+# The scheduled jobs. Time travel (jobs.runner.advance) runs those due at one moment in this order:
+# the SLA watch writes its notices before delivery sends what is due, and care planning comes after
+# delivery (a care message planned now goes at the next tick, as live).
+JOBS: tuple[JobSpec, ...] = (
+    sla_jobs.watch_tickets,
+    delivery.deliver_outbox,
+    delivery.recover_outbox,
+    digest.queue_digests,
+    care_jobs.plan_care,
+    care_jobs.care_daily,
+    leases.renew_lease,
+)
 
 
 @dataclass
@@ -57,7 +75,15 @@ class App:
     storage: BaseStorage
     dispatcher: Dispatcher
     bot: Bot
-    extras: dict[str, Any] = field(default_factory=dict)
+    # What the jobs get (jobs.context): the scheduler, time travel and the outbox worker work on it.
+    jobs: JobDeps
+    # Set by bot.runner while running for real: the update intake, its background tasks, and the
+    # Redis connection /readyz checks when dialog state is elsewhere.
+    intake: Any = None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    ops_redis: Any = None
+    # Whether the staff chat is a forum (topics), learnt from the messages seen there (handlers.ticket_views).
+    staff_forum: bool | None = None
 
     async def close(self) -> None:
         await self.storage.close()
@@ -115,13 +141,27 @@ def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseS
     storage, isolation = build_storage(settings, db, clock)
     dispatcher = build_dispatcher(settings, clock, db, renderer, storage, isolation)
     bot = build_bot(settings, session)
+    jobs = build_jobs(settings, clock, db, renderer, storage, bot)
     app = App(settings=settings, clock=clock, db=db, renderer=renderer, storage=storage,
-              dispatcher=dispatcher, bot=bot)
+              dispatcher=dispatcher, bot=bot, jobs=jobs)
     dispatcher["app"] = app
-    # Every Telegram call passes the one send path: commit first, then the app's pacer.
-    bot.session.middleware(SendPath(pacer=lambda: worker_for(app).pacer, timer=lambda: worker_for(app).timer,
+    # Every Telegram call passes the one send path: commit first, then the pacer the outbox worker
+    # uses too (built on first use, after the tests and the sandbox had their say about it).
+    bot.session.middleware(SendPath(pacer=lambda: worker_for(jobs).pacer, timer=lambda: worker_for(jobs).timer,
                                     wait_for_turn=not isinstance(clock, ManualClock)))
     return app
+
+
+def build_jobs(settings: Settings, clock: Clock, db: Database, renderer: TextRenderer, storage: BaseStorage,
+               bot: Bot) -> JobDeps:
+    """What the scheduled jobs get: never the App object."""
+    return JobDeps(
+        settings=settings, clock=clock, db=db, bot=bot, renderer=renderer, specs=JOBS,
+        # The last check before a reminder or a win-back goes: the customer may have ordered since.
+        care_checks={care_rules.KIND_REORDER: care_jobs.reordered_since,
+                     care_rules.KIND_WINBACK: care_jobs.ordered_since},
+        redis=getattr(storage, "redis", None),  # the rate limits share the dialog-state Redis connection
+    )
 
 
 async def register_commands(app: App) -> None:

@@ -48,9 +48,9 @@ async def _check_redis(app: "App") -> str:
     if client is None:
         from redis.asyncio import Redis
 
-        client = app.extras.get("ops_redis")
+        client = app.ops_redis
         if client is None:
-            client = app.extras["ops_redis"] = Redis.from_url(app.settings.redis_url)
+            client = app.ops_redis = Redis.from_url(app.settings.redis_url)
     await client.ping()
     return "ok"
 
@@ -72,10 +72,10 @@ async def readiness(app: "App") -> tuple[bool, dict[str, Any]]:
     results = dict(zip(checks, await asyncio.gather(*checks.values())))
     ready = all(value == "ok" for value in results.values())
     lease = await _lease(app)
-    worker = app.extras.get("outbox_worker")
+    worker = app.jobs.outbox
     body: dict[str, Any] = {
         "ready": ready, **results,
-        "instance": leases.instance_id(app),
+        "instance": leases.instance_id(app.jobs),
         "scheduler_lease": lease,
         "delivers_outbox": getattr(worker, "refused", None) is None,
     }
@@ -86,14 +86,14 @@ async def readiness(app: "App") -> tuple[bool, dict[str, Any]]:
 
 async def _lease(app: "App") -> dict[str, Any]:
     """Who holds the scheduler lease, read from the database (the last known state when it cannot be read)."""
-    state = leases.status(app)
+    state = leases.status(app.jobs)
     try:
         async with app.db.session() as session:
             row = await Repos(session).leases.get(leases.SCHEDULER)
         now = app.clock.now()
         if row is None or row.expires_at <= now:
             return {"holder": None, "held_here": False}
-        return {"holder": row.holder, "held_here": row.holder == leases.instance_id(app),
+        return {"holder": row.holder, "held_here": row.holder == leases.instance_id(app.jobs),
                 "expires_at": row.expires_at.isoformat()}
     except Exception:  # noqa: BLE001
         return {"holder": state.get("holder"), "held_here": bool(state.get("held")), "stale": True}

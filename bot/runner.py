@@ -44,10 +44,9 @@ PRUNE_EVERY = 3600.0
 
 
 def _intake(app: App) -> UpdateIntake:
-    intake = app.extras.get("intake")
-    if intake is None:
-        intake = app.extras["intake"] = UpdateIntake(app.dispatcher, app.bot, app.db, app.clock)
-    return intake
+    if app.intake is None:
+        app.intake = UpdateIntake(app.dispatcher, app.bot, app.db, app.clock)
+    return app.intake
 
 
 async def _register_commands_until_done(app: App) -> None:
@@ -75,7 +74,7 @@ async def _prune_now_and_then(intake: UpdateIntake) -> None:
 
 def _spawn(app: App, name: str, coro: Any) -> None:
     task = asyncio.get_running_loop().create_task(coro, name=name)
-    app.extras.setdefault("background", []).append(task)
+    app.background.append(task)
 
 
 async def _start(app: App) -> None:
@@ -86,7 +85,7 @@ async def _start(app: App) -> None:
     await intake.resume()
     _spawn(app, "set-my-commands", _register_commands_until_done(app))
     _spawn(app, "inbox-prune", _prune_now_and_then(intake))
-    start_scheduler(app)
+    start_scheduler(app.jobs)
 
 
 async def _stop(app: App) -> None:
@@ -95,11 +94,12 @@ async def _stop(app: App) -> None:
 
     intake = _intake(app)
     await intake.finish()
-    for task in app.extras.pop("background", []):
+    background, app.background = app.background, []
+    for task in background:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    await stop_scheduler(app)
+    await stop_scheduler(app.jobs)
 
 
 # ----- polling -------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from bot.private_files import write_private
 from bot.telegram_html import to_plain
 from jobs import leases
 from jobs.delivery import OutboxWorker, worker_for
+from storage.repositories import Repos
 
 SANDBOX_STAFF_CHAT_ID = -1001000000001
 SANDBOX_STAFF_ID = 200001
@@ -238,7 +239,7 @@ class Sandbox:
     async def start(self) -> None:
         self.app = create_app(self.settings, clock=self.clock, session=self.world.session())
         self.world.attach(self.app.dispatcher, self.app.bot)
-        self._worker = OutboxWorker(self.app, timer=FrozenTimer())
+        self._worker = OutboxWorker(self.app.jobs, timer=FrozenTimer())
         # A fresh database gets the sample shop's products.
         await load_sample_catalog_if_empty(self.app.db, self.settings.currency)
         for hook in self.start_hooks:
@@ -247,11 +248,11 @@ class Sandbox:
     async def close(self) -> None:
         if self.app is not None:
             # Give the leases up, so that `caredesk run` on this database does not wait for them to expire.
-            for worker in (self._worker, worker_for(self.app)):
+            for worker in (self._worker, worker_for(self.app.jobs)):
                 if worker is not None:
                     await worker.stop()
             with contextlib.suppress(Exception):
-                await leases.release(self.app, leases.SCHEDULER)
+                await leases.release(self.app.jobs, leases.SCHEDULER)
             await self.app.close()
             self.app = None
             self._worker = None
@@ -364,7 +365,7 @@ class Sandbox:
         assert self.app is not None
         self.advancing = True
         try:
-            await advance(self.app, delta)
+            await advance(self.app.jobs, delta)
         finally:
             self.advancing = False
         await self._cmd_time("")
@@ -375,18 +376,24 @@ class Sandbox:
 
     async def _cmd_reply(self, rest: str) -> None:
         """Typing a Telegram reply is not possible here: reply to the newest ticket message in the staff chat."""
-        from handlers.ticket_desk import latest_reply_target
-
         if not rest:
             raise SandboxError("usage: :reply TEXT")
         assert self.app is not None
-        target = await latest_reply_target(self.app)
+        target = await self._latest_reply_target(self.app)
         if target is None:
             raise SandboxError("no ticket card or customer message in the staff chat yet")
         staff_chat = self.settings.staff_chat_id or SANDBOX_STAFF_CHAT_ID
         in_staff_chat = self.persona.chat_id == staff_chat and self.persona.id in self.settings.all_staff_ids
         staff = self.persona if in_staff_chat else self._staff_like(SANDBOX_STAFF_ID, "Sam (staff)", False)
         await staff.send(rest, reply_to=target)
+
+    @staticmethod
+    async def _latest_reply_target(app: App) -> int | None:
+        """The newest ticket card or relayed customer message in the staff chat."""
+        if app.settings.staff_chat_id is None:
+            return None
+        async with app.db.session() as session:
+            return await Repos(session).tickets.latest_staff_target(app.settings.staff_chat_id)
 
     async def _cmd_restart(self, _: str) -> None:
         await self.close()

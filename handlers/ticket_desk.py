@@ -328,13 +328,3 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
     await refresh_card(bot, repos, renderer, settings, ticket, now)
     # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
     await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
-
-
-# ----- the sandbox's :reply --------------------------------------------------------------------
-
-async def latest_reply_target(app: "App") -> int | None:
-    """The newest ticket card or relayed customer message in the staff chat."""
-    if app.settings.staff_chat_id is None:
-        return None
-    async with app.db.session() as session:
-        return await Repos(session).tickets.latest_staff_target(app.settings.staff_chat_id)

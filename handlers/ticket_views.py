@@ -127,13 +127,13 @@ async def render_card(repos: Repos, renderer: TextRenderer, settings: Settings, 
 
 
 def forum_known(app: "App | None") -> bool | None:
-    return None if app is None else app.extras.get("staff_forum")
+    return None if app is None else app.staff_forum
 
 
 def learn_forum(app: "App | None", chat: Any, settings: Settings) -> None:
     """Remember whether the staff chat is a forum, from any message seen there."""
     if app is not None and chat is not None and chat.id == settings.staff_chat_id:
-        app.extras["staff_forum"] = bool(getattr(chat, "is_forum", False))
+        app.staff_forum = bool(getattr(chat, "is_forum", False))
 
 
 async def _create_topic(bot: Bot, chat_id: int, texts: Texts, ticket: Ticket, customer: Customer | None) -> int:
@@ -163,7 +163,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
         sent = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
         learned = bool(sent.chat.is_forum)
         if app is not None:
-            app.extras["staff_forum"] = learned
+            app.staff_forum = learned
         if forum is None:
             forum = learned
             if forum:  # learned just now: give the ticket its own topic after all

@@ -9,10 +9,10 @@ to the outbox (dedupe keys make a repeated or concurrent run a no-op).
 ``care_daily`` (03:00 local) skips held care rows that are no longer worth
 sending and forgets snoozes long past.
 
-This module also registers the care engine's hook for the last check
-before a reminder or win-back goes (the customer may have ordered since it
-was planned). Which care message a new order answered is chosen when the
-order is written (``storage.repositories.orders``).
+This module also holds the care engine's last checks before a reminder or
+win-back goes (the customer may have ordered since it was planned), which
+bot.app hands to the delivery worker. Which care message a new order answered
+is chosen when the order is written (``storage.repositories.orders``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import case, exists, func, select, update
 
@@ -34,16 +34,12 @@ from bot.clock import ManualClock
 from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
 from bot.rules import care as rules
 from bot.rules.care_batch import BatchContext, Memo, plan_batch
-from jobs.delivery import CARE_CHECKS
-from jobs.registry import JobContext, job
+from jobs.context import JobContext, JobDeps, job
 from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
 from storage.models.outbox import CATEGORY_CARE
 from storage import changes
 from storage.repositories import Repos
 from storage.repositories.outbox import SENT_LIKE
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +113,7 @@ def _full_collections_deferred() -> Iterator[None]:
             gc.set_threshold(*_DEFERRING[1])
 
 
-async def plan(app: "App", now: datetime) -> PlanResult:
+async def plan(deps: JobDeps, now: datetime) -> PlanResult:
     """One planning pass over all eligible customers; writes new care messages to the outbox.
 
     Three feeds: birthdays in the next days (a small query), deliveries due a survey (small),
@@ -125,11 +121,11 @@ async def plan(app: "App", now: datetime) -> PlanResult:
     customer, streamed in partitions and planned partition by partition.
     """
     with _full_collections_deferred():
-        return await _plan(app, now)
+        return await _plan(deps, now)
 
 
-async def _plan(app: "App", now: datetime) -> PlanResult:
-    settings = app.settings
+async def _plan(deps: JobDeps, now: datetime) -> PlanResult:
+    settings = deps.settings
     result = PlanResult()
     started = timer.perf_counter()
     items: list[_Item] = []
@@ -145,7 +141,7 @@ async def _plan(app: "App", now: datetime) -> PlanResult:
                 continue
             items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at, memo))
 
-    async with app.db.session() as session:
+    async with deps.db.session() as session:
         repos = Repos(session)
         stops = await repos.care.stops()
         winbacks = await repos.care.last_winbacks()
@@ -168,16 +164,16 @@ async def _plan(app: "App", now: datetime) -> PlanResult:
             if survey is not None:
                 add(customer, [survey], delivered_at)
 
-    at_risk = await _winback_targets(app, now)
+    at_risk = await _winback_targets(deps, now)
     result.timings["feeds"] = timer.perf_counter() - started
     batch = BatchContext.build(now, ctx.horizon, settings,
                                {p.id: (p.days_per_unit_per_person, p.active) for p in products.values()}, at_risk)
     empty: dict[int, Any] = {}
     # Pairs whose message an earlier pass of this process wrote, with the inputs then: not planned
     # again while the inputs stay the same (the same dedupe key would come out).
-    memo: Memo = app.extras.get("care_batch_memo", {})
+    memo: Memo = deps.care.batch
     still: Memo = {}
-    async with app.db.session() as session:
+    async with deps.db.session() as session:
         async for partition in Repos(session).care.purchase_lists(now - timedelta(days=rules.HISTORY_DAYS)):
             result.customers += len(partition)
             result.purchases += sum(row[8].count(",") + 1 for row in partition)
@@ -187,32 +183,32 @@ async def _plan(app: "App", now: datetime) -> PlanResult:
                 add(CustomerFacts._make(partition[index][:7]), [planned], memo=(key, inputs))
     result.candidates = len(items)
     result.timings["customers"] = timer.perf_counter() - started - result.timings["feeds"]
-    done = await _write(app, items, now, result)
+    done = await _write(deps, items, now, result)
     for item in items:
         if item.memo is not None and item.planned.key in done:
             still[item.memo[0]] = item.memo[1]
-    app.extras["care_batch_memo"] = still
+    deps.care.batch = still
     result.timings["write"] = timer.perf_counter() - started - result.timings["feeds"] - result.timings["customers"]
     return result
 
 
-async def _winback_targets(app: "App", now: datetime) -> Any:
+async def _winback_targets(deps: JobDeps, now: datetime) -> Any:
     """The ids of the customers ``/churn`` ranks at risk, for win-backs; None under the fallback rule.
 
     Computed (and the purchase model fitted) at most once per business day: cached with the
-    date in ``app.extras``. A customer who ordered since is still in the list until tomorrow,
+    date in ``JobDeps.care``. A customer who ordered since is still in the list until tomorrow,
     but the lapse rule (no order for a while) and the last check before sending keep them out.
     """
     from bot.reports import churn
 
-    today = now.astimezone(app.settings.tz).date()
-    cached = app.extras.get("winback_targets")
+    today = now.astimezone(deps.settings.tz).date()
+    cached = deps.care.winback_targets
     if cached is not None and cached[0] == today:
         return cached[1]
-    async with app.db.session() as session:
-        ranking = await churn.ranking(session, app.settings, now)
+    async with deps.db.session() as session:
+        ranking = await churn.ranking(session, deps.settings, now)
     targets = None if ranking.scores.method != "bgnbd" else ranking.scores.customer_id[ranking.ranked]
-    app.extras["winback_targets"] = (today, targets)
+    deps.care.winback_targets = (today, targets)
     return targets
 
 
@@ -222,7 +218,7 @@ WRITE_CHUNK = 1000
 _YIELD_EVERY = 50
 
 
-async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResult) -> set[str]:
+async def _write(deps: JobDeps, items: list[_Item], now: datetime, result: PlanResult) -> set[str]:
     """Render what is new and write it, a thousand rows per short transaction.
 
     Short transactions, because on SQLite a writer locks the whole database:
@@ -234,9 +230,9 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
     database's thread (aiosqlite; asyncpg's server) as Python renders texts.
     At most one write is in flight, so the transactions still come one by one.
     """
-    settings = app.settings
-    renderer = app.renderer
-    async with app.db.session() as session:
+    settings = deps.settings
+    renderer = deps.renderer
+    async with deps.db.session() as session:
         existing = await Repos(session).care.existing_keys(item.planned.key for item in items)
     fresh: dict[str, _Item] = {}
     for item in items:
@@ -262,7 +258,7 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
         )
 
     async def insert(rows: list[dict[str, Any]]) -> None:
-        async with app.db.session() as session:
+        async with deps.db.session() as session:
             written = await Repos(session).outbox.add_many(rows)  # leaves out keys another planner wrote first
             await session.commit()
         for key in written:
@@ -289,7 +285,7 @@ async def _write(app: "App", items: list[_Item], now: datetime, result: PlanResu
     return existing | set(fresh)  # in the outbox now (a key another planner wrote first included)
 
 
-async def fingerprint(app: "App") -> tuple[Any, ...]:
+async def fingerprint(deps: JobDeps) -> tuple[Any, ...]:
     """A cheap summary of everything planning reads (one round trip): unchanged data, unchanged plan."""
     def one(*columns: Any) -> Any:
         return select(*columns).scalar_subquery()
@@ -309,24 +305,24 @@ async def fingerprint(app: "App") -> tuple[Any, ...]:
         select(func.count(OutboxMessage.id)).where(
             OutboxMessage.kind == rules.KIND_WINBACK, OutboxMessage.status.in_(SENT_LIKE)).scalar_subquery(),
     )
-    async with app.db.session() as session:
+    async with deps.db.session() as session:
         return tuple((await session.execute(stmt)).one())
 
 
 @job("plan_care", every=timedelta(hours=1), misfire_grace_time=30 * 60)
 async def plan_care(ctx: JobContext) -> None:
     """Plan in full when the data changed, when a known message comes into the horizon, or every 12 h."""
-    memo: dict[str, Any] = ctx.app.extras.setdefault("care_plan_memo", {})
+    memo = ctx.deps.care.plan
     fresh = ctx.now < memo.get("until", ctx.now)
     seen = changes.commits()
     # Under time travel every write happens in this process: nothing committed, nothing to re-read.
-    if fresh and memo.get("commits") == seen and isinstance(ctx.app.clock, ManualClock):
+    if fresh and memo.get("commits") == seen and isinstance(ctx.clock, ManualClock):
         return
-    mark = await fingerprint(ctx.app)
+    mark = await fingerprint(ctx.deps)
     if fresh and memo.get("mark") == mark:
         memo["commits"] = seen
         return
-    result = await plan(ctx.app, ctx.now)
+    result = await plan(ctx.deps, ctx.now)
     until = ctx.now + rules.REPLAN_EVERY
     if result.next_due is not None:
         until = min(until, result.next_due)
@@ -355,7 +351,7 @@ async def care_daily(ctx: JobContext) -> None:
 
 # ----- last checks before sending ------------------------------------------------------------------
 
-async def _reordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str | None:
+async def reordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str | None:
     """A reminder is moot once the customer ordered that product after it was planned."""
     if row.customer_id is None or row.ref_product_id is None:
         return None
@@ -368,7 +364,7 @@ async def _reordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> s
     return "already ordered" if ordered else None
 
 
-async def _ordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str | None:
+async def ordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str | None:
     """A win-back is moot once the customer ordered anything after it was planned."""
     if row.customer_id is None:
         return None
@@ -376,10 +372,6 @@ async def _ordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str
         Order.customer_id == row.customer_id, Order.created_at >= row.created_at, Order.status != "cancelled",
     )))
     return "already ordered" if ordered else None
-
-
-CARE_CHECKS[rules.KIND_REORDER] = _reordered_since
-CARE_CHECKS[rules.KIND_WINBACK] = _ordered_since
 
 
 __all__ = ["plan"]

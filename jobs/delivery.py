@@ -37,9 +37,9 @@ A crash in the middle leaves "sending"; on start those rows become
   duplicate notice is better than a lost one), within the same attempt limit.
 
 Care rows pass the care policy again just before sending (consent,
-reachability, quiet hours, caps; ``bot.rules.care.decide``) and any
-kind-specific check registered in :data:`CARE_CHECKS` (for example "the
-customer already reordered").
+reachability, quiet hours, caps; ``bot.rules.care.decide``) and the
+kind's last check, if it has one (``JobDeps.care_checks``, listed in bot.app:
+for example "the customer already reordered").
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -76,15 +76,12 @@ from jobs import leases
 from jobs.pacing import (  # noqa: F401  (re-exported: the pacer's home used to be here)
     JITTER, MAX_BUCKETS, ClockTimer, Pacer, RealTimer, RedisLimits, Timer, TokenBucket, timer_for,
 )
-from jobs.registry import JobContext, job
+from jobs.context import JobContext, JobDeps, job
 from sqlalchemy import select
 from storage.models import Customer
 from storage.models.outbox import CATEGORY_CARE, OutboxMessage
 from storage.repositories import Repos
 from storage.repositories.outbox import WRITES
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +103,6 @@ CLAIM_SECONDS = 120.0
 RESERVE_SECONDS = 30.0
 # SQLite: the delivery lease (one delivering process), renewed every third of it.
 DELIVERY_LEASE_SECONDS = 60.0
-
-# A kind-specific last check for a due care row: a reason to skip it, or None.
-CareCheck = Callable[[Repos, OutboxMessage, datetime], Awaitable[str | None]]
-CARE_CHECKS: dict[str, CareCheck] = {}
 
 
 # ----- the worker --------------------------------------------------------------------------
@@ -149,17 +142,17 @@ class DeliveryStats:
 
 
 class OutboxWorker:
-    def __init__(self, app: "App", timer: Timer | None = None, rng: random.Random | None = None) -> None:
-        self.app = app
-        self.timer = timer or timer_for(app.clock)
-        self.pacer = Pacer.from_settings(app.settings, self.timer.monotonic(), rng, timer=self.timer,
-                                         shared=shared_limits(app))
+    def __init__(self, deps: JobDeps, timer: Timer | None = None, rng: random.Random | None = None) -> None:
+        self.deps = deps
+        self.timer = timer or timer_for(deps.clock)
+        self.pacer = Pacer.from_settings(deps.settings, self.timer.monotonic(), rng, timer=self.timer,
+                                         shared=shared_limits(deps))
         self.stats = DeliveryStats()
         # This replica's name on the rows it claims.
-        self.id = leases.instance_id(app)
+        self.id = leases.instance_id(deps)
         # PostgreSQL: several workers may deliver; each reserves its batch (FOR UPDATE SKIP LOCKED).
         # SQLite: one delivering process, made sure of with the delivery lease.
-        self.replicas = app.db.dialect == "postgresql"
+        self.replicas = deps.db.dialect == "postgresql"
         # Why this worker does not deliver (SQLite: another process does), or None.
         self.refused: str | None = None
         self._lease_until: datetime | None = None
@@ -201,7 +194,7 @@ class OutboxWorker:
             if self.replicas:
                 await self._release_reserved()
             elif self._lease_until is not None:
-                await leases.release(self.app, leases.DELIVERY)
+                await leases.release(self.deps, leases.DELIVERY)
                 self._lease_until = None
 
     def wake(self) -> None:
@@ -226,11 +219,11 @@ class OutboxWorker:
         """SQLite: hold the delivery lease (one delivering process). PostgreSQL: always."""
         if self.replicas:
             return True
-        now = self.app.clock.now()
+        now = self.deps.clock.now()
         term = timedelta(seconds=DELIVERY_LEASE_SECONDS)
         if self._lease_until is not None and now < self._lease_until - term * 2 / 3:
             return True
-        if await leases.hold(self.app, leases.DELIVERY, term):
+        if await leases.hold(self.deps, leases.DELIVERY, term):
             if self.refused:
                 log.info("outbox delivery: the other process stopped; this one delivers now")
             self.refused = None
@@ -246,8 +239,8 @@ class OutboxWorker:
     async def recover(self) -> int:
         """Rows this worker left "sending" (an earlier life of it), or anybody's whose claim expired,
         become "uncertain" (never sent again)."""
-        async with self.app.db.session() as session:
-            count = await Repos(session).outbox.recover_interrupted(self.app.clock.now(), self.id)
+        async with self.deps.db.session() as session:
+            count = await Repos(session).outbox.recover_interrupted(self.deps.clock.now(), self.id)
             await session.commit()
         self._recovered = True
         if count:
@@ -270,10 +263,10 @@ class OutboxWorker:
         """
         writes = WRITES[0]
         if (self._recovered and writes == self._seen_writes and self._next_due is not None
-                and self.app.clock.now() < self._next_due):
+                and self.deps.clock.now() < self._next_due):
             return 0
         sent = await self.drain()
-        async with self.app.db.session() as session:
+        async with self.deps.db.session() as session:
             self._next_due = await Repos(session).outbox.next_due_at() or datetime.max.replace(tzinfo=timezone.utc)
         self._seen_writes = writes
         return sent
@@ -321,8 +314,8 @@ class OutboxWorker:
                     await self._release_reserved()
 
     async def _due(self, limit: int, busy: Collection[int], *, reserve: bool = True) -> list[OutboxMessage]:
-        now = self.app.clock.now()
-        async with self.app.db.session() as session:
+        now = self.deps.clock.now()
+        async with self.deps.db.session() as session:
             outbox = Repos(session).outbox
             if not (reserve and self.replicas):
                 return await outbox.due(now, limit, busy)
@@ -331,20 +324,20 @@ class OutboxWorker:
             return rows
 
     async def _release_reserved(self) -> None:
-        async with self.app.db.session() as session:
+        async with self.deps.db.session() as session:
             await Repos(session).outbox.release_reserved(self.id)
             await session.commit()
 
     # ----- one row -----------------------------------------------------------------------
     async def _deliver(self, row: OutboxMessage) -> str:
-        now = self.app.clock.now()
+        now = self.deps.clock.now()
         # Take the row first (a care row passes the care policy in the same transaction, so
         # held or skipped rows take no turn), then our turn overall (a 429 pause included);
         # this chat is free (see _drain).
         if row.category == CATEGORY_CARE:
             claimed = await self._care_policy(row, now, claim=True)
         else:
-            async with self.app.db.session() as session:
+            async with self.deps.db.session() as session:
                 ok = await Repos(session).outbox.claim(row.id, now, self.id, now + timedelta(seconds=CLAIM_SECONDS))
                 await session.commit()
             claimed = "send" if ok else "taken"
@@ -402,7 +395,7 @@ class OutboxWorker:
         return "sent"
 
     async def _unclaim(self, row: OutboxMessage) -> None:
-        async with self.app.db.session() as session:
+        async with self.deps.db.session() as session:
             await Repos(session).outbox.unclaim(row.id, self.id)
             await session.commit()
 
@@ -414,12 +407,12 @@ class OutboxWorker:
         checking one customer's caps the second sees the first one's claim.
         Returns "taken" when another worker claimed the row first.
         """
-        settings = self.app.settings
-        async with self.app.db.session() as session:
+        settings = self.deps.settings
+        async with self.deps.db.session() as session:
             repos = Repos(session)
             customer = None
             if row.customer_id is not None:
-                if claim and self.app.db.dialect == "postgresql":  # the customer locked until the claim commits
+                if claim and self.deps.db.dialect == "postgresql":  # the customer locked until the claim commits
                     customer = await session.scalar(
                         select(Customer).where(Customer.id == row.customer_id).with_for_update())
                 else:
@@ -443,7 +436,7 @@ class OutboxWorker:
                 per_week=settings.care_cap_per_week, expires_at=row.expires_at, reserved=reserved,
             )
             if decision.action == "send":
-                check = CARE_CHECKS.get(row.kind)
+                check = self.deps.care_checks.get(row.kind)
                 reason = await check(repos, row, now) if check is not None else None
                 if reason is not None:
                     decision = rules.Decision("skip", reason=reason)
@@ -464,7 +457,7 @@ class OutboxWorker:
         return decision.action
 
     async def _send(self, row: OutboxMessage) -> Any:
-        bot = self.app.bot
+        bot = self.deps.bot
         options = row.options or {}
         if options.get("edit_message_id"):  # a message sent before is rewritten (e.g. a card after /forget)
             return await self._edit(row, options)
@@ -484,7 +477,7 @@ class OutboxWorker:
 
     async def _edit(self, row: OutboxMessage, options: dict[str, Any]) -> Any:
         """Replace the text (or a photo's caption) of ``options['edit_message_id']``; its buttons go."""
-        bot = self.app.bot
+        bot = self.deps.bot
         try:
             if options.get("caption"):
                 return await bot.edit_message_caption(chat_id=row.chat_id, message_id=options["edit_message_id"],
@@ -497,19 +490,19 @@ class OutboxWorker:
             raise
 
     async def _retry_or_fail(self, row: OutboxMessage, error: str) -> str:
-        settings = self.app.settings
+        settings = self.deps.settings
         attempts = row.attempts + 1  # the claim counted this one
         if attempts >= settings.outbox_max_attempts:
             await self._finish(row, "failed", error=error)
             return "failed"
-        when = self.app.clock.now() + backoff(attempts, settings.outbox_retry_seconds)
+        when = self.deps.clock.now() + backoff(attempts, settings.outbox_retry_seconds)
         await self._finish(row, "retry", error=error, not_before=when)
         return "retry"
 
     async def _unreachable(self, row: OutboxMessage, error: str) -> None:
-        now = self.app.clock.now()
+        now = self.deps.clock.now()
         error = redact(error)
-        async with self.app.db.session() as session:
+        async with self.deps.db.session() as session:
             repos = Repos(session)
             await repos.outbox.mark_failed(row.id, error, worker=self.id)
             customer_id = row.customer_id
@@ -534,13 +527,13 @@ class OutboxWorker:
     async def _finish(self, row: OutboxMessage, outcome: str, *, error: str | None = None,
                       message_id: int | None = None, not_before: datetime | None = None,
                       count_attempt: bool = True) -> None:
-        now = self.app.clock.now()
+        now = self.deps.clock.now()
         # An order placed within the window after a reminder or win-back is credited to it.
-        attribute_until = (now + timedelta(days=self.app.settings.attribution_days)
+        attribute_until = (now + timedelta(days=self.deps.settings.attribution_days)
                            if row.category == CATEGORY_CARE and row.kind in rules.ATTRIBUTED_KINDS else None)
         me = self.id
         error = redact(error) if error else error  # aiogram's texts may quote the token (a URL)
-        async with self.app.db.session() as session:
+        async with self.deps.db.session() as session:
             outbox = Repos(session).outbox
             if outcome == "sent":
                 await outbox.mark_sent(row.id, now, message_id, attribute_until, worker=me)
@@ -558,16 +551,16 @@ class OutboxWorker:
         self.stats.note(self.timer.monotonic(), outcome, row.id)
 
 
-def shared_limits(app: "App") -> RedisLimits | None:
+def shared_limits(deps: JobDeps) -> RedisLimits | None:
     """With REDIS_URL: the rate limits every replica shares (the dialog-state Redis connection)."""
-    if not app.settings.redis_url:
+    if not deps.settings.redis_url:
         return None
-    client = getattr(app.storage, "redis", None)
+    client = deps.redis
     if client is None:  # dialog state elsewhere: a connection of our own
         from redis.asyncio import Redis
 
-        client = Redis.from_url(app.settings.redis_url)
-    prefix = app.extras.get("rate_prefix") or f"caredesk:rate:{app.bot.id}"
+        client = Redis.from_url(deps.settings.redis_url)
+    prefix = deps.rate_prefix or f"caredesk:rate:{deps.bot.id}"
     return RedisLimits(client, prefix)
 
 
@@ -579,20 +572,18 @@ def _markup(data: dict[str, Any]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup 
     return ReplyKeyboardRemove.model_validate(data)
 
 
-def worker_for(app: "App") -> OutboxWorker:
-    """The app's one delivery worker."""
-    worker = app.extras.get("outbox_worker")
-    if worker is None:
-        worker = OutboxWorker(app)
-        app.extras["outbox_worker"] = worker
-    return worker
+def worker_for(deps: JobDeps) -> OutboxWorker:
+    """The app's one delivery worker (built on first use)."""
+    if deps.outbox is None:
+        deps.outbox = OutboxWorker(deps)
+    return deps.outbox
 
 
 @job("deliver_outbox", every=timedelta(seconds=5), misfire_grace_time=30)
 async def deliver_outbox(ctx: JobContext) -> None:
     """Live: keep the delivery loop running and nudge it. Under ``advance``: send what is due now."""
-    worker = worker_for(ctx.app)
-    if ctx.app.extras.get("outbox_live"):
+    worker = worker_for(ctx.deps)
+    if ctx.deps.outbox_live:
         worker.start()  # restarts the loop if it died
         worker.wake()
         return

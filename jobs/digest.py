@@ -18,7 +18,7 @@ from bot.reports.csat import csat_summary
 from bot.reports.periods import Period
 from bot.reports.sales import sales_figures
 from bot.reports.sla import overdue_open, sla_summary
-from jobs.registry import JobContext, job
+from jobs.context import JobContext, job
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def queue_digests(ctx: JobContext) -> None:
                 digest.enabled = False  # no longer a manager: no more figures
                 log.info("digest of %s turned off: not a manager any more", digest.manager_telegram_id)
                 continue
-            text = ctx.app.renderer.render(digest.language, "reports/digest", **figures)
+            text = ctx.renderer.render(digest.language, "reports/digest", **figures)
             await repos.outbox.enqueue(
                 dedupe_key=f"digest:{digest.manager_telegram_id}:{today.isoformat()}", kind=KIND,
                 chat_id=digest.chat_id, text=text, now=ctx.now,

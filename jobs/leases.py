@@ -22,13 +22,10 @@ import logging
 import os
 import socket
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from jobs.registry import JobContext, job
+from jobs.context import JobContext, JobDeps, job
 from storage.repositories import Repos
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -36,44 +33,41 @@ SCHEDULER = "scheduler"
 DELIVERY = "delivery"
 
 
-def instance_id(app: "App") -> str:
+def instance_id(deps: JobDeps) -> str:
     """This replica's name: ``INSTANCE_ID``, else host:pid (the same for every app built in one process)."""
-    name = app.settings.instance_id
-    if not name:
-        name = app.extras.get("instance_id") or f"{socket.gethostname()}:{os.getpid()}"
-    return name
+    return deps.settings.instance_id or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def lease_term(app: "App") -> timedelta:
+def lease_term(deps: JobDeps) -> timedelta:
     """How long one renewal holds the lease."""
-    return timedelta(seconds=app.settings.lease_seconds * 2 / 3)
+    return timedelta(seconds=deps.settings.lease_seconds * 2 / 3)
 
 
-def status(app: "App") -> dict[str, Any]:
+def status(deps: JobDeps) -> dict[str, Any]:
     """What this replica last learnt about the scheduler lease (for /readyz and /metrics)."""
-    return app.extras.setdefault("lease_status", {"held": False, "holder": None, "checked_at": None})
+    return deps.lease
 
 
-async def hold(app: "App", name: str = SCHEDULER, term: timedelta | None = None, *, renew: bool = False) -> bool:
+async def hold(deps: JobDeps, name: str = SCHEDULER, term: timedelta | None = None, *, renew: bool = False) -> bool:
     """Take or renew the lease ``name`` for this replica; False while another holds it.
 
     The scheduler lease renewed less than a third of ``LEASE_SECONDS`` ago is held
     without asking the database again (a renewal holds it two thirds), unless ``renew``.
     """
-    now = app.clock.now()
-    me = instance_id(app)
+    now = deps.clock.now()
+    me = instance_id(deps)
     if name == SCHEDULER and not renew:
-        state = status(app)
+        state = status(deps)
         if state["held"] and state["checked_at"] is not None and \
-                timedelta(0) <= now - state["checked_at"] < lease_every(app):
+                timedelta(0) <= now - state["checked_at"] < lease_every(deps):
             return True
-    async with app.db.session() as session:
+    async with deps.db.session() as session:
         repos = Repos(session)
-        held = await repos.leases.acquire(name, me, now, now + (term or lease_term(app)))
+        held = await repos.leases.acquire(name, me, now, now + (term or lease_term(deps)))
         holder = me if held else getattr(await repos.leases.get(name), "holder", None)
         await session.commit()
     if name == SCHEDULER:
-        state = status(app)
+        state = status(deps)
         if held and not state["held"]:
             log.info("this replica (%s) now runs the singleton jobs", me)
         elif not held and state["held"]:
@@ -82,29 +76,25 @@ async def hold(app: "App", name: str = SCHEDULER, term: timedelta | None = None,
     return held
 
 
-async def release(app: "App", name: str = SCHEDULER) -> None:
+async def release(deps: JobDeps, name: str = SCHEDULER) -> None:
     """Give the lease up (a clean stop), so another replica takes over at its next try."""
     try:
-        async with app.db.session() as session:
-            released = await Repos(session).leases.release(name, instance_id(app), app.clock.now())
+        async with deps.db.session() as session:
+            released = await Repos(session).leases.release(name, instance_id(deps), deps.clock.now())
             await session.commit()
     except Exception:  # noqa: BLE001  (stopping anyway; the lease expires on its own)
         log.warning("could not give up the %s lease; it expires on its own", name, exc_info=True)
         return
     if released and name == SCHEDULER:
-        status(app).update(held=False)
+        status(deps).update(held=False)
         log.info("scheduler lease given up")
 
 
-def lease_every(app: "App") -> timedelta:
-    return timedelta(seconds=app.settings.lease_seconds / 3)
+def lease_every(deps: JobDeps) -> timedelta:
+    return timedelta(seconds=deps.settings.lease_seconds / 3)
 
 
 @job("lease", every=timedelta(seconds=10), misfire_grace_time=5, singleton=False)
 async def renew_lease(ctx: JobContext) -> None:
     """Take or renew the scheduler lease (the live scheduler runs this every LEASE_SECONDS / 3)."""
-    await hold(ctx.app, renew=True)
-
-
-def holder_since(app: "App") -> datetime | None:
-    return status(app).get("checked_at")
+    await hold(ctx.deps, renew=True)

@@ -1,6 +1,6 @@
 """Pacing every message the bot sends to Telegram's limits (shared/TELEGRAM.md).
 
-One :class:`Pacer` per app (``jobs.delivery.worker_for(app).pacer``): the outbox
+One :class:`Pacer` per app (``jobs.delivery.worker_for(app.jobs).pacer``): the outbox
 worker and the Telegram calls handlers make while handling an update both go
 through it, so together they never exceed
 

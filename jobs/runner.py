@@ -12,26 +12,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
-from typing import TYPE_CHECKING
 
 from bot.clock import ManualClock
-from jobs.registry import JOBS, JobContext
-
-if TYPE_CHECKING:
-    from bot.app import App
+from jobs import leases
+from jobs.context import JobContext, JobDeps
 
 log = logging.getLogger(__name__)
 
 
-async def run_job(app: "App", job_id: str) -> None:
+async def run_job(deps: JobDeps, job_id: str) -> None:
     """Run one job now; singleton work only on the replica holding the scheduler lease."""
-    spec = JOBS[job_id]
-    if spec.singleton:
-        from jobs.leases import hold
-
-        if not await hold(app):
-            return
-    await spec.func(JobContext(app=app, now=app.clock.now()))
+    spec = deps.spec(job_id)
+    if spec.singleton and not await leases.hold(deps):
+        return
+    await spec(JobContext(deps, now=deps.clock.now()))
 
 
 def _step_for(delta: timedelta) -> timedelta:
@@ -42,30 +36,30 @@ def _step_for(delta: timedelta) -> timedelta:
     return timedelta(hours=1)
 
 
-async def advance(app: "App", delta: timedelta, step: timedelta | None = None) -> datetime:
+async def advance(deps: JobDeps, delta: timedelta, step: timedelta | None = None) -> datetime:
     """Move a ManualClock forward by ``delta``, running jobs as they fall due."""
-    clock = app.clock
+    clock = deps.clock
     if not isinstance(clock, ManualClock):
         raise TypeError("advance needs a ManualClock")
     end = clock.now() + delta
     step = step or _step_for(delta)
-    last_run: dict[str, datetime] = app.extras.setdefault("job_last_run", {})
-    tz = ZoneInfo(app.settings.default_timezone)
+    last_run = deps.last_run
+    tz = ZoneInfo(deps.settings.default_timezone)
     while clock.now() < end:
         before = clock.now()
         clock.set(min(_next_tick(before, step), end))
         now = clock.now()
-        for spec in JOBS.values():
+        for spec in deps.specs:
             if spec.at is not None:  # a daily job: when its local time falls in this step
                 if _passes(spec.at, tz, before, now):
                     last_run[spec.id] = now
-                    await run_job(app, spec.id)
+                    await run_job(deps, spec.id)
                 continue
             previous = last_run.get(spec.id)
             # An hourly job runs hourly, whatever the step; a job more frequent than the step runs every step.
             if previous is None or now - previous >= spec.every:
                 last_run[spec.id] = now
-                await run_job(app, spec.id)
+                await run_job(deps, spec.id)
     return clock.now()
 
 

@@ -35,7 +35,7 @@ from handlers.ticket_views import (
     staff_notice_time,
     staff_texts,
 )
-from jobs.registry import JobContext, job
+from jobs.context import JobContext, job
 from storage.models import Ticket, TicketEvent
 from storage.repositories import Repos
 
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 @job("watch_tickets", every=timedelta(minutes=1), misfire_grace_time=120)
 async def watch_tickets(ctx: JobContext) -> None:
     settings = ctx.settings
-    renderer = ctx.app.renderer
+    renderer = ctx.renderer
     now = ctx.now
     texts = staff_texts(renderer, settings)
     async with ctx.db.session() as session:
@@ -81,7 +81,7 @@ async def _refresh_cards(ctx: JobContext, ticket_ids: list[int]) -> None:
         for ticket_id in ticket_ids:
             ticket = await repos.tickets.get(ticket_id)
             if ticket is not None:
-                await refresh_card(ctx.app.bot, repos, ctx.app.renderer, ctx.settings, ticket, ctx.now)
+                await refresh_card(ctx.bot, repos, ctx.renderer, ctx.settings, ticket, ctx.now)
 
 
 async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +137,7 @@ async def _autoclose(repos: Repos, ctx: JobContext) -> list[int]:
         customer = await repos.customers.get(ticket.customer_id)
         if customer is None or customer.telegram_id is None:
             continue
-        texts = customer_texts(ctx.app.renderer, customer)
+        texts = customer_texts(ctx.renderer, customer)
         markup = None
         if rules.can_reopen(ticket, ctx.now, settings.sla):
             builder = InlineKeyboardBuilder()

@@ -19,7 +19,7 @@ async def main() -> None:
     from jobs.delivery import worker_for
 
     app = create_app(load_settings())
-    worker = worker_for(app)
+    worker = worker_for(app.jobs)
     print("delivering", flush=True)
     try:
         while True:

@@ -50,14 +50,14 @@ async def test_reorder_reminder_is_planned_and_arrives_in_the_morning(app: App, 
                                                                      customer: FakeUser) -> None:
     app.clock.set(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))  # 22:00 in Shanghai: quiet hours
     cid, rice = await rice_customer(app, interval_days=10, last_days_ago=9)  # runs out in a day
-    await run_job(app, "plan_care")
+    await run_job(app.jobs, "plan_care")
     (row,) = await care_rows(app, "reorder")
     assert row.dedupe_key.startswith(f"reorder:{cid}:{rice}:")
     assert row.not_before == datetime(2026, 3, 3, 1, 0, tzinfo=UTC)  # 09:00 local
     assert row.ref_product_id == rice and row.priority == rules.CARE_PRIORITY["reorder"]
-    await advance(app, timedelta(hours=2))
+    await advance(app.jobs, timedelta(hours=2))
     assert customer.inbox() == []  # not at night
-    await advance(app, timedelta(hours=10))
+    await advance(app.jobs, timedelta(hours=10))
     message = customer.last()
     assert "Jasmine rice 5 kg runs out around" in (message.text or "")
     assert message.labels == ["🔁 Order again", "Not now", "Stop these reminders"]
@@ -69,17 +69,17 @@ async def test_planning_twice_and_two_planners_at_once_write_each_message_once(a
     await rice_customer(app, last_days_ago=9, birthday=date(1990, 3, 2))
     for n in range(3):
         await rice_customer(app, last_days_ago=9, telegram_id=TG + 1 + n)
-    first = await plan(app, app.clock.now())
+    first = await plan(app.jobs, app.clock.now())
     # Four reminders, four surveys of the last deliveries and a birthday greeting.
     assert first.written == {"reorder": 4, "survey": 4, "birthday": 1}
-    again = await plan(app, app.clock.now())
+    again = await plan(app.jobs, app.clock.now())
     assert sum(again.written.values()) == 0
     # Two planners at the same moment on a new day, on the same database.
     app.clock.advance(timedelta(days=20))
     for n in range(4):
         cid = (await customer_row_by_tg(app, TG + n)).id
         await add_order(app, cid, await add_product(app), app.clock.now() - timedelta(days=9), quantity=2)
-    results = await asyncio.gather(plan(app, app.clock.now()), plan(app, app.clock.now()))
+    results = await asyncio.gather(plan(app.jobs, app.clock.now()), plan(app.jobs, app.clock.now()))
     keys = [r.dedupe_key for r in await care_rows(app)]
     assert len(keys) == len(set(keys))
     assert sum(sum(r.written.values()) for r in results) == len(keys) - 9 > 0
@@ -102,19 +102,19 @@ async def test_nothing_is_planned_without_consent_reachability_or_for_the_forgot
         assert row is not None
         await repos.customers.forget(row, app.clock.now())
         await session.commit()
-    result = await plan(app, app.clock.now())
+    result = await plan(app.jobs, app.clock.now())
     assert result.customers == 0 and not result.written
 
 
 async def test_birthday_greeting_at_ten_local_time_once(app: App, customer: FakeUser) -> None:
     await add_customer(app, TG, birthday=date(1985, 3, 3))
-    await advance(app, timedelta(hours=23))  # to 09:00 on the birthday
+    await advance(app.jobs, timedelta(hours=23))  # to 09:00 on the birthday
     assert customer.inbox() == []
-    await advance(app, timedelta(hours=2))
+    await advance(app.jobs, timedelta(hours=2))
     (greeting,) = customer.inbox()
     assert "Happy birthday, Mei" in (greeting.text or "")
     assert local(greeting.raw["date"]).hour == 10 and local(greeting.raw["date"]).day == 3
-    await plan(app, app.clock.now())
+    await plan(app.jobs, app.clock.now())
     assert len(await care_rows(app, "birthday")) == 1
 
 
@@ -122,8 +122,8 @@ async def test_survey_after_delivery_with_rating_buttons(app: App, customer: Fak
     cid = await add_customer(app, TG)
     tea = await add_product(app, "tea", name="Green tea", days_per_unit_per_person=None)  # no reminder for it
     order_id = await add_order(app, cid, tea, START - timedelta(days=3), delivered_at=START - timedelta(days=2))
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     survey = customer.last()
     assert f"How was order no. {order_id}" in (survey.text or "")
     assert survey.labels == [f"{n} ⭐" for n in range(1, 6)]
@@ -132,21 +132,21 @@ async def test_survey_after_delivery_with_rating_buttons(app: App, customer: Fak
 
 async def test_winback_after_a_lapse_then_not_again(app: App, customer: FakeUser) -> None:
     cid, rice = await rice_customer(app, interval_days=10, last_days_ago=50)
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     message = customer.last()
     assert "we miss you" in (message.text or "")
     assert message.labels == ["🔁 Order again", "📋 Menu"]
     await customer.press("Menu")
     assert "What can we do for you?" in (customer.last().text or "")
     app.clock.advance(timedelta(days=20))
-    await plan(app, app.clock.now())
+    await plan(app.jobs, app.clock.now())
     assert len(await care_rows(app, "winback")) == 1  # one per lapse
 
 
 async def test_stale_history_is_left_to_the_winback(app: App) -> None:
     await rice_customer(app, interval_days=10, last_days_ago=30)  # ran out 20 days ago, lapse not yet 45 days
-    result = await plan(app, app.clock.now())
+    result = await plan(app.jobs, app.clock.now())
     assert not result.written
 
 
@@ -156,12 +156,12 @@ async def test_a_message_due_at_23_goes_at_09(app: App, customer: FakeUser) -> N
     cid = await add_customer(app, TG)
     due = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
     await enqueue(app, "care:late", TG, customer_id=cid, kind="survey", not_before=due, text="How was it?")
-    await advance(app, timedelta(hours=13, minutes=30))  # to 23:30
+    await advance(app.jobs, timedelta(hours=13, minutes=30))  # to 23:30
     assert customer.inbox() == []
     row = (await outbox(app))["care:late"]
     assert row.status == "pending" and row.skip_reason == "quiet hours"
     assert row.not_before == datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
-    await advance(app, timedelta(hours=10))
+    await advance(app.jobs, timedelta(hours=10))
     (message,) = customer.inbox()
     assert local(message.raw["date"]).strftime("%H") == "09"
 
@@ -172,7 +172,7 @@ async def test_a_fourth_care_message_in_seven_days_is_not_sent(app: App, custome
         due = START + timedelta(days=day)
         await enqueue(app, f"care:{day}", TG, customer_id=cid, kind="reorder", not_before=due, text=f"care {day}",
                       expires_at=due + timedelta(days=2))
-    await advance(app, timedelta(days=7))
+    await advance(app.jobs, timedelta(days=7))
     assert [m.text for m in customer.inbox()] == ["care 0", "care 1", "care 2"]
     row = (await outbox(app))["care:3"]
     assert row.status == "skipped" and row.skip_reason == "cap"
@@ -184,12 +184,12 @@ async def test_one_care_message_a_day_the_most_valuable_first(app: App, customer
     await enqueue(app, "care:reorder", TG, customer_id=cid, kind="reorder", priority=11, text="Rice?")
     await enqueue(app, "care:survey", TG, customer_id=cid, kind="survey", priority=12, text="Rate us")
     await enqueue(app, "svc:order", TG, category="service", text="Your order is on its way")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     assert [m.text for m in customer.inbox()] == ["Your order is on its way", "Rice?"]  # service is never capped
     rows = await outbox(app)
     tomorrow_9 = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
     assert rows["care:survey"].not_before == tomorrow_9 and rows["care:survey"].skip_reason == "cap"
-    await advance(app, timedelta(days=2))
+    await advance(app.jobs, timedelta(days=2))
     assert [m.text for m in customer.inbox()][2:] == ["Rate us", "We miss you"]
 
 
@@ -197,7 +197,7 @@ async def test_a_birthday_and_a_reminder_due_the_same_day_arrive_on_two_days_bir
         app: App, customer: FakeUser) -> None:
     # Rice runs out on Friday 6 March: the reminder is due on Wednesday the 4th at 09:00, the birthday's 10:00.
     await rice_customer(app, last_days_ago=6, birthday=date(1985, 3, 4))
-    await advance(app, timedelta(days=3, hours=2))  # to Thursday 5 March, 12:00
+    await advance(app.jobs, timedelta(days=3, hours=2))  # to Thursday 5 March, 12:00
     texts = [(local(m.raw["date"]), m.text or "") for m in customer.inbox()]
     greeting = [(at.strftime("%d %H:%M"), text) for at, text in texts if "Happy birthday" in text]
     reminder = [(at.strftime("%d %H:%M"), text) for at, text in texts if "runs out around" in text]
@@ -216,13 +216,13 @@ async def test_stop_takes_effect_at_once(app: App, world: FakeTelegram, customer
     await add_order(app, cid, rice, START - timedelta(days=19), quantity=2)
     await add_order(app, cid, rice, START - timedelta(days=9), quantity=2)
     app.clock.set(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))  # evening: planned for tomorrow morning
-    await run_job(app, "plan_care")
+    await run_job(app.jobs, "plan_care")
     planned = await care_rows(app)
     assert {r.kind for r in planned} == {"reorder", "survey"} and {r.status for r in planned} == {"pending"}
     before = len(customer.inbox())
     await customer.send("/stop")
     assert {(r.status, r.skip_reason) for r in await care_rows(app)} == {("skipped", "stopped by customer")}
-    await advance(app, timedelta(days=3))
+    await advance(app.jobs, timedelta(days=3))
     assert len(customer.inbox()) == before + 1  # only the /stop answer
     assert len(await care_rows(app)) == len(planned)  # nothing new planned either
 
@@ -233,7 +233,7 @@ async def test_consent_withdrawn_after_planning_skips_at_delivery(app: App, cust
     async with app.db.session() as session:
         await session.execute(update(Customer).where(Customer.id == cid).values(care_consent=False))
         await session.commit()
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     assert customer.inbox() == []
     assert (await outbox(app))["care:x"].skip_reason == "no consent"
 
@@ -241,9 +241,9 @@ async def test_consent_withdrawn_after_planning_skips_at_delivery(app: App, cust
 async def test_a_reminder_is_dropped_when_the_customer_already_reordered(app: App, customer: FakeUser) -> None:
     app.clock.set(datetime(2026, 3, 2, 14, 0, tzinfo=UTC))
     cid, rice = await rice_customer(app, last_days_ago=9)
-    await run_job(app, "plan_care")
+    await run_job(app.jobs, "plan_care")
     await add_order(app, cid, rice, app.clock.now() + timedelta(minutes=5), status="new")
-    await advance(app, timedelta(hours=12))
+    await advance(app.jobs, timedelta(hours=12))
     assert not any("runs out" in (m.text or "") for m in customer.inbox())
     (row,) = await care_rows(app, "reorder")
     assert row.status == "skipped" and row.skip_reason == "already ordered"
@@ -253,7 +253,7 @@ async def test_care_daily_skips_expired_rows(app: App) -> None:
     cid = await add_customer(app, TG, consent=True)
     await enqueue(app, "care:old", TG, customer_id=cid, not_before=START + timedelta(days=5),
                   expires_at=START + timedelta(hours=3))
-    await advance(app, timedelta(hours=20))  # past 03:00 local
+    await advance(app.jobs, timedelta(hours=20))  # past 03:00 local
     row = (await outbox(app))["care:old"]
     assert row.status == "skipped" and row.skip_reason == "expired"
 
@@ -262,8 +262,8 @@ async def test_care_daily_skips_expired_rows(app: App) -> None:
 
 async def _reminded(app: App, customer: FakeUser) -> tuple[int, int, OutboxMessage]:
     cid, rice = await rice_customer(app, last_days_ago=9)
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     (row,) = await care_rows(app, "reorder")
     assert row.status == "sent"
     return cid, rice, row
@@ -290,9 +290,9 @@ async def test_not_now_asks_again_in_a_few_days(app: App, customer: FakeUser) ->
     await customer.press("Not now")
     assert customer.last().text == f"All right — we will ask again in {rules.SNOOZE_DAYS} days."
     assert customer.inbox()[-2].buttons == []  # the reminder lost its buttons
-    await advance(app, timedelta(days=2, hours=12))
+    await advance(app.jobs, timedelta(days=2, hours=12))
     assert sum("runs out" in (m.text or "") for m in customer.inbox()) == 1
-    await advance(app, timedelta(days=1))
+    await advance(app.jobs, timedelta(days=1))
     reminders = await care_rows(app, "reorder")
     assert len(reminders) == 2 and ":s" in reminders[1].dedupe_key and reminders[1].status == "sent"
     # The rice ran out (by our count) on 3 March, before the reminder came again on the 5th.
@@ -303,12 +303,12 @@ async def test_not_now_asks_again_in_a_few_days(app: App, customer: FakeUser) ->
 async def test_a_reminder_asked_again_after_the_run_out_day_names_no_past_date(app: App, customer: FakeUser,
                                                                                 lang: str) -> None:
     cid, rice = await rice_customer(app, last_days_ago=9, language=lang)  # runs out on 3 March
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     first = customer.last().text or ""
     assert ("3 March" in first) if lang == "en" else ("3月3日" in first)
     await customer.press("Not now" if lang == "en" else "以后再说")
-    await advance(app, timedelta(days=3, hours=12))
+    await advance(app.jobs, timedelta(days=3, hours=12))
     again = customer.last().text or ""
     assert again != first and "3 March" not in again and "3月3日" not in again
     assert ("should have run out by now" in again) if lang == "en" else ("现在应该已经用完了" in again)
@@ -317,10 +317,10 @@ async def test_a_reminder_asked_again_after_the_run_out_day_names_no_past_date(a
 async def test_a_reminder_asked_again_before_the_run_out_day_still_names_it(app: App, customer: FakeUser) -> None:
     app.settings.reorder_days_before = 5
     cid, rice = await rice_customer(app, interval_days=20, last_days_ago=15)  # runs out on 7 March
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     await customer.press("Not now")
-    await advance(app, timedelta(days=3, hours=1))
+    await advance(app.jobs, timedelta(days=3, hours=1))
     assert "runs out around Saturday, 7 March" in (customer.last().text or "")
 
 
@@ -333,7 +333,7 @@ async def test_stop_these_reminders_is_per_product(app: App, customer: FakeUser)
     assert [(s.customer_id, s.product_id, s.kind) for s in stops] == [(cid, rice, "stop")]
     await add_order(app, cid, rice, app.clock.now())
     app.clock.advance(timedelta(days=9))
-    await plan(app, app.clock.now())
+    await plan(app.jobs, app.clock.now())
     assert len(await care_rows(app, "reorder")) == 1
     assert (await customer_row(app, cid)).care_consent  # other care messages stay on
 
@@ -367,8 +367,8 @@ async def _surveyed(app: App, customer: FakeUser) -> int:
     cid = await add_customer(app, TG)
     tea = await add_product(app, "tea", name="Green tea", days_per_unit_per_person=None)  # no reminder for it
     order_id = await add_order(app, cid, tea, START - timedelta(days=3), delivered_at=START - timedelta(days=2))
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     return order_id
 
 
@@ -385,7 +385,7 @@ async def test_survey_rating_then_comment(app: App, world: FakeTelegram, custome
     assert (customer.last().text or "").startswith("Thank you — your comment")
     answer = await _answer(app, order_id)
     assert answer is not None and answer.rating == 4 and answer.comment == "Rice was great, <b>driver</b> was late"
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     notice = world.last(app.settings.staff_chat_id)
     assert "<b>driver</b>" in (notice.text or "")  # escaped: shown as typed
 
@@ -396,7 +396,7 @@ async def test_survey_skip_comment_and_low_rating_tells_staff(app: App, world: F
     await customer.press("1 ⭐")
     await customer.press("Skip")
     assert customer.last().text == "Thank you for your rating!"
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     assert "Low rating" in (world.last(app.settings.staff_chat_id).text or "")
     answer = await _answer(app, order_id)
     assert answer is not None and answer.rating == 1 and answer.comment is None
@@ -464,8 +464,8 @@ async def test_an_order_after_the_window_is_not_credited(app: App, customer: Fak
 
 async def test_an_order_after_a_winback_is_marked_winback(app: App, customer: FakeUser) -> None:
     cid, rice = await rice_customer(app, interval_days=10, last_days_ago=50)
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     (row,) = await care_rows(app, "winback")
     app.clock.advance(timedelta(days=2))
     order = await _create_order(app, cid, rice)
@@ -474,8 +474,8 @@ async def test_an_order_after_a_winback_is_marked_winback(app: App, customer: Fa
 
 async def test_winback_order_again_button(app: App, customer: FakeUser) -> None:
     cid, rice = await rice_customer(app, interval_days=10, last_days_ago=50)
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     await customer.press("Order again")
     await customer.press("Confirm order")
     order = (await _orders(app))[-1]
@@ -520,8 +520,8 @@ async def test_care_messages_render_in_both_languages(app: App, customer: FakeUs
     await add_order(app, cid, tea, START - timedelta(days=3), delivered_at=START - timedelta(days=2))
     app.settings.care_cap_per_day = 5
     app.settings.care_cap_per_week = 5
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     texts = [m.text or "" for m in customer.inbox()]
     assert len(texts) == 4  # a greeting, a reminder and two surveys
     if lang == "zh":
@@ -542,15 +542,15 @@ async def test_plan_care_replans_only_when_something_changed(app: App, monkeypat
 
     monkeypatch.setattr(jobs.care, "plan", counting)
     cid, rice = await rice_customer(app, interval_days=20, last_days_ago=2)  # nothing due for weeks
-    await run_job(app, "plan_care")
-    await run_job(app, "plan_care")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "plan_care")
     assert len(calls) == 1
     app.clock.advance(timedelta(hours=1))
     await add_order(app, cid, rice, app.clock.now())  # a new order: plan again
-    await run_job(app, "plan_care")
+    await run_job(app.jobs, "plan_care")
     assert len(calls) == 2
     app.clock.advance(rules.REPLAN_EVERY)  # and in full at least this often
-    await run_job(app, "plan_care")
+    await run_job(app.jobs, "plan_care")
     assert len(calls) == 3
 
 
@@ -572,15 +572,15 @@ async def test_the_scheduler_registers_the_jobs_and_runs_the_delivery_loop(app: 
     from jobs.delivery import worker_for
     from jobs.scheduler import start_scheduler, stop_scheduler
 
-    scheduler = start_scheduler(app)
+    scheduler = start_scheduler(app.jobs)
     try:
         assert isinstance(scheduler.get_job("care_daily").trigger, CronTrigger)
         plan_job = scheduler.get_job("plan_care")
         assert isinstance(plan_job.trigger, IntervalTrigger) and plan_job.max_instances == 1 and plan_job.coalesce
-        assert worker_for(app).live
+        assert worker_for(app.jobs).live
     finally:
-        await stop_scheduler(app)
-    assert not worker_for(app).live
+        await stop_scheduler(app.jobs)
+    assert not worker_for(app.jobs).live
 
 
 async def test_winback_targets_come_from_the_purchase_model_once_a_day(app: App, monkeypatch: pytest.MonkeyPatch
@@ -597,11 +597,11 @@ async def test_winback_targets_come_from_the_purchase_model_once_a_day(app: App,
 
     monkeypatch.setattr(churn, "ranking", counted)
     await rice_customer(app, interval_days=10, last_days_ago=50)
-    await plan(app, app.clock.now())
-    await plan(app, app.clock.now() + timedelta(hours=1))
+    await plan(app.jobs, app.clock.now())
+    await plan(app.jobs, app.clock.now() + timedelta(hours=1))
     assert len(calls) == 1
     # One customer: too few repeat buyers to fit, so the lapse rule alone decides (no targets).
-    assert app.extras["winback_targets"][1] is None
+    assert app.jobs.care.winback_targets[1] is None
     assert len(await care_rows(app, "winback")) == 1
-    await plan(app, app.clock.now() + timedelta(days=1))
+    await plan(app.jobs, app.clock.now() + timedelta(days=1))
     assert len(calls) == 2

@@ -181,11 +181,11 @@ async def test_chunks_written_while_the_next_is_rendered_write_everything_once(
     await _customers(app, 5)
     monkeypatch.setattr(jobs.care, "WRITE_CHUNK", 2)
     monkeypatch.setattr(jobs.care, "_YIELD_EVERY", 1)
-    first = await plan(app, app.clock.now())
+    first = await plan(app.jobs, app.clock.now())
     assert first.written == {"reorder": 5, "survey": 5, "birthday": 2}
     rows = await outbox(app)
     assert len(rows) == 12 and all("&lt;Mei" in r.text for r in rows.values() if r.kind != "survey")
-    assert sum((await plan(app, app.clock.now())).written.values()) == 0
+    assert sum((await plan(app.jobs, app.clock.now())).written.values()) == 0
 
 
 async def test_a_failed_chunk_stops_the_pass_and_the_next_pass_writes_the_rest(
@@ -205,11 +205,11 @@ async def test_a_failed_chunk_stops_the_pass_and_the_next_pass_writes_the_rest(
 
     monkeypatch.setattr(OutboxRepo, "add_many", failing)
     with pytest.raises(RuntimeError, match="disk full"):
-        await plan(app, app.clock.now())
+        await plan(app.jobs, app.clock.now())
     assert len(await outbox(app)) == 3  # the first chunk only; nothing left running
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
     monkeypatch.setattr(OutboxRepo, "add_many", original)
-    result = await plan(app, app.clock.now())
+    result = await plan(app.jobs, app.clock.now())
     assert sum(result.written.values()) == 9 and len(await outbox(app)) == 12
 
 
@@ -226,7 +226,7 @@ async def test_no_full_collection_during_a_pass_and_the_thresholds_come_back(
         return await original(*args)
 
     monkeypatch.setattr(jobs.care, "_write", watching)
-    await asyncio.gather(plan(app, app.clock.now()), plan(app, app.clock.now()))  # two passes at once
+    await asyncio.gather(plan(app.jobs, app.clock.now()), plan(app.jobs, app.clock.now()))  # two passes at once
     assert len(seen) == 2 and all(t[:2] == before[:2] and t[2] > 10**6 for t in seen)
     assert gc.get_threshold() == before
     with pytest.raises(RuntimeError):

@@ -36,8 +36,8 @@ async def _surveyed(app: App, customer: FakeUser, name: str = "Mei", language: s
     tea = await add_product(app, "tea", name="Green tea", days_per_unit_per_person=None)
     order_id = await add_order(app, cid, tea, app.clock.now() - timedelta(days=3),
                                delivered_at=app.clock.now() - timedelta(days=2))
-    await run_job(app, "plan_care")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "plan_care")
+    await run_job(app.jobs, "deliver_outbox")
     assert "How was order no." in (customer.last().text or "") or "订单" in (customer.last().text or "")
     return order_id
 
@@ -90,7 +90,7 @@ async def test_after_a_resolved_complaint_a_new_message_is_a_conversation_about_
     await file_complaint(customer, "Musty smell")
     await staff.press("Resolve", world.sent(STAFF_CHAT_ID)[0])
     await staff.send("Replaced the bag", reply_to=world.last(STAFF_CHAT_ID).message_id)
-    await advance(app, timedelta(minutes=1))  # the resolution notice goes out
+    await advance(app.jobs, timedelta(minutes=1))  # the resolution notice goes out
     answers = await customer.send("Rice was still smelly")
     assert "passed this on to our team" in answers[-1].text
     relayed = world.last(STAFF_CHAT_ID)
@@ -186,7 +186,7 @@ async def test_forget_edits_the_staff_chats_copies_and_deletes_the_conversation(
     await customer.send("Call me after six, Qiao here")
     await customer.send("/forget")
     await customer.press("Yes")
-    await advance(app, timedelta(minutes=5))
+    await advance(app.jobs, timedelta(minutes=5))
     assert await _conversations(app) == [] and await _conversation_messages(app) == []
     for message in world.sent(STAFF_CHAT_ID):
         assert "Qiao" not in (message.text or ""), message.text

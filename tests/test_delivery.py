@@ -23,11 +23,11 @@ async def _customers(app: App, count: int) -> list[tuple[int, int]]:
 
 
 def _events(app: App) -> list[tuple[float, str, int]]:
-    return worker_for(app).stats.events
+    return worker_for(app.jobs).stats.events
 
 
 def _track(app: App) -> OutboxWorker:
-    worker = worker_for(app)
+    worker = worker_for(app.jobs)
     worker.stats.keep_events = True
     return worker
 
@@ -66,7 +66,7 @@ async def test_service_rows_go_before_care_rows(app: App, world: FakeTelegram) -
     for cid, chat in people:
         await enqueue(app, f"care:{cid}", chat, text=f"care {cid}", customer_id=cid)
     await enqueue(app, "svc:1", people[2][1], text="Your order is on its way", category="service")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     sends = [c for c in world.calls if c.method == "sendMessage"]
     assert sends[0].params["text"] == "Your order is on its way"
     assert len(sends) == 4
@@ -80,7 +80,7 @@ async def test_one_chat_gets_at_most_one_message_per_second(app: App, world: Fak
     for n in range(5):
         await enqueue(app, f"svc:{n}", 4242, text=f"notice {n}", category="service")
     start = app.clock.now()
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     sent_at = [t for t, outcome, _ in worker.stats.events if outcome == "sent"]
     assert len(sent_at) == 5
     gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
@@ -93,7 +93,7 @@ async def test_global_rate_is_respected(app: App, world: FakeTelegram) -> None:
     worker = _track(app)
     for n in range(60):
         await enqueue(app, f"svc:{n}", BASE + n, category="service")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     sent_at = sorted(t for t, outcome, _ in worker.stats.events if outcome == "sent")
     assert len(sent_at) == 60
     # No one-second window holds more than the cap plus the small saved-up allowance.
@@ -109,7 +109,7 @@ async def test_options_reply_markup_and_photo_are_rebuilt(app: App, world: FakeT
     await enqueue(app, "svc:photo", 778, text="A photo", category="service", options={"photo": "file-abc"})
     await enqueue(app, "svc:thread", -100200, text="In a topic", category="service",
                   options={"message_thread_id": 7, "reply_to_message_id": 99})
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     assert world.last(777).labels == ["Order again"] and world.last(777).text == "Hi"
     assert world.last(778).kind == "photo" and world.last(778).text == "A photo"
     assert world.last(-100200).thread_id == 7  # the missing reply target does not stop it
@@ -122,7 +122,7 @@ async def test_429_on_the_third_of_fifty_pauses_everything_then_sends_each_once(
     for n in range(50):
         await enqueue(app, f"svc:{n}", BASE + n, text=f"notice {n}", category="service")
     world.fail("retry_after", chat_id=BASE + 2, retry_after=5)
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     events = worker.stats.events
     limited = [t for t, outcome, _ in events if outcome == "retry"]
     assert len(limited) == 1 and worker.stats.rate_limited == 1
@@ -145,7 +145,7 @@ async def test_403_or_chat_not_found_marks_the_customer_unreachable(app: App, wo
     await enqueue(app, f"care:{lost_id}:later", lost_chat, customer_id=lost_id, kind="survey",
                   not_before=app.clock.now() + timedelta(days=2))
     world.fail(kind, chat_id=lost_chat)
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     rows = await outbox(app)
     assert rows[f"care:{lost_id}"].status == "failed"
     assert rows[f"care:{lost_id}"].last_error
@@ -155,7 +155,7 @@ async def test_403_or_chat_not_found_marks_the_customer_unreachable(app: App, wo
     for cid, chat in (people[0], people[2]):
         assert rows[f"care:{cid}"].status == "sent"
         assert (await customer_row(app, cid)).reachable
-    await advance(app, timedelta(days=3))
+    await advance(app.jobs, timedelta(days=3))
     assert len([c for c in world.calls if c.params.get("chat_id") == lost_chat]) == 1  # never retried
 
 
@@ -163,7 +163,7 @@ async def test_blocked_user_in_a_service_row_is_found_by_chat(app: App, world: F
     cid = await add_customer(app, BASE)
     world.block(BASE)
     await enqueue(app, "svc:blocked", BASE, category="service")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     assert (await outbox(app))["svc:blocked"].status == "failed"
     assert not (await customer_row(app, cid)).reachable
 
@@ -173,11 +173,11 @@ async def test_network_errors_are_retried_and_each_message_sent_once(app: App, w
         await enqueue(app, f"svc:{n}", BASE + n, text=f"notice {n}", category="service")
     world.fail("network", chat_id=BASE + 1, times=2)
     world.fail("server", chat_id=BASE + 3, times=1)
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     rows = await outbox(app)
     assert rows["svc:1"].status == "pending" and "ClientConnectorError" in (rows["svc:1"].last_error or "")
     assert rows["svc:1"].not_before > app.clock.now()
-    await advance(app, timedelta(minutes=5))
+    await advance(app.jobs, timedelta(minutes=5))
     rows = await outbox(app)
     assert all(r.status == "sent" for r in rows.values())
     assert rows["svc:1"].attempts == 3 and rows["svc:3"].attempts == 2
@@ -188,7 +188,7 @@ async def test_network_errors_are_retried_and_each_message_sent_once(app: App, w
 async def test_after_the_retry_limit_the_row_fails_with_the_error_kept(app: App, world: FakeTelegram) -> None:
     await enqueue(app, "svc:down", BASE, category="service")
     world.fail("network", chat_id=BASE, times=100)
-    await advance(app, timedelta(hours=3))
+    await advance(app.jobs, timedelta(hours=3))
     row = (await outbox(app))["svc:down"]
     assert row.status == "failed"
     assert row.attempts == app.settings.outbox_max_attempts
@@ -200,8 +200,8 @@ async def test_timeout_after_send_makes_a_care_row_uncertain_and_it_is_not_resen
     (cid, chat), = await _customers(app, 1)
     await enqueue(app, "care:t", chat, text="Running low on rice?", customer_id=cid)
     world.fail("timeout_after_send", chat_id=chat)
-    await run_job(app, "deliver_outbox")
-    await advance(app, timedelta(hours=2))
+    await run_job(app.jobs, "deliver_outbox")
+    await advance(app.jobs, timedelta(hours=2))
     row = (await outbox(app))["care:t"]
     assert row.status == "uncertain" and "may have been sent" in (row.last_error or "")
     assert [m.text for m in world.sent(chat)] == ["Running low on rice?"]  # it did arrive, once
@@ -210,7 +210,7 @@ async def test_timeout_after_send_makes_a_care_row_uncertain_and_it_is_not_resen
 async def test_timeout_after_send_resends_a_service_row(app: App, world: FakeTelegram) -> None:
     await enqueue(app, "svc:t", BASE, text="Ticket answered", category="service")
     world.fail("timeout_after_send", chat_id=BASE)
-    await advance(app, timedelta(minutes=5))
+    await advance(app.jobs, timedelta(minutes=5))
     assert (await outbox(app))["svc:t"].status == "sent"
     assert len(world.sent(BASE)) == 2  # at least once for service notices
 
@@ -224,14 +224,14 @@ async def test_a_crash_mid_send_then_restart_sends_nothing_twice(app: App, world
             raise asyncio.CancelledError  # the process dies right after the request went out
 
     world.on_bot_message = crash
-    task = asyncio.create_task(run_job(app, "deliver_outbox"))
+    task = asyncio.create_task(run_job(app.jobs, "deliver_outbox"))
     with pytest.raises(asyncio.CancelledError):
         await task
     world.on_bot_message = None
     rows = await outbox(app)
     assert [rows[f"svc:{n}"].status for n in range(3)] == ["sent", "sending", "pending"]
     app = await restart(app, world)
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     rows = await outbox(app)
     assert [rows[f"svc:{n}"].status for n in range(3)] == ["sent", "uncertain", "sent"]
     for n in range(3):
@@ -241,7 +241,7 @@ async def test_a_crash_mid_send_then_restart_sends_nothing_twice(app: App, world
 
 async def test_the_live_loop_sends_and_stops_cleanly(app: App, world: FakeTelegram) -> None:
     await enqueue(app, "svc:0", BASE, category="service")
-    worker = worker_for(app)
+    worker = worker_for(app.jobs)
     worker.start()
     worker.start()  # idempotent
     await asyncio.wait_for(worker.idle.wait(), 10)

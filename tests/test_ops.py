@@ -32,7 +32,7 @@ async def _client(app: App) -> TestClient:
 async def test_health_ready_and_metrics_on_the_webhook_app(app: App, world: FakeTelegram) -> None:
     await enqueue(app, "svc:ops:1", 4242, category="service")
     await enqueue(app, "svc:ops:2", 4243, category="service")
-    await run_job(app, "lease")
+    await run_job(app.jobs, "lease")
     client = await _client(app)
     try:
         health = await client.get("/healthz")
@@ -52,7 +52,7 @@ async def test_health_ready_and_metrics_on_the_webhook_app(app: App, world: Fake
         assert "caredesk_scheduler_lease_held 1.0" in text
 
         world.block(4243)
-        await run_job(app, "deliver_outbox")
+        await run_job(app.jobs, "deliver_outbox")
         text = await (await client.get("/metrics")).text()
         assert 'caredesk_outbox_rows{category="service",status="sent"} 1.0' in text
         assert 'caredesk_sends_total{category="service",outcome="sent"}' in text

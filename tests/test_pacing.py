@@ -1,5 +1,5 @@
 """One pacer for every send: the outbox never waits on one busy chat, and the
-handlers' send path (``worker_for(app).pacer.acquire``) shares its limits."""
+handlers' send path (``worker_for(app.jobs).pacer.acquire``) shares its limits."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ def per_second(times: list[float]) -> Counter[int]:
 
 async def test_adjacent_rows_of_busy_chats_do_not_hold_up_the_others(app: App, world: FakeTelegram) -> None:
     """200 rows for 50 chats, each chat's 4 rows next to each other: the cap, not one chat's pace, sets the rate."""
-    worker = worker_for(app)
+    worker = worker_for(app.jobs)
     worker.stats.keep_events = True
     for chat in range(50):
         for n in range(4):
             await enqueue(app, f"svc:{chat}:{n}", BASE + chat, text=f"notice {chat}.{n}", category="service")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     sent = sorted(t for t, outcome, _ in worker.stats.events if outcome == "sent")
     assert len(sent) == 200
     cap = app.settings.rate_global_per_second
@@ -79,13 +79,13 @@ async def test_acquire_spaces_everyone_and_honours_retry_after() -> None:
 
 
 async def test_worker_waits_for_a_chat_a_service_call_just_used(app: App, world: FakeTelegram) -> None:
-    worker = worker_for(app)
+    worker = worker_for(app.jobs)
     worker.stats.keep_events = True
     for _ in range(3):  # a handler's replies to a person who just wrote
         await worker.pacer.acquire(BASE, service=True)
     started = worker.timer.monotonic()
     await enqueue(app, "svc:after", BASE, category="service")
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     (at,) = [t for t, outcome, _ in worker.stats.events if outcome == "sent"]
     assert at - started >= 2.0  # the burst is paid back before the outbox writes to that chat again
 

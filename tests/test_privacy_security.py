@@ -184,7 +184,7 @@ async def test_the_token_is_not_kept_in_outbox_errors(settings: Settings, clock:
     try:
         await enqueue(app, "svc:loop", 500_001, category="service")
         world.fail("redirect_loop", chat_id=500_001, times=100)
-        await advance(app, timedelta(hours=3))
+        await advance(app.jobs, timedelta(hours=3))
         row = (await outbox(app))["svc:loop"]
         assert row.status == "failed" and "Too many redirects" in (row.last_error or "")
         assert TOKEN not in (row.last_error or "") and "bot<redacted>/sendMessage" in (row.last_error or "")
@@ -372,20 +372,20 @@ async def test_forget_leaves_nothing_behind(app: App, world: FakeTelegram, custo
     await customer.send(TYPED[1])
     await staff.press("Resolve", card(world))
     await staff.send(f"New sack left at {ADDRESS}")
-    await advance(app, timedelta(minutes=5))
+    await advance(app.jobs, timedelta(minutes=5))
     await customer.press("2 ⭐", next(m for m in customer.inbox() if "is resolved" in (m.text or "")))
     await customer.send(TYPED[3])
-    await advance(app, timedelta(days=4))  # the birthday greeting and the delivery survey go out (a day apart)
+    await advance(app.jobs, timedelta(days=4))  # the birthday greeting and the delivery survey go out (a day apart)
     assert any(NAME.split()[0] in (m.text or "") and "irthday" in (m.text or "") for m in customer.inbox())
     await customer.press("1 ⭐", next(m for m in reversed(customer.inbox()) if "How was order" in (m.text or "")))
     await customer.send(TYPED[2])
-    await advance(app, timedelta(minutes=5))
+    await advance(app.jobs, timedelta(minutes=5))
     secrets = [NAME, "Meixiu", "Qiao", ADDRESS, phone, BIRTHDAY, *TYPED]
     assert await _scan(app, secrets, customer.id)  # all of it is there before
 
     await customer.send("/forget")
     await customer.press("Yes")
-    await advance(app, timedelta(minutes=5))  # the staff chat's copies are edited through the outbox
+    await advance(app.jobs, timedelta(minutes=5))  # the staff chat's copies are edited through the outbox
     assert await _scan(app, secrets, customer.id) == []
     for message in world.sent(STAFF_CHAT_ID) + world.sent(MANAGER_ID):
         assert not any(s in (message.text or "") for s in secrets), message.text
@@ -434,7 +434,7 @@ async def test_a_4000_emoji_message_reaches_staff_in_pieces(app: App, world: Fak
     relayed = world.sent(STAFF_CHAT_ID)[before:]
     assert "".join(m.text for m in relayed).count("😀") == 4000
     assert all(utf16_len(m.text) <= 4096 for m in relayed)
-    await advance(app, timedelta(minutes=5))
+    await advance(app.jobs, timedelta(minutes=5))
     async with app.db.session() as session:
         statuses = (await session.execute(select(OutboxMessage.status))).scalars().all()
     assert "failed" not in statuses

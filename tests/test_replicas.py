@@ -27,22 +27,22 @@ async def test_singleton_jobs_run_on_the_lease_holder_and_move_when_it_dies(app:
     first = _other(app, world, "first")
     second = _other(app, world, "second")
     try:
-        assert await leases.hold(first) is True
-        assert await leases.hold(second) is False
-        assert leases.status(second)["holder"] == "first"
-        await run_job(second, "watch_tickets")  # not the holder: does not run, renews nothing
-        assert leases.status(second)["held"] is False
+        assert await leases.hold(first.jobs) is True
+        assert await leases.hold(second.jobs) is False
+        assert leases.status(second.jobs)["holder"] == "first"
+        await run_job(second.jobs, "watch_tickets")  # not the holder: does not run, renews nothing
+        assert leases.status(second.jobs)["held"] is False
         # first dies right after renewing: second takes over within one lease period.
-        await leases.hold(first)
+        await leases.hold(first.jobs)
         period = timedelta(seconds=app.settings.lease_seconds)
         app.clock.advance(period * 2 / 3 - timedelta(seconds=1))
-        assert await leases.hold(second) is False
+        assert await leases.hold(second.jobs) is False
         app.clock.advance(timedelta(seconds=2))
-        assert await leases.hold(second) is True
-        assert await leases.hold(first) is False  # the old holder finds it gone
+        assert await leases.hold(second.jobs) is True
+        assert await leases.hold(first.jobs) is False  # the old holder finds it gone
         # A clean stop gives it up at once.
-        await leases.release(second)
-        assert await leases.hold(first) is True
+        await leases.release(second.jobs)
+        assert await leases.hold(first.jobs) is True
     finally:
         await first.close()
         await second.close()
@@ -56,10 +56,10 @@ async def test_recovery_leaves_claims_that_hold_and_the_sender_finishes_its_row(
         assert row is not None
         assert await Repos(session).outbox.claim(row.id, now, "busy-replica", now + timedelta(seconds=CLAIM_SECONDS))
         await session.commit()
-    await run_job(app, "outbox_recover")
+    await run_job(app.jobs, "outbox_recover")
     assert (await outbox(app))["svc:claimed"].status == "sending"  # its sender may still be at it
     app.clock.advance(timedelta(seconds=CLAIM_SECONDS + 1))
-    await run_job(app, "outbox_recover")
+    await run_job(app.jobs, "outbox_recover")
     assert (await outbox(app))["svc:claimed"].status == "uncertain"
     # The slow sender comes back with Telegram's answer: the row is sent, with its message id.
     async with app.db.session() as session:
@@ -79,7 +79,7 @@ async def test_care_caps_count_a_row_another_worker_is_sending(app: App, world: 
         assert first is not None
         assert await Repos(session).outbox.claim(first.id, now, "other-replica", now + timedelta(seconds=CLAIM_SECONDS))
         await session.commit()
-    await run_job(app, "deliver_outbox")
+    await run_job(app.jobs, "deliver_outbox")
     rows = await outbox(app)
     assert rows["care:b"].status == "pending" and rows["care:b"].skip_reason == "cap"
     assert rows["care:b"].not_before > now
@@ -93,17 +93,17 @@ async def test_a_second_process_on_sqlite_refuses_to_deliver_and_says_why(
     first = _other(app, world, "process-1")
     second = _other(app, world, "process-2")
     try:
-        assert await worker_for(first).drain() == 1
+        assert await worker_for(first.jobs).drain() == 1
         await enqueue(app, "svc:two", BASE + 3, category="service")
         with caplog.at_level(logging.WARNING, logger="jobs.delivery"):
-            assert await worker_for(second).drain() == 0
-        assert "SQLite supports one delivering process" in (worker_for(second).refused or "")
+            assert await worker_for(second.jobs).drain() == 0
+        assert "SQLite supports one delivering process" in (worker_for(second.jobs).refused or "")
         assert any("refused" in r.getMessage() for r in caplog.records)
         assert (await outbox(app))["svc:two"].status == "pending"
         # The first one stops: the second delivers from then on.
-        await worker_for(first).stop()
-        assert await worker_for(second).drain() == 1
-        assert worker_for(second).refused is None
+        await worker_for(first.jobs).stop()
+        assert await worker_for(second.jobs).drain() == 1
+        assert worker_for(second.jobs).refused is None
     finally:
         await first.close()
         await second.close()

@@ -319,7 +319,7 @@ async def test_segment_cancel_and_restart_in_the_middle(app: App, world: FakeTel
     await manager.press("Send")
     assert manager.last().text.startswith("✅ 5 care messages queued for Lost")
     # The care engine's delivery sends them (09:00–21:00 in the customer's zone, within caps).
-    await advance(app, timedelta(minutes=2))
+    await advance(app.jobs, timedelta(minutes=2))
     assert "Hello Once 0! We have not seen you for a while" in world.last(500_006).text
     await app.close()
 
@@ -379,21 +379,21 @@ async def test_daily_digest(app: App, world: FakeTelegram, manager: FakeUser) ->
     assert manager.last().text == ("✅ Daily summary on: every day at 08:00 (Asia/Shanghai) in this chat, with "
                                    "yesterday's figures. The first one comes tomorrow.")
     hourly = timedelta(hours=1)
-    await advance(app, timedelta(hours=21), step=hourly)  # 07:00 the next day
+    await advance(app.jobs, timedelta(hours=21), step=hourly)  # 07:00 the next day
     assert not any("Yesterday" in (m.text or "") for m in manager.inbox())
-    await advance(app, timedelta(hours=1, minutes=10), step=timedelta(minutes=35))  # 08:10
-    await advance(app, timedelta(minutes=1))  # the outbox's delivery runs
+    await advance(app.jobs, timedelta(hours=1, minutes=10), step=timedelta(minutes=35))  # 08:10
+    await advance(app.jobs, timedelta(minutes=1))  # the outbox's delivery runs
     digests = [m for m in manager.inbox() if "Yesterday" in (m.text or "")]
     assert len(digests) == 1
     assert digests[0].text.startswith("☀️ Yesterday · 2026-03-02 (beside: the day before)")
     assert "Orders: 0 (was 1, -100%)" in digests[0].text  # 1 March had Bo's order of ¥70
-    await advance(app, timedelta(hours=3), step=hourly)
+    await advance(app.jobs, timedelta(hours=3), step=hourly)
     assert len([m for m in manager.inbox() if "Yesterday" in (m.text or "")]) == 1  # once a day
     [status] = await manager.send("/digest")
     assert "On: every day at 08:00 (Asia/Shanghai) in this chat" in status.text
     [off] = await manager.send("/digest off")
     assert off.text == "Daily summary off."
-    await advance(app, timedelta(days=1), step=timedelta(hours=2))
+    await advance(app.jobs, timedelta(days=1), step=timedelta(hours=2))
     assert len([m for m in manager.inbox() if "Yesterday" in (m.text or "")]) == 1
 
 
@@ -405,8 +405,8 @@ async def test_digest_in_the_staff_group_today_and_bad_hours(app: App, world: Fa
     assert "an hour from 0 to 23" in reply.text
     [reply] = await boss.send("/digest 18")
     assert reply.text.endswith("with yesterday's figures.")  # 18:00 is still to come today
-    await advance(app, timedelta(hours=8, minutes=10), step=timedelta(minutes=49))  # 18:10 in Shanghai
-    await advance(app, timedelta(minutes=1))  # the outbox's delivery runs
+    await advance(app.jobs, timedelta(hours=8, minutes=10), step=timedelta(minutes=49))  # 18:10 in Shanghai
+    await advance(app.jobs, timedelta(minutes=1))  # the outbox's delivery runs
     [digest] = [m for m in world.sent(STAFF_CHAT_ID) if "Yesterday" in (m.text or "")]
     assert digest.text.startswith("☀️ Yesterday · 2026-03-01")
     async with app.db.session() as session:
@@ -424,7 +424,7 @@ async def test_digest_stops_for_someone_no_longer_a_manager(app: App, world: Fak
                                                            manager: FakeUser) -> None:
     await manager.send("/digest 11")
     app.settings.manager_ids.discard(MANAGER_ID)
-    await advance(app, timedelta(hours=1, minutes=10), step=timedelta(minutes=35))
+    await advance(app.jobs, timedelta(hours=1, minutes=10), step=timedelta(minutes=35))
     assert not any("Yesterday" in (m.text or "") for m in manager.inbox())
     async with app.db.session() as session:
         row = await session.scalar(select(ReportDigest))

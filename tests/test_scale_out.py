@@ -39,7 +39,6 @@ from bot.fake_telegram import FakeTelegram, FakeUser
 from jobs import leases
 from jobs.delivery import worker_for
 from jobs.leases import lease_every
-from jobs.registry import JOBS
 from jobs.runner import run_job
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
@@ -113,13 +112,13 @@ async def _backlog(app: App, customers: int, *, rows_each: int = 2) -> None:
 async def _tick(app: App, last: dict[str, datetime]) -> None:
     """What the live scheduler would run now (every job but the delivery loop, which runs on its own)."""
     now = app.clock.now()
-    for spec in JOBS.values():
+    for spec in app.jobs.specs:
         if spec.at is not None or spec.id == "deliver_outbox":
             continue
-        every = lease_every(app) if spec.id == "lease" else spec.every
+        every = lease_every(app.jobs) if spec.id == "lease" else spec.every
         if spec.id not in last or now - last[spec.id] >= every:
             last[spec.id] = now
-            await run_job(app, spec.id)
+            await run_job(app.jobs, spec.id)
 
 
 def _care_per_customer_day(sends: list[tuple[float, int, str]]) -> Counter[tuple[int, Any]]:
@@ -137,7 +136,7 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
     apps = []
     for name in ("replica-a", "replica-b"):
         app = create_app(_settings(url, redis, name), clock=clock, session=world.session())
-        app.extras["rate_prefix"] = prefix
+        app.jobs.rate_prefix = prefix
         apps.append(app)
     a, b = apps
     # The handlers' routers are module-level: only the dispatcher built last handles updates in this process.
@@ -153,7 +152,7 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
         await _backlog(a, CUSTOMERS)
         started = (clock.now() - START).total_seconds()
         for app in apps:
-            worker_for(app).stats.keep_events = True
+            worker_for(app.jobs).stats.keep_events = True
 
         # Both workers drain while both schedulers run.
         last: dict[str, dict[str, datetime]] = {"a": {}, "b": {}}
@@ -167,13 +166,13 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
 
         ticking = asyncio.create_task(schedulers())
         try:
-            await asyncio.gather(worker_for(a).drain(), worker_for(b).drain())
+            await asyncio.gather(worker_for(a.jobs).drain(), worker_for(b.jobs).drain())
         finally:
             done.set()
             await ticking
         care_sends = [s for s in log.sends if s[2].startswith("care ")]
         assert len(care_sends) == CUSTOMERS  # one each today (cap 1 a day); the second waits for tomorrow
-        by_worker = [worker_for(app).stats.sent for app in apps]
+        by_worker = [worker_for(app.jobs).stats.sent for app in apps]
         assert min(by_worker) >= CUSTOMERS // 5, by_worker  # both delivered
         assert log.worst_second(started) <= a.settings.rate_global_per_second
         elapsed = care_sends[-1][0] - care_sends[0][0]
@@ -183,7 +182,7 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
         for _ in range(13):
             clock.advance(timedelta(minutes=10))
             await asyncio.gather(_tick(a, last["a"]), _tick(b, last["b"]))
-            await asyncio.gather(worker_for(a).drain(), worker_for(b).drain())
+            await asyncio.gather(worker_for(a.jobs).drain(), worker_for(b.jobs).drain())
         escalations = [text for _, chat, text in log.sends if chat == MANAGER_ID and "Escalation" in text]
         assert len(escalations) == 3, escalations
         # The second message of each waits for the next morning (cap: one a local day), nothing went twice.
@@ -203,17 +202,17 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
             clock.advance(timedelta(seconds=1))
             await _tick(a, last["a"])
             await _tick(b, last["b"])
-        assert leases.status(a)["held"] or leases.status(b)["held"]
-        holder, other, other_key = (a, b, "b") if leases.status(a)["held"] else (b, a, "a")
-        await run_job(holder, "lease")  # renewed just before it dies: the worst case
+        assert leases.status(a.jobs)["held"] or leases.status(b.jobs)["held"]
+        holder, other, other_key = (a, b, "b") if leases.status(a.jobs)["held"] else (b, a, "a")
+        await run_job(holder.jobs, "lease")  # renewed just before it dies: the worst case
         died = clock.now()
-        while not leases.status(other)["held"]:
+        while not leases.status(other.jobs)["held"]:
             clock.advance(timedelta(seconds=1))
             await _tick(other, last[other_key])
             assert clock.now() - died <= timedelta(seconds=a.settings.lease_seconds), "no takeover in one period"
     finally:
         for app in apps:
-            await worker_for(app).stop()
+            await worker_for(app.jobs).stop()
             await app.close()
 
 
@@ -263,7 +262,7 @@ async def test_a_replica_killed_mid_delivery_loses_nothing_and_doubles_nothing(s
     world = FakeTelegram(clock)
     settings = _settings(url, redis, "finisher", default_timezone=_daytime_zone(now))
     finisher = create_app(settings, clock=clock, session=world.session())
-    finisher.extras["rate_prefix"] = prefix
+    finisher.jobs.rate_prefix = prefix
     await _backlog(finisher, CUSTOMERS, rows_each=1)
     stand_in = BotApiStandIn()
     runner, port = await stand_in.start()
@@ -286,8 +285,8 @@ async def test_a_replica_killed_mid_delivery_loses_nothing_and_doubles_nothing(s
 
         # Another replica carries on once the dead one's claims expire.
         clock.advance(timedelta(minutes=5))
-        await run_job(finisher, "outbox_recover")
-        await worker_for(finisher).drain()
+        await run_job(finisher.jobs, "outbox_recover")
+        await worker_for(finisher.jobs).drain()
     finally:
         if process.poll() is None:
             process.kill()

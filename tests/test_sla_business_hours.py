@@ -35,11 +35,11 @@ async def test_evening_complaint_is_due_next_morning(app: App, world: FakeTelegr
     saved = await ticket(app)
     assert saved.first_response_due_at == local(2026, 3, 3, 9, 20)
     # The night passes: 15 hours of wall time, 10 counted minutes.
-    await advance(app, timedelta(hours=15), step=timedelta(hours=1))  # Tuesday 08:50
+    await advance(app.jobs, timedelta(hours=15), step=timedelta(hours=1))  # Tuesday 08:50
     assert await outbox(app, "sla:") == []
-    await advance(app, timedelta(minutes=25), step=timedelta(minutes=5))  # 09:15: 25 counted minutes
+    await advance(app.jobs, timedelta(minutes=25), step=timedelta(minutes=5))  # 09:15: 25 counted minutes
     assert [r.dedupe_key for r in await outbox(app, "sla:")] == ["sla:1:first:warn"]
-    await advance(app, timedelta(minutes=10), step=timedelta(minutes=5))  # 09:25: past 30
+    await advance(app.jobs, timedelta(minutes=10), step=timedelta(minutes=5))  # 09:25: past 30
     assert f"sla:1:first:breach:{MANAGER_ID}" in [r.dedupe_key for r in await outbox(app, "sla:")]
     assert any("Escalation: no. 1" in (m.text or "") for m in manager.inbox())
 
@@ -68,7 +68,7 @@ async def _rated_at_night(app: App, world: FakeTelegram, customer: FakeUser, sta
     await file_complaint(customer, "musty", category=category)
     await staff.press("Resolve", card(world))
     await staff.send("Replaced the bag", reply_to=world.last(STAFF_CHAT_ID).message_id)
-    await advance(app, timedelta(minutes=1))
+    await advance(app.jobs, timedelta(minutes=1))
     survey = customer.last()
     app.clock.set(local(2026, 3, 2, 23, 0))  # type: ignore[attr-defined]  # the customer rates at 23:00
     await customer.press(f"{rating}", survey)
@@ -77,9 +77,9 @@ async def _rated_at_night(app: App, world: FakeTelegram, customer: FakeUser, sta
 async def test_a_low_rating_at_night_reaches_the_managers_when_the_shop_opens(
         app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser, manager: FakeUser) -> None:
     await _rated_at_night(app, world, customer, staff, "Product quality")  # normal priority
-    await advance(app, timedelta(hours=9, minutes=30), step=timedelta(minutes=30))  # Tuesday 08:30
+    await advance(app.jobs, timedelta(hours=9, minutes=30), step=timedelta(minutes=30))  # Tuesday 08:30
     assert not any("Low rating" in (m.text or "") for m in manager.inbox())
-    await advance(app, timedelta(hours=1), step=timedelta(minutes=30))  # Tuesday 09:30
+    await advance(app.jobs, timedelta(hours=1), step=timedelta(minutes=30))  # Tuesday 09:30
     (alert,) = [m for m in manager.inbox() if "Low rating" in (m.text or "")]
     assert datetime.fromtimestamp(alert.raw["date"], timezone.utc) == local(2026, 3, 3, 9, 0)
 
@@ -87,7 +87,7 @@ async def test_a_low_rating_at_night_reaches_the_managers_when_the_shop_opens(
 async def test_a_high_priority_alert_goes_at_any_hour_unless_configured_otherwise(
         app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser, manager: FakeUser) -> None:
     await _rated_at_night(app, world, customer, staff, "Delivery")  # high priority
-    await advance(app, timedelta(minutes=2))
+    await advance(app.jobs, timedelta(minutes=2))
     assert any("Low rating" in (m.text or "") for m in manager.inbox())
 
 
@@ -95,7 +95,7 @@ async def test_with_no_after_hours_priorities_even_high_waits(app: App, world: F
                                                                staff: FakeUser, manager: FakeUser) -> None:
     app.settings.after_hours_priorities = ""
     await _rated_at_night(app, world, customer, staff, "Delivery")
-    await advance(app, timedelta(hours=1))
+    await advance(app.jobs, timedelta(hours=1))
     assert not any("Low rating" in (m.text or "") for m in manager.inbox())
     rows = [r for r in await outbox(app, "csat:1:low") if r.chat_id == MANAGER_ID]
     assert rows and rows[0].not_before == local(2026, 3, 3, 9, 0)
@@ -123,9 +123,9 @@ async def test_an_autoclose_notice_waits_for_the_customers_morning(app: App, wor
     await staff.press("Resolve", card(world))
     await staff.send("Replaced the bag", reply_to=world.last(STAFF_CHAT_ID).message_id)
     app.clock.set(local(2026, 3, 5, 1, 10))  # type: ignore[attr-defined]  # three days later, 01:10
-    await advance(app, timedelta(minutes=30), step=timedelta(minutes=10))  # autoclosed at about 01:10
+    await advance(app.jobs, timedelta(minutes=30), step=timedelta(minutes=10))  # autoclosed at about 01:10
     assert (await ticket(app)).status == "closed"
     assert not any("closed" in (m.text or "") for m in customer.inbox()[-1:])
-    await advance(app, timedelta(hours=8), step=timedelta(minutes=30))
+    await advance(app.jobs, timedelta(hours=8), step=timedelta(minutes=30))
     closing = [m for m in customer.inbox() if "closed" in (m.text or "").lower()]
     assert closing and datetime.fromtimestamp(closing[-1].raw["date"], timezone.utc) == local(2026, 3, 5, 9, 0)

@@ -18,9 +18,9 @@ async def test_reminder_to_the_staff_chat_then_escalation(app: App, world: FakeT
                                                           manager: FakeUser) -> None:
     await register(customer, "Mei")
     await file_complaint(customer, "musty rice", category="Product quality")  # normal: 2 h first response
-    await advance(app, timedelta(minutes=95), step=FIVE)
+    await advance(app.jobs, timedelta(minutes=95), step=FIVE)
     assert await outbox(app, "sla:") == []
-    await advance(app, timedelta(minutes=2))  # 97 min > 80 % of 120
+    await advance(app.jobs, timedelta(minutes=2))  # 97 min > 80 % of 120
     [warn] = await outbox(app, "sla:")
     assert warn.dedupe_key == "sla:1:first:warn" and warn.chat_id == STAFF_CHAT_ID
     assert warn.options == {"reply_to_message_id": card(world).message_id}
@@ -28,7 +28,7 @@ async def test_reminder_to_the_staff_chat_then_escalation(app: App, world: FakeT
     await deliver(app)
     reminder = world.last(STAFF_CHAT_ID)
     assert "⏰" in reminder.text and reminder.reply_to == card(world).message_id
-    await advance(app, timedelta(minutes=30), step=FIVE)
+    await advance(app.jobs, timedelta(minutes=30), step=FIVE)
     keys = [r.dedupe_key for r in await outbox(app, "sla:")]
     assert keys == ["sla:1:first:warn", f"sla:1:first:breach:{MANAGER_ID}"]
     saved = await ticket(app)
@@ -38,7 +38,7 @@ async def test_reminder_to_the_staff_chat_then_escalation(app: App, world: FakeT
     assert "Escalation: no. 1" in escalation.text and "first response" in escalation.text
     assert "Mei" in escalation.text and "nobody" in escalation.text
     # Once per ticket and target.
-    await advance(app, timedelta(hours=2), step=timedelta(minutes=30))
+    await advance(app.jobs, timedelta(hours=2), step=timedelta(minutes=30))
     assert len(await outbox(app, "sla:1:first")) == 2
     assert [e.detail for e in await events(app) if e.kind.startswith("sla_")] == ["first", "first"]
     # An answer now is stored as late.
@@ -53,7 +53,7 @@ async def test_reminder_goes_to_the_assignee(app: App, world: FakeTelegram, cust
     await register(customer, "Mei")
     await file_complaint(customer, "late", category="Delivery")  # high: 30 min
     await staff.press("Take", card(world))
-    await advance(app, timedelta(minutes=25))
+    await advance(app.jobs, timedelta(minutes=25))
     [warn] = await outbox(app, "sla:1:first:warn")
     assert warn.chat_id == staff.id and set(warn.options) == {"fallback"}
     await deliver(app)
@@ -67,7 +67,7 @@ async def test_reminder_for_an_assignee_without_a_private_chat_goes_to_the_staff
     await file_complaint(customer, "late", category="Delivery")  # high: 30 min
     await staff.press("Take", card(world))
     world.fail("cant_initiate", chat_id=staff.id)  # Sam never opened a chat with the bot
-    await advance(app, timedelta(minutes=25))
+    await advance(app.jobs, timedelta(minutes=25))
     await deliver(app)
     warn, fallback = await outbox(app, "sla:1:first:warn")  # the reminder, then its fallback
     assert warn.dedupe_key == "sla:1:first:warn" and fallback.dedupe_key == "sla:1:first:warn:fallback"
@@ -84,12 +84,12 @@ async def test_waiting_for_the_customer_does_not_count(app: App, world: FakeTele
     await register(customer, "Mei")
     await file_complaint(customer, "late", category="Delivery")  # high: 30 min / 8 h
     await staff.send("Which address?", reply_to=card(world).message_id)
-    await advance(app, timedelta(days=3), step=timedelta(hours=6))  # waiting all along: nothing runs
+    await advance(app.jobs, timedelta(days=3), step=timedelta(hours=6))  # waiting all along: nothing runs
     assert await outbox(app, "sla:") == []
     await customer.send("12 Rice Street")  # back in progress
-    await advance(app, timedelta(hours=6, minutes=25), step=timedelta(minutes=35))  # 6 h 25 m ≥ 80 % of 8 h
+    await advance(app.jobs, timedelta(hours=6, minutes=25), step=timedelta(minutes=35))  # 6 h 25 m ≥ 80 % of 8 h
     assert [r.dedupe_key for r in await outbox(app, "sla:")] == ["sla:1:resolution:warn"]
-    await advance(app, timedelta(hours=2), step=timedelta(minutes=30))
+    await advance(app.jobs, timedelta(hours=2), step=timedelta(minutes=30))
     assert f"sla:1:resolution:breach:{MANAGER_ID}" in [r.dedupe_key for r in await outbox(app, "sla:")]
     assert (await ticket(app)).resolution_breached is True
 
@@ -100,7 +100,7 @@ async def test_resolved_in_time_is_not_escalated(app: App, world: FakeTelegram, 
     await file_complaint(customer, "late", category="Other")  # low: 8 h / 72 h
     await staff.press("Resolve", card(world))
     await staff.send("Explained the schedule")
-    await advance(app, timedelta(hours=10), step=timedelta(hours=1))
+    await advance(app.jobs, timedelta(hours=10), step=timedelta(hours=1))
     assert await outbox(app, "sla:") == []
     saved = await ticket(app)
     assert saved.first_response_breached is False and saved.resolution_breached is False
@@ -112,9 +112,9 @@ async def test_auto_close_and_reopen_from_the_notice(app: App, world: FakeTelegr
     await file_complaint(customer, "late", category="Other")
     await staff.press("Resolve", card(world))
     await staff.send("Explained the schedule")
-    await advance(app, timedelta(days=2, hours=23), step=timedelta(hours=6))
+    await advance(app.jobs, timedelta(days=2, hours=23), step=timedelta(hours=6))
     assert (await ticket(app)).status == "resolved"
-    await advance(app, timedelta(hours=2), step=timedelta(hours=1))
+    await advance(app.jobs, timedelta(hours=2), step=timedelta(hours=1))
     saved = await ticket(app)
     assert saved.status == "closed" and saved.closed_at is not None
     assert "Closed" in card(world).text  # the staff-chat card shows it
@@ -134,8 +134,8 @@ async def test_job_is_safe_to_run_twice(app: App, world: FakeTelegram, customer:
     await register(customer, "Mei")
     await file_complaint(customer, "late", category="Delivery")
     app.clock.advance(timedelta(minutes=40))  # type: ignore[attr-defined]
-    await run_job(app, "watch_tickets")
-    await run_job(app, "watch_tickets")
+    await run_job(app.jobs, "watch_tickets")
+    await run_job(app.jobs, "watch_tickets")
     keys = [r.dedupe_key for r in await outbox(app, "sla:")]
     # Past the target at once: the breach only (no reminder after the fact), once per manager.
     assert keys == [f"sla:1:first:breach:{MANAGER_ID}"]
@@ -146,5 +146,5 @@ async def test_escalation_end_to_end_through_the_outbox(app: App, world: FakeTel
     assert HAS_DELIVERY, "jobs.delivery (the outbox worker) is expected"
     await register(customer, "Mei")
     await file_complaint(customer, "late", category="Delivery")
-    await advance(app, timedelta(minutes=35), step=FIVE)
+    await advance(app.jobs, timedelta(minutes=35), step=FIVE)
     assert any("Escalation: no. 1" in (m.text or "") for m in manager.inbox())

@@ -64,7 +64,7 @@ def start_update(update_id: int = 1, text: str = "/start") -> dict[str, Any]:
 
 async def handled(app: App) -> None:
     """Wait for the updates the webhook answered 200 for and handles in their chats' lanes."""
-    await app.extras["intake"].lanes.wait_idle()
+    await app.intake.lanes.wait_idle()
 
 
 async def test_start_points_telegram_at_the_webhook(client: TestClient, world: FakeTelegram) -> None:

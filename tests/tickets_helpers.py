@@ -92,7 +92,7 @@ async def deliver(app: App, minutes: int = 1) -> None:
     With the care engine's delivery worker (jobs.delivery) that is simply the
     registered job; until it exists, a minimal stand-in sends the rows here.
     """
-    await advance(app, timedelta(minutes=minutes))
+    await advance(app.jobs, timedelta(minutes=minutes))
     if HAS_DELIVERY:
         return
     now = app.clock.now()
