@@ -51,7 +51,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aiogram import BaseMiddleware, F
+from aiogram import BaseMiddleware, Bot, F
 from aiogram.dispatcher.event.handler import CallableObject
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
@@ -109,6 +109,7 @@ class Dialog:
         buttons: Mapping[tuple[str, str], Check] | None = None,
         buttons_only: Iterable[State] = (),
         errors: str = "errors",
+        key: str | None = None,
     ) -> None:
         self.form = form
         self.name: str = form.__full_group_name__
@@ -119,6 +120,7 @@ class Dialog:
         self._buttons = dict(buttons or {})
         self._buttons_only = {self._own(state) for state in buttons_only}
         self.errors = errors
+        self.key = key or prefix  # dialog data: where this dialog keeps its answers
 
     def _own(self, state: State) -> str:
         name = state.state
@@ -143,6 +145,13 @@ class Dialog:
             return False
         check = self._buttons[(action, step)]
         return check is None or bool(check(value, data))
+
+    async def values(self, state: FSMContext) -> dict[str, Any]:
+        """The answers this dialog has collected (a copy: change it, then :meth:`save` it)."""
+        return dict((await state.get_data()).get(self.key) or {})
+
+    async def save(self, state: FSMContext, values: dict[str, Any]) -> None:
+        await state.update_data({self.key: values})
 
     def expects_buttons(self, state_name: str) -> bool:
         return state_name in self._buttons_only
@@ -316,9 +325,7 @@ class Turn:
         if asked is None:
             return
         await self.state.update_data({ASKED: None})
-        bot = message.bot
-        if bot is None:
-            return
+        bot: Bot = self._data["bot"]
         try:
             await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=int(asked), reply_markup=markup)
         except TelegramBadRequest:
@@ -326,9 +333,10 @@ class Turn:
 
     # ----- the mid-dialog guard -------------------------------------------------------------
 
-    async def busy(self, callback: CallbackQuery) -> bool:
-        """A button that would open a dialog while one is under way: "finish it first" (True)."""
-        if await self.state.get_state() is None:
+    async def busy(self, callback: CallbackQuery, unless: Dialog | None = None) -> bool:
+        """A button that would open a dialog while one (other than ``unless``) is under way: "finish it first"."""
+        name = await self.state.get_state()
+        if name is None or (unless is not None and unless.step_of(name) is not None):
             return False
         await callback.answer(self.texts("common/finish_first.txt"), show_alert=True)
         return True

@@ -1,17 +1,15 @@
 """The customer's main menu: one button per thing a customer can do.
 
 Feature routers handle ``MenuCallback.filter(F.action == "<action>")``; the
-entries here decide what the menu shows and in which order.
+entries here decide what the menu shows and in which order. A button that
+opens a dialog goes through ``turn.start_by_button`` (bot.dialogs): a dialog
+already under way must be finished (or /cancel-led) first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.texts import Texts
@@ -38,19 +36,3 @@ def menu_keyboard(texts: Texts) -> InlineKeyboardMarkup:
         builder.button(text=texts.button(label), callback_data=MenuCallback(action=action))
     builder.adjust(2)
     return builder.as_markup()
-
-
-async def start_from_menu(callback: CallbackQuery, data: dict[str, Any],
-                          start: Callable[[Message, dict[str, Any]], Awaitable[None]]) -> None:
-    """A menu button that starts a dialog: a stale button is told so, and a dialog already
-    under way must be finished (or /cancel-led) first."""
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    if not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
-        return
-    if await state.get_state() is not None:
-        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
-        return
-    await callback.answer()
-    await start(callback.message, data)

@@ -54,7 +54,7 @@ def _attach(parent: Router, child: Router) -> None:
 
 def build_dialogs() -> Dialogs:
     """Every dialog on the protocol (bot.dialogs): /help, the guard and the fallback ask their questions again."""
-    return Dialogs([registration.dialog])
+    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog])
 
 
 def build_root_router() -> Router:

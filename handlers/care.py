@@ -110,10 +110,11 @@ async def order_again(callback: CallbackQuery, callback_data: CareCallback, **da
             order = await repos.orders.of_customer(row.ref_order_id, customer.id)
             if order is not None:
                 quantity = sum(i.quantity for i in order.items if i.product_id == row.ref_product_id) or 1
-        await begin_reorder(callback.message, data, items=[(row.ref_product_id, quantity)], source="reminder",
-                            outbox_id=row.id)
+        await begin_reorder(callback.message, data["turn"], texts=data["texts"], repos=repos, customer=customer,
+                            items=[(row.ref_product_id, quantity)], source="reminder", outbox_id=row.id)
     else:
-        await begin_reorder(callback.message, data, order_id=row.ref_order_id, source="winback", outbox_id=row.id)
+        await begin_reorder(callback.message, data["turn"], texts=data["texts"], repos=repos, customer=customer,
+                            order_id=row.ref_order_id, source="winback", outbox_id=row.id)
 
 
 @router.callback_query(CareCallback.filter(F.a == "later"))

@@ -9,22 +9,20 @@ gives the customer the ticket number.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
-from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.filters import When
 from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import ask_again, asks, end_dialog
-from bot.menu import MenuCallback, start_from_menu
+from bot.dialogs import TYPED, Dialog, StepButton, Turn
+from bot.filters import When
+from bot.menu import MenuCallback
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.texts import TextRenderer, Texts
@@ -32,6 +30,9 @@ from bot.ticket_priority import complaint_priority
 from handlers.ticket_views import customer_tz, post_card
 from storage.models import Customer
 from storage.repositories import Repos
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 router = Router(name="complaint")
 router.message.filter(When(F.chat.type == "private"))
@@ -45,84 +46,48 @@ class ComplaintForm(StatesGroup):
     confirm = State()
 
 
-class ComplaintCallback(CallbackData, prefix="cmp"):
-    step: str  # the state the button belongs to; a press in another state is stale
-    action: str  # cat | order | submit | edit | cancel
-    value: str = ""
-
-
-DATA_KEY = "cmp"
 RECENT_ORDERS = 5
-
-
-def _step_of(state_name: str | None) -> str | None:
-    if not state_name or not state_name.startswith("ComplaintForm:"):
-        return None
-    return state_name.split(":", 1)[1]
-
-
-def _cb(step: str, action: str, value: str = "") -> ComplaintCallback:
-    return ComplaintCallback(step=step, action=action, value=value)
-
-
-async def _dialog(state: FSMContext) -> dict[str, Any]:
-    return dict((await state.get_data()).get(DATA_KEY) or {})
-
-
-async def _save(state: FSMContext, values: dict[str, Any]) -> None:
-    await state.update_data({DATA_KEY: values})
 
 
 # ----- asking ----------------------------------------------------------------------
 
-@asks(ComplaintForm.category, buttons_only=True)
-async def ask_category(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
+async def ask_category(message: Message, texts: Texts) -> None:
     builder = InlineKeyboardBuilder()
     for category in rules.CATEGORIES:
-        builder.button(text=texts.button(f"complaint_category_{category}"), callback_data=_cb("category", "cat", category))
+        builder.button(text=texts.button(f"complaint_category_{category}"),
+                       callback_data=dialog.button("cat", "category", category))
     builder.adjust(2)
     await message.answer(texts("complaints/ask_category"), reply_markup=builder.as_markup())
 
 
-@asks(ComplaintForm.order, buttons_only=True)
-async def ask_order(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    settings: Settings = data["settings"]
-    customer: Customer | None = data.get("customer")
+async def ask_order(message: Message, texts: Texts, repos: Repos, settings: Settings,
+                    customer: Customer | None) -> None:
     orders = await repos.tickets.recent_orders(customer.id, RECENT_ORDERS) if customer else []
     builder = InlineKeyboardBuilder()
     for order in orders:
         builder.button(text=texts.button("complaint_order", order=order, tz=customer_tz(customer, settings)),
-                       callback_data=_cb("order", "order", str(order.id)))
-    builder.button(text=texts.button("complaint_no_order"), callback_data=_cb("order", "order", "none"))
+                       callback_data=dialog.button("order", "order", order.id))
+    builder.button(text=texts.button("complaint_no_order"), callback_data=dialog.button("order", "order", "none"))
     builder.adjust(1)
     await message.answer(texts("complaints/ask_order"), reply_markup=builder.as_markup())
 
 
-@asks(ComplaintForm.description)
-async def ask_description(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    values = await _dialog(data["state"])
+async def ask_description(message: Message, texts: Texts, turn: Turn) -> None:
+    values = await dialog.values(turn.state)
     await message.answer(texts("complaints/ask_description", limit=rules.DESCRIPTION_MAX,
                                photos=len(values.get("photos") or []), max_photos=rules.PHOTOS_MAX))
 
 
-@asks(ComplaintForm.confirm, buttons_only=True)
-async def show_summary(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    settings: Settings = data["settings"]
-    customer: Customer | None = data.get("customer")
-    values = await _dialog(data["state"])
+async def show_summary(message: Message, texts: Texts, turn: Turn, repos: Repos, settings: Settings,
+                       customer: Customer | None) -> None:
+    values = await dialog.values(turn.state)
     order = None
     if customer is not None and values.get("order_id"):
         order = await repos.tickets.customer_order(customer.id, values["order_id"])
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("complaint_submit"), callback_data=_cb("confirm", "submit"))
-    builder.button(text=texts.button("complaint_edit"), callback_data=_cb("confirm", "edit"))
-    builder.button(text=texts.button("complaint_cancel"), callback_data=_cb("confirm", "cancel"))
+    builder.button(text=texts.button("complaint_submit"), callback_data=dialog.button("submit", "confirm"))
+    builder.button(text=texts.button("complaint_edit"), callback_data=dialog.button("edit", "confirm"))
+    builder.button(text=texts.button("complaint_cancel"), callback_data=dialog.button("cancel", "confirm"))
     builder.adjust(1, 2)
     await message.answer(
         texts("complaints/summary", category=values.get("category"), order=order,
@@ -132,71 +97,72 @@ async def show_summary(message: Message, data: dict[str, Any]) -> None:
     )
 
 
-_ASK = {"category": ask_category, "order": ask_order, "description": ask_description, "confirm": show_summary}
-
-
-async def ask_step(message: Message, data: dict[str, Any], step: str) -> None:
-    state: FSMContext = data["state"]
-    await state.set_state(getattr(ComplaintForm, step))
-    await _ASK[step](message, data)
+dialog = Dialog(
+    ComplaintForm,
+    prefix="cmp",
+    ask={ComplaintForm.category: ask_category, ComplaintForm.order: ask_order,
+         ComplaintForm.description: ask_description, ComplaintForm.confirm: show_summary},
+    buttons={
+        ("cat", "category"): lambda value, _data: value in rules.CATEGORIES,
+        # An order id within bounds (callback data can be forged); whose order it is is checked on the press.
+        ("order", "order"): lambda value, _data: value == "none" or parse_row_id(value) is not None,
+        ("submit", "confirm"): None,
+        ("edit", "confirm"): None,
+        ("cancel", "confirm"): None,
+    },
+    buttons_only={ComplaintForm.category, ComplaintForm.order, ComplaintForm.confirm},
+    errors="complaints/errors",
+)
 
 
 # ----- starting ----------------------------------------------------------------------------
 
-async def start_complaint(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    if data.get("customer") is None:
+async def start_complaint(message: Message, turn: Turn, texts: Texts, customer: Customer | None) -> None:
+    if customer is None:
         await message.answer(texts("common/register_first"))
         return
-    await _save(state, {"key": secrets.token_hex(8), "photos": []})
+    await turn.begin(message, **{dialog.key: {"key": secrets.token_hex(8), "photos": []}})
     await message.answer(texts("complaints/intro"))
-    await ask_step(message, data, "category")
+    await turn.ask(message, ComplaintForm.category)
 
 
 @router.message(Command("complaint"))
-async def complaint_command(message: Message, **data: Any) -> None:
-    await start_complaint(message, data)
+async def complaint_command(message: Message, turn: Turn, texts: Texts, customer: Customer | None) -> None:
+    await start_complaint(message, turn, texts, customer)
 
 
 @router.callback_query(MenuCallback.filter(F.action == "complaint"))
-async def complaint_from_menu(callback: CallbackQuery, **data: Any) -> None:
-    await start_from_menu(callback, data, start_complaint)
+async def complaint_from_menu(callback: CallbackQuery, turn: Turn, texts: Texts, customer: Customer | None) -> None:
+    message = await turn.start_by_button(callback)
+    if message is not None:
+        await start_complaint(message, turn, texts, customer)
 
 
 # ----- the description ------------------------------------------------------------------------
 
-async def _reject(message: Message, data: dict[str, Any], error: Invalid) -> None:
-    texts: Texts = data["texts"]
-    await message.answer(texts(f"complaints/errors/{error.code}", **error.params))
-    await ask_again(message, data)
-
-
-@router.message(StateFilter(ComplaintForm.description), When((F.text) & (~F.text.startswith("/"))))
-async def process_description(message: Message, **data: Any) -> None:
+@router.message(StateFilter(ComplaintForm.description), TYPED)
+async def process_description(message: Message, turn: Turn) -> None:
     try:
         description = rules.parse_description(message.text or "")
     except Invalid as error:
-        await _reject(message, data, error)
+        await turn.reject(message, error)
         return
-    values = await _dialog(data["state"])
+    values = await dialog.values(turn.state)
     values["description"] = description
-    await _save(data["state"], values)
-    await ask_step(message, data, "confirm")
+    await dialog.save(turn.state, values)
+    await turn.ask(message, ComplaintForm.confirm)
 
 
 @router.message(StateFilter(ComplaintForm.description), When(F.photo))
 @router.message(StateFilter(ComplaintForm.confirm), When(F.photo))
-async def process_photo(message: Message, **data: Any) -> None:
+async def process_photo(message: Message, turn: Turn, texts: Texts) -> None:
     """Photos are kept by file_id; a caption in the description step is the description."""
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    step = _step_of(await state.get_state())
-    values = await _dialog(state)
+    state = turn.state
+    step = await turn.step(dialog)
+    values = await dialog.values(state)
     photos = list(values.get("photos") or [])
     if len(photos) >= rules.PHOTOS_MAX:
-        await message.answer(texts("complaints/errors/too_many_photos", limit=rules.PHOTOS_MAX))
-        await ask_again(message, data)
+        await turn.say_and_ask_again(message, texts("complaints/errors/too_many_photos", limit=rules.PHOTOS_MAX))
         return
     assert message.photo
     photos.append(message.photo[-1].file_id)  # the largest size
@@ -205,13 +171,13 @@ async def process_photo(message: Message, **data: Any) -> None:
         try:
             values["description"] = rules.parse_description(message.caption)
         except Invalid as error:
-            await _save(state, values)
-            await _reject(message, data, error)
+            await dialog.save(state, values)
+            await turn.reject(message, error)
             return
-        await _save(state, values)
-        await ask_step(message, data, "confirm")
+        await dialog.save(state, values)
+        await turn.ask(message, ComplaintForm.confirm)
         return
-    await _save(state, values)
+    await dialog.save(state, values)
     if step == "confirm":
         await message.answer(texts("complaints/photo_added", count=len(photos), limit=rules.PHOTOS_MAX))
     else:
@@ -219,91 +185,65 @@ async def process_photo(message: Message, **data: Any) -> None:
 
 
 @router.message(StateFilter(ComplaintForm.description), When((~F.text) & (~F.photo)))
-async def description_not_text(message: Message, **data: Any) -> None:
+async def description_not_text(message: Message, turn: Turn, texts: Texts) -> None:
     """A sticker, a voice note, a file...: the description must be written."""
-    texts: Texts = data["texts"]
-    await message.answer(texts("complaints/errors/description_not_text"))
-    await ask_again(message, data)
+    await turn.say_and_ask_again(message, texts("complaints/errors/description_not_text"))
 
 
 # ----- buttons ------------------------------------------------------------------------------------
 
-@router.callback_query(ComplaintCallback.filter())
-async def process_button(callback: CallbackQuery, callback_data: ComplaintCallback, **data: Any) -> None:
-    state: FSMContext = data["state"]
-    texts: Texts = data["texts"]
-    message = callback.message
-    step = _step_of(await state.get_state())
-    if step is None or step != callback_data.step or not isinstance(message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
+@router.callback_query(dialog.Button.filter())
+async def process_button(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts,
+                         repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
+                         customer: Customer | None, app: App | None = None) -> None:
+    press = await turn.press(callback, callback_data, accept=False)
+    if press is None:
         return
-    values = await _dialog(state)
-    action = callback_data.action
-    if action == "cat" and step == "category" and callback_data.value in rules.CATEGORIES:
-        await callback.answer()
-        await message.edit_reply_markup(reply_markup=None)
-        values["category"] = callback_data.value
-        await _save(state, values)
-        await _after_category(message, data)
-    elif action == "order" and step == "order":
-        customer: Customer | None = data.get("customer")
-        repos: Repos = data["repos"]
+    message, action = press.message, press.action
+    values = await dialog.values(turn.state)
+    if action == "order":
         order_id = None
-        if callback_data.value != "none":
-            wanted = parse_row_id(callback_data.value)  # None when forged beyond any id
+        if press.value != "none":
+            wanted = parse_row_id(press.value)
             order = (await repos.tickets.customer_order(customer.id, wanted)
                      if customer and wanted is not None else None)
-            if order is None:  # forged, or not this customer's
-                await callback.answer(texts("common/button_expired.txt"))
+            if order is None:  # not this customer's
+                await turn.expired(callback)
                 return
             order_id = order.id
-        await callback.answer()
-        await message.edit_reply_markup(reply_markup=None)
+        await press.accept()
         values["order_id"] = order_id
-        await _save(state, values)
-        await ask_step(message, data, "description")
-    elif action == "edit" and step == "confirm":
-        await callback.answer()
-        await message.edit_reply_markup(reply_markup=None)
-        await ask_step(message, data, "description")
-    elif action == "cancel" and step == "confirm":
-        await callback.answer()
-        await message.edit_reply_markup(reply_markup=None)
-        await end_dialog(state)
+        await dialog.save(turn.state, values)
+        await turn.ask(message, ComplaintForm.description)
+        return
+    await press.accept()
+    if action == "cat":
+        values["category"] = press.value
+        await dialog.save(turn.state, values)
+        has_orders = bool(customer and await repos.tickets.recent_orders(customer.id, 1))
+        await turn.ask(message, ComplaintForm.order if has_orders else ComplaintForm.description)
+    elif action == "edit":
+        await turn.ask(message, ComplaintForm.description)
+    elif action == "cancel":
+        await turn.end()
         await message.answer(texts("common/cancelled"))
-    elif action == "submit" and step == "confirm":
-        await callback.answer()
-        await message.edit_reply_markup(reply_markup=None)
-        await _submit(message, data, values)
-    else:
-        await callback.answer(texts("common/button_expired.txt"))
+    elif action == "submit":
+        await _submit(message, turn, values, texts=texts, repos=repos, clock=clock, settings=settings,
+                      renderer=renderer, bot=bot, customer=customer, app=app)
 
 
-async def _after_category(message: Message, data: dict[str, Any]) -> None:
-    customer: Customer | None = data.get("customer")
-    repos: Repos = data["repos"]
-    has_orders = bool(customer and await repos.tickets.recent_orders(customer.id, 1))
-    await ask_step(message, data, "order" if has_orders else "description")
-
-
-async def _submit(message: Message, data: dict[str, Any], values: dict[str, Any]) -> None:
-    state: FSMContext = data["state"]
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
-    customer: Customer | None = data.get("customer")
+async def _submit(message: Message, turn: Turn, values: dict[str, Any], *, texts: Texts, repos: Repos, clock: Clock,
+                  settings: Settings, renderer: TextRenderer, bot: Bot, customer: Customer | None,
+                  app: App | None) -> None:
     if customer is None:
-        await end_dialog(state)
+        await turn.end()
         await message.answer(texts("common/register_first"))
         return
     if values.get("category") not in rules.CATEGORIES:
-        await ask_step(message, data, "category")  # dialog data lost or forged
+        await turn.ask(message, ComplaintForm.category)  # dialog data lost or forged
         return
     if not values.get("description"):
-        await ask_step(message, data, "description")
+        await turn.ask(message, ComplaintForm.description)
         return
     now = clock.now()
     order_id = values.get("order_id")
@@ -316,9 +256,9 @@ async def _submit(message: Message, data: dict[str, Any], values: dict[str, Any]
         idempotency_key=values.get("key") or secrets.token_hex(8), now=now, sla=settings.sla,
         reasons=reasons,
     )
-    await end_dialog(state)
+    await turn.end()
     if created:
-        await post_card(bot, data.get("app"), repos, renderer, settings, ticket, customer, now)
+        await post_card(bot, app, repos, renderer, settings, ticket, customer, now)
     await message.answer(texts(
         "complaints/submitted", ticket=ticket, targets=rules.targets(ticket.priority, settings.sla),
         business_hours=settings.sla.schedule is not None,

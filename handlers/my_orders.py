@@ -9,7 +9,6 @@ from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -17,10 +16,12 @@ from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
+from bot.dialogs import Turn
 from bot.menu import MenuCallback
 from bot.rules import orders as rules
 from bot.texts import TextRenderer, Texts
 from handlers.order_desk import refresh_card, status_label, tell_staff
+from handlers import ordering
 from handlers.ordering import begin_reorder
 from storage.models import Customer, Order
 from storage.repositories import Repos
@@ -92,7 +93,6 @@ async def orders_from_menu(callback: CallbackQuery, **data: Any) -> None:
 async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCallback, **data: Any) -> None:
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]
-    state: FSMContext = data["state"]
     customer: Customer | None = data.get("customer")
     message = callback.message
     order = await repos.orders.of_customer(callback_data.order_id, customer.id) if customer else None
@@ -102,12 +102,11 @@ async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCall
         return
     action = callback_data.action
     if action == "again":
-        current = await state.get_state()
-        if current is not None and not current.startswith("OrderForm:"):
-            await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+        turn: Turn = data["turn"]
+        if await turn.busy(callback, unless=ordering.dialog):  # an order under way starts again
             return
         await callback.answer()
-        await begin_reorder(message, data, order_id=order.id)
+        await begin_reorder(message, turn, texts=texts, repos=repos, customer=customer, order_id=order.id)
         return
     if action not in ("cancel", "cancel_yes", "cancel_no"):
         await callback.answer(texts("common/button_expired.txt"))

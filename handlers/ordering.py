@@ -22,19 +22,22 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, StateFilter
-from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.pipeline import at_once
-from bot.filters import When
 from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import ask_again, asks, end_dialog
-from bot.menu import MenuCallback, start_from_menu
+from bot.dialogs import TYPED, Dialog, StepButton, Turn, take_buttons_away
+from bot.filters import When
+from bot.menu import MenuCallback
+from bot.pipeline import at_once
 from bot.rules import customer_file
 from bot.rules import orders as rules
 from bot.rules.customer_file import Invalid
@@ -59,35 +62,8 @@ class OrderForm(StatesGroup):
     confirm = State()
 
 
-class OrderCallback(CallbackData, prefix="ordr"):
-    action: str  # cat | page | prod | back | qty | more | checkout | saved | save | skip | confirm | readdress | abort
-    step: str  # the state the button belongs to; a press in another state is stale
-    value: str = ""
-
-
 # Dialog data kept when the order is placed: its Confirm key and number (a second press is answered from it).
 PLACED = "placed"
-
-STATE_OF_STEP = {name: getattr(OrderForm, name) for name in (
-    "category", "product", "quantity", "more", "address", "save_address", "note", "confirm")}
-
-
-def _cb(action: str, step: str, value: object = "") -> str:
-    return OrderCallback(action=action, step=step, value=str(value)).pack()
-
-
-def _step_of(state_name: str | None) -> str | None:
-    if not state_name or not state_name.startswith("OrderForm:"):
-        return None
-    return state_name.split(":", 1)[1]
-
-
-async def _od(state: FSMContext) -> dict[str, Any]:
-    return dict((await state.get_data()).get("order") or {})
-
-
-async def _put(state: FSMContext, od: dict[str, Any]) -> None:
-    await state.update_data(order=od)
 
 
 def _cart(od: dict[str, Any]) -> list[list[int]]:
@@ -114,80 +90,37 @@ async def _priced(repos: Repos, cart: list[list[int]]) -> tuple[list[tuple[Produ
     return lines, gone
 
 
-async def _take_buttons(message: Message) -> None:
-    """The question is answered: its buttons go, so they cannot be pressed again."""
-    try:
-        await message.edit_reply_markup(reply_markup=None)
-    except TelegramBadRequest:
-        pass
-
-
-async def _remember(state: FSMContext, sent: Message) -> None:
-    """Remember the question whose buttons a typed answer should take away."""
-    od = await _od(state)
-    od["asked"] = sent.message_id
-    await _put(state, od)
-
-
-async def _answered_by_text(message: Message, data: dict[str, Any]) -> None:
-    """A typed answer was accepted: the question's buttons (quick amounts, Skip...) go."""
-    state: FSMContext = data["state"]
-    od = await _od(state)
-    asked = od.pop("asked", None)
-    if asked is None:
-        return
-    await _put(state, od)
-    bot: Bot = data["bot"]
-    try:
-        await bot.edit_message_reply_markup(chat_id=message.chat.id, message_id=int(asked), reply_markup=None)
-    except TelegramBadRequest:
-        pass
-
-
-async def go(message: Message, data: dict[str, Any], step: str) -> None:
-    """Move the dialog to ``step`` and ask its question."""
-    state: FSMContext = data["state"]
-    await state.set_state(STATE_OF_STEP[step])
-    await ASKERS[step](message, data)
-
-
 # ----- asking each question ---------------------------------------------------
 
-@asks(OrderForm.category)
-async def ask_category(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    od = await _od(state)
+async def ask_category(message: Message, texts: Texts, turn: Turn, repos: Repos) -> None:
+    od = await dialog.values(turn.state)
     categories = await repos.products.categories()
     if not categories:
-        await end_dialog(state)
+        await turn.end()
         await message.answer(texts("orders/catalog_empty"))
         return
     od["cats"] = categories
     cart = _cart(od)
     if len(categories) == 1:
         od["cat"], od["page"] = 0, 0
-        await _put(state, od)
-        await go(message, data, "product")
+        await dialog.save(turn.state, od)
+        await turn.ask(message, OrderForm.product)
         return
-    await _put(state, od)
+    await dialog.save(turn.state, od)
     builder = InlineKeyboardBuilder()
     for index, category in enumerate(categories):
-        builder.button(text=texts.button("order_category", category=category), callback_data=_cb("cat", "category", index))
+        builder.button(text=texts.button("order_category", category=category),
+                       callback_data=dialog.button("cat", "category", index))
     builder.adjust(2)
     if cart:
         builder.row(InlineKeyboardButton(text=texts.button("order_checkout", count=len(cart)),
-                                         callback_data=_cb("checkout", "category")))
+                                         callback_data=dialog.button("checkout", "category")))
     await message.answer(texts("orders/ask_category", cart_count=len(cart)), reply_markup=builder.as_markup())
 
 
-async def _product_view(data: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup] | None:
+async def _product_view(texts: Texts, turn: Turn, repos: Repos) -> tuple[str, InlineKeyboardMarkup] | None:
     """The product list of the chosen category at the remembered page; None when it is empty."""
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    od = await _od(state)
+    od = await dialog.values(turn.state)
     categories: list[str] = od.get("cats") or []
     index = int(od.get("cat", -1))
     if not 0 <= index < len(categories):
@@ -200,27 +133,30 @@ async def _product_view(data: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup
     page = min(max(int(od.get("page", 0)), 0), pages - 1)
     if page != od.get("page"):
         od["page"] = page
-        await _put(state, od)
+        await dialog.save(turn.state, od)
     builder = InlineKeyboardBuilder()
     for product in products[page * rules.PAGE_SIZE:(page + 1) * rules.PAGE_SIZE]:
         builder.row(InlineKeyboardButton(
             text=texts.button("order_product", name=product.name(texts.lang), unit=product.unit_for(texts.lang),
                               price=product.price),
-            callback_data=_cb("prod", "product", product.id)))
+            callback_data=dialog.button("prod", "product", product.id)))
     nav = []
     if page > 0:
-        nav.append(InlineKeyboardButton(text=texts.button("order_prev"), callback_data=_cb("page", "product", page - 1)))
+        nav.append(InlineKeyboardButton(text=texts.button("order_prev"),
+                                        callback_data=dialog.button("page", "product", page - 1)))
     if page < pages - 1:
-        nav.append(InlineKeyboardButton(text=texts.button("order_next"), callback_data=_cb("page", "product", page + 1)))
+        nav.append(InlineKeyboardButton(text=texts.button("order_next"),
+                                        callback_data=dialog.button("page", "product", page + 1)))
     if nav:
         builder.row(*nav)
     last = []
     if len(categories) > 1:
-        last.append(InlineKeyboardButton(text=texts.button("order_categories"), callback_data=_cb("back", "product")))
+        last.append(InlineKeyboardButton(text=texts.button("order_categories"),
+                                         callback_data=dialog.button("back", "product")))
     cart = _cart(od)
     if cart:
         last.append(InlineKeyboardButton(text=texts.button("order_checkout", count=len(cart)),
-                                         callback_data=_cb("checkout", "product")))
+                                         callback_data=dialog.button("checkout", "product")))
     if last:
         builder.row(*last)
     text = texts("orders/ask_product", category=texts.button("order_category", category=category),
@@ -228,56 +164,46 @@ async def _product_view(data: dict[str, Any]) -> tuple[str, InlineKeyboardMarkup
     return text, builder.as_markup()
 
 
-@asks(OrderForm.product)
-async def ask_product(message: Message, data: dict[str, Any]) -> None:
-    view = await _product_view(data)
+async def ask_product(message: Message, texts: Texts, turn: Turn, repos: Repos) -> None:
+    view = await _product_view(texts, turn, repos)
     if view is None:  # the category emptied meanwhile: choose again
-        await go(message, data, "category")
+        await turn.ask(message, OrderForm.category)
         return
     text, markup = view
     await message.answer(text, reply_markup=markup)
 
 
-async def _unavailable(message: Message, data: dict[str, Any], product: Product | None) -> None:
-    texts: Texts = data["texts"]
+async def _unavailable(message: Message, turn: Turn, texts: Texts, product: Product | None) -> None:
     await message.answer(texts("orders/unavailable", name=product.name(texts.lang) if product else None))
-    await go(message, data, "product")
+    await turn.ask(message, OrderForm.product)
 
 
-@asks(OrderForm.quantity)
-async def ask_quantity(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    od = await _od(state)
+async def ask_quantity(message: Message, texts: Texts, turn: Turn, repos: Repos) -> None:
+    od = await dialog.values(turn.state)
     product = await repos.products.get(int(od.get("pid", 0)))
     if product is None or not product.active:
-        await _unavailable(message, data, product)
+        await _unavailable(message, turn, texts, product)
         return
     in_cart = next((qty for pid, qty in _cart(od) if pid == product.id), 0)
     builder = InlineKeyboardBuilder()
     for amount in rules.QTY_QUICK:
-        builder.button(text=str(amount), callback_data=_cb("qty", "quantity", amount))
-    builder.button(text=texts.button("order_back"), callback_data=_cb("back", "quantity"))
+        builder.button(text=str(amount), callback_data=dialog.button("qty", "quantity", amount))
+    builder.button(text=texts.button("order_back"), callback_data=dialog.button("back", "quantity"))
     builder.adjust(len(rules.QTY_QUICK), 1)
     sent = await at_once(message.answer(
-        texts("orders/ask_quantity", name=product.name(texts.lang), unit=product.unit_for(texts.lang), price=product.price,
-              in_cart=in_cart, low=rules.QTY_MIN, high=rules.QTY_MAX),
+        texts("orders/ask_quantity", name=product.name(texts.lang), unit=product.unit_for(texts.lang),
+              price=product.price, in_cart=in_cart, low=rules.QTY_MIN, high=rules.QTY_MAX),
         reply_markup=builder.as_markup(),
     ))
-    await _remember(state, sent)
+    await turn.remember_question(sent)
 
 
-@asks(OrderForm.more)
-async def ask_more(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    od = await _od(state)
+async def ask_more(message: Message, texts: Texts, turn: Turn, repos: Repos) -> None:
+    od = await dialog.values(turn.state)
     lines, _ = await _priced(repos, _cart(od))
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("order_add_more"), callback_data=_cb("more", "more"))
-    builder.button(text=texts.button("order_checkout", count=len(lines)), callback_data=_cb("checkout", "more"))
+    builder.button(text=texts.button("order_add_more"), callback_data=dialog.button("more", "more"))
+    builder.button(text=texts.button("order_checkout", count=len(lines)), callback_data=dialog.button("checkout", "more"))
     await message.answer(
         texts("orders/cart", lines=[_line(p, q, texts.lang) for p, q in lines],
               total=rules.order_total((q, p.price) for p, q in lines)),
@@ -285,72 +211,61 @@ async def ask_more(message: Message, data: dict[str, Any]) -> None:
     )
 
 
-@asks(OrderForm.address)
-async def ask_address(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    customer: Customer | None = data.get("customer")
+async def ask_address(message: Message, texts: Texts, turn: Turn, customer: Customer | None) -> None:
     saved = customer.address if customer else None
     markup = None
     if saved:
         builder = InlineKeyboardBuilder()
-        builder.button(text=texts.button("order_saved_address", address=saved), callback_data=_cb("saved", "address"))
+        builder.button(text=texts.button("order_saved_address", address=saved),
+                       callback_data=dialog.button("saved", "address"))
         markup = builder.as_markup()
     sent = await at_once(message.answer(texts("orders/ask_address", saved=saved), reply_markup=markup))
     if markup is not None:
-        await _remember(data["state"], sent)
+        await turn.remember_question(sent)
 
 
-@asks(OrderForm.save_address)
-async def ask_save_address(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    customer: Customer | None = data.get("customer")
-    od = await _od(state)
+async def ask_save_address(message: Message, texts: Texts, turn: Turn, customer: Customer | None) -> None:
+    od = await dialog.values(turn.state)
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("yes"), callback_data=_cb("save", "save_address", "yes"))
-    builder.button(text=texts.button("no"), callback_data=_cb("save", "save_address", "no"))
+    builder.button(text=texts.button("yes"), callback_data=dialog.button("save", "save_address", "yes"))
+    builder.button(text=texts.button("no"), callback_data=dialog.button("save", "save_address", "no"))
     await message.answer(
         texts("orders/ask_save_address", address=od.get("address"), saved=customer.address if customer else None),
         reply_markup=builder.as_markup(),
     )
 
 
-@asks(OrderForm.note)
-async def ask_note(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
+async def ask_note(message: Message, texts: Texts, turn: Turn) -> None:
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("skip"), callback_data=_cb("skip", "note"))
-    sent = await at_once(message.answer(texts("orders/ask_note", limit=rules.NOTE_MAX), reply_markup=builder.as_markup()))
-    await _remember(data["state"], sent)
+    builder.button(text=texts.button("skip"), callback_data=dialog.button("skip", "note"))
+    sent = await at_once(message.answer(texts("orders/ask_note", limit=rules.NOTE_MAX),
+                                        reply_markup=builder.as_markup()))
+    await turn.remember_question(sent)
 
 
-@asks(OrderForm.confirm)
-async def show_summary(message: Message, data: dict[str, Any]) -> None:
+async def show_summary(message: Message, texts: Texts, turn: Turn, repos: Repos) -> None:
     """The order as it would be placed now, at today's prices, with Confirm."""
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    od = await _od(state)
+    od = await dialog.values(turn.state)
     lines, gone = await _priced(repos, _cart(od))
     if gone:
         await message.answer(texts("orders/removed", names=[p.name(texts.lang) for p in gone], unknown=0))
         od["cart"] = [[p.id, q] for p, q in lines]
     if not lines:
         od["cart"] = []
-        await _put(state, od)
-        await go(message, data, "category")
+        await dialog.save(turn.state, od)
+        await turn.ask(message, OrderForm.category)
         return
     if not od.get("address"):
-        await _put(state, od)
-        await go(message, data, "address")
+        await dialog.save(turn.state, od)
+        await turn.ask(message, OrderForm.address)
         return
     od.setdefault("key", secrets.token_hex(8))
     od["quote"] = [[p.id, q, p.price] for p, q in lines]
-    await _put(state, od)
+    await dialog.save(turn.state, od)
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("order_confirm"), callback_data=_cb("confirm", "confirm", od["key"]))
-    builder.button(text=texts.button("order_change_address"), callback_data=_cb("readdress", "confirm"))
-    builder.button(text=texts.button("order_abort"), callback_data=_cb("abort", "confirm"))
+    builder.button(text=texts.button("order_confirm"), callback_data=dialog.button("confirm", "confirm", od["key"]))
+    builder.button(text=texts.button("order_change_address"), callback_data=dialog.button("readdress", "confirm"))
+    builder.button(text=texts.button("order_abort"), callback_data=dialog.button("abort", "confirm"))
     builder.adjust(1, 2)
     await message.answer(
         texts("orders/summary", lines=[_line(p, q, texts.lang) for p, q in lines],
@@ -359,56 +274,90 @@ async def show_summary(message: Message, data: dict[str, Any]) -> None:
     )
 
 
-ASKERS = {
-    "category": ask_category, "product": ask_product, "quantity": ask_quantity, "more": ask_more,
-    "address": ask_address, "save_address": ask_save_address, "note": ask_note, "confirm": show_summary,
-}
+def _od(data: dict[str, Any]) -> dict[str, Any]:
+    return data.get(dialog.key) or {}
+
+
+def _has_cart(_value: str, data: dict[str, Any]) -> bool:
+    return bool(_od(data).get("cart"))
+
+
+def _row_id(value: str, _data: dict[str, Any]) -> bool:
+    return parse_row_id(value) is not None
+
+
+dialog = Dialog(
+    OrderForm,
+    prefix="ordr",
+    key="order",
+    ask={
+        OrderForm.category: ask_category, OrderForm.product: ask_product, OrderForm.quantity: ask_quantity,
+        OrderForm.more: ask_more, OrderForm.address: ask_address, OrderForm.save_address: ask_save_address,
+        OrderForm.note: ask_note, OrderForm.confirm: show_summary,
+    },
+    # Which buttons belong to which step, and what their value must look like.
+    buttons={
+        # Ids within bounds (callback data can be forged): an oversized one is an expired button.
+        ("cat", "category"): lambda value, data: value.isdigit() and int(value) < len(_od(data).get("cats") or []),
+        ("page", "product"): _row_id,
+        ("prod", "product"): _row_id,
+        ("back", "product"): None,
+        ("back", "quantity"): None,
+        ("qty", "quantity"): lambda value, _data: value.isdigit(),
+        ("more", "more"): None,
+        ("checkout", "category"): _has_cart,
+        ("checkout", "product"): _has_cart,
+        ("checkout", "more"): _has_cart,
+        ("saved", "address"): None,
+        ("save", "save_address"): lambda value, _data: value in ("yes", "no"),
+        ("skip", "note"): None,
+        ("readdress", "confirm"): None,
+        ("abort", "confirm"): None,
+        ("confirm", "confirm"): lambda value, data: bool(value) and value == _od(data).get("key"),
+    },
+    errors="orders/errors",
+)
 
 
 # ----- starting -------------------------------------------------------------------
 
-async def start_order(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    if data.get("customer") is None:
+async def start_order(message: Message, turn: Turn, texts: Texts, customer: Customer | None) -> None:
+    if customer is None:
         await message.answer(texts("common/register_first"))
         return
-    await _put(state, {"cart": [], "source": "dialog"})
-    await go(message, data, "category")
+    await turn.begin(message, **{dialog.key: {"cart": [], "source": "dialog"}})
+    await turn.ask(message, OrderForm.category)
 
 
 @router.message(Command("order"))
-async def order_command(message: Message, **data: Any) -> None:
-    await start_order(message, data)
+async def order_command(message: Message, turn: Turn, texts: Texts, customer: Customer | None) -> None:
+    await start_order(message, turn, texts, customer)
 
 
 @router.callback_query(MenuCallback.filter(F.action == "order"))
-async def order_from_menu(callback: CallbackQuery, **data: Any) -> None:
-    await start_from_menu(callback, data, start_order)
+async def order_from_menu(callback: CallbackQuery, turn: Turn, texts: Texts, customer: Customer | None) -> None:
+    message = await turn.start_by_button(callback)
+    if message is not None:
+        await start_order(message, turn, texts, customer)
 
 
-async def begin_reorder(message: Message, data: dict, order_id: int | None = None,
-                        items: list[tuple[int, int]] | None = None, source: str = "reorder",
-                        outbox_id: int | None = None) -> None:
+async def begin_reorder(message: Message, turn: Turn, *, texts: Texts, repos: Repos, customer: Customer | None,
+                        order_id: int | None = None, items: list[tuple[int, int]] | None = None,
+                        source: str = "reorder", outbox_id: int | None = None) -> None:
     """Fill the cart with an earlier order's items (or ``items``) at today's prices.
 
     Products no longer sold are left out (and the customer is told). With a
     saved address the customer lands on the summary, one tap from Confirm;
     without one, the address is asked first. ``source`` is recorded on the
     order (``reorder``, or ``reminder``/``winback`` from the care engine) with
-    the care message's ``outbox_id``.
+    the care message's ``outbox_id``. An order dialog under way starts again;
+    another dialog must be finished first.
     """
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    customer: Customer | None = data.get("customer")
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
-    current = await state.get_state()
-    if current is not None and _step_of(current) is None:
-        await message.answer(texts("common/finish_first"))
-        await ask_again(message, data)
+    if await turn.state.get_state() is not None and await turn.step(dialog) is None:
+        await turn.interrupted(message)
         return
     wanted: dict[int, int] = {}
     if order_id is not None:
@@ -432,248 +381,199 @@ async def begin_reorder(message: Message, data: dict, order_id: int | None = Non
         "cart": [[p.id, q] for p, q in lines], "source": source if source in rules.SOURCES else "reorder",
         "reorder_of": order_id, "outbox_id": outbox_id, "address": customer.address, "note": None,
     }
-    await _put(state, od)
+    await turn.begin(message, **{dialog.key: od})
     if not lines:
         await message.answer(texts("orders/reorder_nothing"))
-        od["cart"] = []
-        await _put(state, od)
-        await go(message, data, "category")
+        await turn.ask(message, OrderForm.category)
         return
-    await go(message, data, "confirm" if customer.address else "address")
+    await turn.ask(message, OrderForm.confirm if customer.address else OrderForm.address)
 
 
 # ----- typed answers ------------------------------------------------------------
 
-async def _reject(message: Message, data: dict[str, Any], error: Invalid, area: str = "orders/errors") -> None:
-    texts: Texts = data["texts"]
-    await message.answer(texts(f"{area}/{error.code}", **error.params))
-    await ask_again(message, data)
-
-
-async def _add(message: Message, data: dict[str, Any], quantity: int) -> None:
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    od = await _od(state)
+async def _add(message: Message, turn: Turn, texts: Texts, repos: Repos, quantity: int) -> None:
+    od = await dialog.values(turn.state)
     product = await repos.products.get(int(od.get("pid", 0)))
     if product is None or not product.active:
-        await _unavailable(message, data, product)
+        await _unavailable(message, turn, texts, product)
         return
     try:
         od["cart"] = rules.add_to_cart(_cart(od), product.id, quantity)
     except Invalid as error:
-        await _reject(message, data, error)
+        await turn.reject(message, error)
         return
-    await _put(state, od)
-    await go(message, data, "more")
+    await dialog.save(turn.state, od)
+    await turn.ask(message, OrderForm.more)
 
 
-@router.message(StateFilter(OrderForm.quantity), When((F.text) & (~F.text.startswith("/"))))
-async def process_quantity(message: Message, **data: Any) -> None:
+@router.message(StateFilter(OrderForm.quantity), TYPED)
+async def process_quantity(message: Message, turn: Turn, texts: Texts, repos: Repos) -> None:
     try:
         quantity = rules.parse_quantity(message.text or "")
     except Invalid as error:
-        await _reject(message, data, error)
+        await turn.reject(message, error)
         return
-    await _answered_by_text(message, data)
-    await _add(message, data, quantity)
+    await turn.answered(message)
+    await _add(message, turn, texts, repos, quantity)
 
 
-async def _address_chosen(message: Message, data: dict[str, Any], address: str, offer_save: bool) -> None:
-    state: FSMContext = data["state"]
-    od = await _od(state)
+async def _address_chosen(message: Message, turn: Turn, address: str, offer_save: bool) -> None:
+    od = await dialog.values(turn.state)
     od["address"] = address
-    await _put(state, od)
+    await dialog.save(turn.state, od)
     if offer_save:
-        await go(message, data, "save_address")
+        await turn.ask(message, OrderForm.save_address)
         return
-    await _after_address(message, data)
+    await _after_address(message, turn)
 
 
-async def _after_address(message: Message, data: dict[str, Any]) -> None:
-    od = await _od(data["state"])
+async def _after_address(message: Message, turn: Turn) -> None:
+    od = await dialog.values(turn.state)
     # From the summary's "Change address", or a reorder that had none: back to the summary.
-    await go(message, data, "confirm" if od.get("review") or od.get("source") != "dialog" else "note")
+    review = od.get("review") or od.get("source") != "dialog"
+    await turn.ask(message, OrderForm.confirm if review else OrderForm.note)
 
 
-@router.message(StateFilter(OrderForm.address), When((F.text) & (~F.text.startswith("/"))))
-async def process_address(message: Message, **data: Any) -> None:
-    customer: Customer | None = data.get("customer")
+@router.message(StateFilter(OrderForm.address), TYPED)
+async def process_address(message: Message, turn: Turn, customer: Customer | None) -> None:
     try:
         address = customer_file.parse_address(message.text or "")
     except Invalid as error:
-        await _reject(message, data, error, area="errors")
+        await turn.reject(message, error, area="errors")
         return
-    await _answered_by_text(message, data)
-    await _address_chosen(message, data, address, offer_save=customer is not None and address != customer.address)
+    await turn.answered(message)
+    await _address_chosen(message, turn, address, offer_save=customer is not None and address != customer.address)
 
 
-@router.message(StateFilter(OrderForm.note), When((F.text) & (~F.text.startswith("/"))))
-async def process_note(message: Message, **data: Any) -> None:
+@router.message(StateFilter(OrderForm.note), TYPED)
+async def process_note(message: Message, turn: Turn) -> None:
     try:
         note = rules.parse_note(message.text or "")
     except Invalid as error:
-        await _reject(message, data, error)
+        await turn.reject(message, error)
         return
-    await _answered_by_text(message, data)
-    state: FSMContext = data["state"]
-    od = await _od(state)
+    await turn.answered(message)
+    od = await dialog.values(turn.state)
     od["note"] = note
-    await _put(state, od)
-    await go(message, data, "confirm")
+    await dialog.save(turn.state, od)
+    await turn.ask(message, OrderForm.confirm)
 
 
 # ----- buttons ------------------------------------------------------------------
 
-# Which buttons belong to which step, and what their value must look like.
-_BUTTONS: dict[tuple[str, str], Any] = {
-    # Ids within bounds (callback data can be forged): an oversized one is an expired button.
-    ("cat", "category"): lambda v, od: v.isdigit() and int(v) < len(od.get("cats") or []),
-    ("page", "product"): lambda v, od: parse_row_id(v) is not None,
-    ("prod", "product"): lambda v, od: parse_row_id(v) is not None,
-    ("back", "product"): None, ("back", "quantity"): None,
-    ("qty", "quantity"): lambda v, od: v.isdigit(),
-    ("more", "more"): None,
-    ("checkout", "category"): lambda v, od: bool(od.get("cart")),
-    ("checkout", "product"): lambda v, od: bool(od.get("cart")),
-    ("checkout", "more"): lambda v, od: bool(od.get("cart")),
-    ("saved", "address"): None,
-    ("save", "save_address"): lambda v, od: v in ("yes", "no"),
-    ("skip", "note"): None,
-    ("readdress", "confirm"): None, ("abort", "confirm"): None,
-    ("confirm", "confirm"): lambda v, od: bool(v) and v == od.get("key"),
-}
-
-
-def _fits(action: str, step: str, value: str, od: dict[str, Any]) -> bool:
-    if (action, step) not in _BUTTONS:
-        return False
-    check = _BUTTONS[(action, step)]
-    return check is None or bool(check(value, od))
-
-
-@router.callback_query(OrderCallback.filter())
-async def process_button(callback: CallbackQuery, callback_data: OrderCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    customer: Customer | None = data.get("customer")
-    message = callback.message
+@router.callback_query(dialog.Button.filter())
+async def process_button(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts, repos: Repos,
+                         clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
+                         customer: Customer | None) -> None:
     action, value = callback_data.action, callback_data.value
-    step = _step_of(await state.get_state())
-    od = await _od(state)
-    if action == "confirm" and value and not (step == "confirm" and value == od.get("key")):
-        # Not the Confirm of the order being placed: a double press, the same update again, or an older order's.
-        number = await _placed_number(data, value)
-        await callback.answer(texts("orders/already_placed.txt", number=number) if number is not None
-                              else texts("common/button_expired.txt"))
+    state = turn.state
+    if action == "confirm" and value:
+        od = await dialog.values(state)
+        if not (await turn.step(dialog) == "confirm" and value == od.get("key")):
+            # Not the Confirm of the order being placed: a double press, the same update again, or an older order's.
+            number = await _placed_number(turn, repos, customer, value)
+            await callback.answer(texts("orders/already_placed.txt", number=number) if number is not None
+                                  else texts("common/button_expired.txt"))
+            return
+    if customer is None:
+        await turn.expired(callback)
         return
-    if (customer is None or step is None or step != callback_data.step or not isinstance(message, Message)
-            or not _fits(action, step, value, od)):
-        await callback.answer(texts("common/button_expired.txt"))
+    press = await turn.press(callback, callback_data, accept=False)
+    if press is None:
         return
-    if action == "page" and step == "product":
+    message, step = press.message, press.step
+    od = await dialog.values(state)
+    if action == "page":
         # Turning a page redraws the same message.
         od["page"] = int(value) if value.isdigit() else 0
-        await _put(state, od)
-        await callback.answer()
-        view = await _product_view(data)
+        await dialog.save(state, od)
+        await press.accept(take_buttons=False)
+        view = await _product_view(texts, turn, repos)
         if view is None:
-            await _take_buttons(message)
-            await go(message, data, "category")
+            await take_buttons_away(message)
+            await turn.ask(message, OrderForm.category)
             return
         try:
             await message.edit_text(view[0], reply_markup=view[1])
         except TelegramBadRequest:
             pass
         return
-    await callback.answer()
-    await _take_buttons(message)
-    if action == "cat" and step == "category":
+    await press.accept()
+    if action == "cat":
         od["cat"], od["page"] = int(value), 0
-        await _put(state, od)
-        await go(message, data, "product")
-    elif action == "prod" and step == "product":
+        await dialog.save(state, od)
+        await turn.ask(message, OrderForm.product)
+    elif action == "prod":
         product = await repos.products.get(int(value))
         if product is None or not product.active:
-            await _unavailable(message, data, product)
+            await _unavailable(message, turn, texts, product)
             return
         od["pid"] = product.id
-        await _put(state, od)
-        await go(message, data, "quantity")
-    elif action == "back" and step == "product":
-        await go(message, data, "category")
-    elif action == "back" and step == "quantity":
-        await go(message, data, "product")
-    elif action == "qty" and step == "quantity":
+        await dialog.save(state, od)
+        await turn.ask(message, OrderForm.quantity)
+    elif action == "back":
+        await turn.ask(message, OrderForm.category if step == "product" else OrderForm.product)
+    elif action == "qty":
         try:
             quantity = rules.parse_quantity(value)
         except Invalid as error:
-            await _reject(message, data, error)
+            await turn.reject(message, error)
             return
-        await _add(message, data, quantity)
-    elif action == "more" and step == "more":
-        await go(message, data, "category")
+        await _add(message, turn, texts, repos, quantity)
+    elif action == "more":
+        await turn.ask(message, OrderForm.category)
     elif action == "checkout":
-        await go(message, data, "address")
-    elif action == "saved" and step == "address":
+        await turn.ask(message, OrderForm.address)
+    elif action == "saved":
         if not customer.address:  # forgotten meanwhile
-            await ask_again(message, data)
+            await turn.ask_again(message)
             return
-        await _address_chosen(message, data, customer.address, offer_save=False)
+        await _address_chosen(message, turn, customer.address, offer_save=False)
     elif action == "save":
         if value == "yes" and od.get("address"):
-            clock: Clock = data["clock"]
             await repos.customers.update_field(customer, "address", od["address"], clock.now())
             await message.answer(texts("orders/address_saved"))
-        await _after_address(message, data)
-    elif action == "skip" and step == "note":
+        await _after_address(message, turn)
+    elif action == "skip":
         od["note"] = None
-        await _put(state, od)
-        await go(message, data, "confirm")
-    elif action == "readdress" and step == "confirm":
+        await dialog.save(state, od)
+        await turn.ask(message, OrderForm.confirm)
+    elif action == "readdress":
         od["review"] = True
-        await _put(state, od)
-        await go(message, data, "address")
-    elif action == "abort" and step == "confirm":
-        await end_dialog(state)
+        await dialog.save(state, od)
+        await turn.ask(message, OrderForm.address)
+    elif action == "abort":
+        await turn.end()
         await message.answer(texts("orders/aborted"))
-    elif action == "confirm" and step == "confirm":
-        await _confirm(message, data, od)
+    elif action == "confirm":
+        await _confirm(message, turn, od, texts=texts, repos=repos, clock=clock, settings=settings,
+                       renderer=renderer, bot=bot, customer=customer)
 
 
-async def _placed_number(data: dict[str, Any], key: str) -> int | None:
+async def _placed_number(turn: Turn, repos: Repos, customer: Customer | None, key: str) -> int | None:
     """The number of this customer's order placed with this Confirm key; None when there is none."""
-    placed = (await data["state"].get_data()).get(PLACED)
+    placed = (await turn.state.get_data()).get(PLACED)
     if isinstance(placed, dict) and placed.get("key") == key:  # the order just placed: no query
         return int(placed["number"])
-    customer: Customer | None = data.get("customer")
-    repos: Repos = data["repos"]
     existing = await repos.orders.by_key(key) if customer is not None else None
     return existing.id if existing is not None and existing.customer_id == customer.id else None
 
 
-async def _confirm(message: Message, data: dict[str, Any], od: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    customer: Customer = data["customer"]
+async def _confirm(message: Message, turn: Turn, od: dict[str, Any], *, texts: Texts, repos: Repos, clock: Clock,
+                   settings: Settings, renderer: TextRenderer, bot: Bot, customer: Customer) -> None:
     lines, _ = await _priced(repos, _cart(od))
     if [[p.id, q, p.price] for p, q in lines] != od.get("quote") or not lines:
         # A price changed or a product went away since the summary: show it again.
         await message.answer(texts("orders/changed"))
-        await go(message, data, "confirm")
+        await turn.ask(message, OrderForm.confirm)
         return
     order, created = await repos.orders.create(
         customer_id=customer.id, lines=lines, currency=settings.currency, now=clock.now(),
         idempotency_key=od["key"], source=od.get("source") or "dialog", address=od.get("address"),
         note=od.get("note"), reorder_of_id=od.get("reorder_of"), attributed_outbox_id=od.get("outbox_id"),
     )
-    await end_dialog(state)
-    await state.update_data({PLACED: {"key": od["key"], "number": order.id}})  # for a second press
+    await turn.end()
+    await turn.state.update_data({PLACED: {"key": od["key"], "number": order.id}})  # for a second press
     await message.answer(texts("orders/placed", number=order.id, total=order.total))
     if created:
-        bot: Bot = data["bot"]
-        renderer: TextRenderer = data["renderer"]
         await post_card(bot, settings, renderer, repos, order, customer)

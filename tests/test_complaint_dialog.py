@@ -153,7 +153,7 @@ async def test_stale_and_double_presses(app: App, world: FakeTelegram, customer:
     await customer.press("Delivery")
     # The category buttons are gone from the answered question; forged presses of them are refused.
     assert category_question.buttons == []
-    await customer.press_data("cmp:category:cat:quality", category_question)
+    await customer.press_data("cmp:cat:category:quality", category_question)
     assert "expired" in customer.alerts()[-1]
     await customer.send("late")
     summary = customer.last_with_buttons()

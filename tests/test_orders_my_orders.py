@@ -12,9 +12,11 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery
 
 from bot.app import App
+from bot.dialogs import Turn
 from bot.fake_telegram import FakeTelegram, FakeUser
+from bot.texts import Texts
 from handlers.ordering import begin_reorder
-from storage.models import Order
+from storage.models import Customer, Order
 from storage.repositories import Repos
 from storage.repositories.orders import ORDER_CREATED_HOOKS, Actor
 from tests.conftest import STAFF_CHAT_ID
@@ -223,10 +225,11 @@ def reminder_button(app: App) -> dict[str, Any]:
     router = Router(name="test-reminder")
 
     @router.callback_query(F.data.startswith("test:remind:"))
-    async def remind(callback: CallbackQuery, **data: Any) -> None:
+    async def remind(callback: CallbackQuery, turn: Turn, texts: Texts, repos: Repos,
+                     customer: Customer | None) -> None:
         await callback.answer()
-        await begin_reorder(callback.message, data, items=seen["items"], source="reminder",  # type: ignore[arg-type]
-                            outbox_id=int(callback.data.split(":")[2]))
+        await begin_reorder(callback.message, turn, texts=texts, repos=repos, customer=customer,  # type: ignore[arg-type]
+                            items=seen["items"], source="reminder", outbox_id=int(callback.data.split(":")[2]))
 
     app.dispatcher.include_router(router)
     app.dispatcher.sub_routers.remove(router)
