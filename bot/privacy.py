@@ -1,7 +1,8 @@
 """Everything stored about a customer (``/mydata``) and forgetting it (``/forget``).
 
-Each part of the product registers what it stores: a collector that returns
-a JSON-ready dict, and a forgetter that erases or anonymises its rows.
+Each part of the product that stores something about a customer is listed in
+:data:`COLLECTORS` (a JSON-ready dict of it) and :data:`FORGETTERS` (erase or
+anonymise its rows): a new table with customer data adds its two here.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from typing import Any
 
 from storage.models import Customer
 from storage.repositories import Repos
+from storage.repositories.conversations import ConversationRepo
 from storage.repositories.privacy import PrivacyRepo
 
 Collector = Callable[[Repos, Customer], Awaitable[dict[str, Any]]]
 Forgetter = Callable[[Repos, Customer, datetime], Awaitable[None]]
-
-COLLECTORS: list[Collector] = []
-FORGETTERS: list[Forgetter] = []
 
 
 def _jsonable(value: Any) -> Any:
@@ -39,8 +38,6 @@ async def _customer_file(repos: Repos, customer: Customer) -> dict[str, Any]:
     }
 
 
-COLLECTORS.append(_customer_file)
-
 
 async def _tickets(repos: Repos, customer: Customer) -> dict[str, Any]:
     """Complaints: what the customer wrote, what staff answered, ratings."""
@@ -51,9 +48,6 @@ async def _forget_tickets(repos: Repos, customer: Customer, now: datetime) -> No
     """Tickets stay (anonymised) for the reports; their texts go; open ones are closed."""
     await repos.tickets.anonymise_customer(customer.id, now)
 
-
-COLLECTORS.append(_tickets)
-FORGETTERS.append(_forget_tickets)
 
 
 async def _orders(repos: Repos, customer: Customer) -> dict[str, Any]:
@@ -66,8 +60,39 @@ async def _forget_orders(repos: Repos, customer: Customer, now: datetime) -> Non
     await repos.orders.anonymise_customer(customer.id)
 
 
-COLLECTORS.append(_orders)
-FORGETTERS.append(_forget_orders)
+async def _care(repos: Repos, customer: Customer) -> dict[str, Any]:
+    """Care reminders they stopped or snoozed, and their ratings of orders."""
+    stops = await repos.care.stops_of(customer.id)
+    answers = await repos.care.answers_of(customer.id)
+    return {
+        "care_reminders": [
+            {"product_id": s.product_id, "choice": s.kind, "until": s.until.isoformat() if s.until else None,
+             "at": s.created_at.isoformat()} for s in stops
+        ],
+        "order_ratings": [
+            {"order_id": a.order_id, "rating": a.rating, "comment": a.comment, "at": a.created_at.isoformat()}
+            for a in answers
+        ],
+    }
+
+
+async def _forget_care(repos: Repos, customer: Customer, now: datetime) -> None:
+    await repos.care.forget(customer.id)
+
+
+async def _conversations(repos: Repos, customer: Customer) -> dict[str, Any]:
+    """Conversations with staff outside a complaint."""
+    return {"conversations": await ConversationRepo(repos.session).export_customer(customer.id)}
+
+
+async def _forget_conversations(repos: Repos, customer: Customer, now: datetime) -> None:
+    await ConversationRepo(repos.session).forget_customer(customer.id)
+
+
+# Everything about a customer: /mydata shows what these collect, in this order; /forget runs these
+# forgetters, then erases the customer file itself.
+COLLECTORS: tuple[Collector, ...] = (_customer_file, _tickets, _orders, _care, _conversations)
+FORGETTERS: tuple[Forgetter, ...] = (_forget_tickets, _forget_orders, _forget_care, _forget_conversations)
 
 
 async def collect(repos: Repos, customer: Customer) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import update
 
-from bot import privacy
 from bot.filters import When
 from bot.care_messages import CareCallback
 from bot.clock import Clock
@@ -260,30 +259,3 @@ async def save_comment(message: Message, **data: Any) -> None:
         await _tell_staff(repos, data["renderer"], data["settings"], clock, f"survey_comment:{order_id}",
                           "care/staff_comment", order_id=order_id, rating=answer.rating, comment=comment,
                           customer=customer)
-
-
-# ----- privacy -----------------------------------------------------------------------------------
-
-async def _collect(repos: Repos, customer: Customer) -> dict[str, Any]:
-    stops = await repos.care.stops_of(customer.id)
-    answers = await repos.care.answers_of(customer.id)
-    return {
-        "care_reminders": [
-            {"product_id": s.product_id, "choice": s.kind, "until": s.until.isoformat() if s.until else None,
-             "at": s.created_at.isoformat()} for s in stops
-        ],
-        "order_ratings": [
-            {"order_id": a.order_id, "rating": a.rating, "comment": a.comment, "at": a.created_at.isoformat()}
-            for a in answers
-        ],
-    }
-
-
-async def _forget(repos: Repos, customer: Customer, now: Any) -> None:
-    await repos.care.forget(customer.id)
-
-
-if _collect not in privacy.COLLECTORS:
-    privacy.COLLECTORS.append(_collect)
-if _forget not in privacy.FORGETTERS:
-    privacy.FORGETTERS.append(_forget)

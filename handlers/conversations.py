@@ -305,25 +305,4 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
         business_hours=settings.sla.schedule is not None))
 
 
-# ----- privacy ---------------------------------------------------------------------------------
-
-async def _collect(repos: Repos, customer: Customer) -> dict[str, Any]:
-    return {"conversations": await _repo(repos).export_customer(customer.id)}
-
-
-async def _forget(repos: Repos, customer: Customer, now: Any) -> None:
-    await _repo(repos).forget_customer(customer.id)
-
-
-def _register_privacy() -> None:
-    from bot import privacy
-
-    if _collect not in privacy.COLLECTORS:
-        privacy.COLLECTORS.append(_collect)
-    if _forget not in privacy.FORGETTERS:
-        privacy.FORGETTERS.append(_forget)
-
-
-_register_privacy()
-
 __all__ = ["CONTINUE_FOR", "ConversationCallback", "router"]
