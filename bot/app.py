@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
@@ -31,7 +32,7 @@ from aiogram.types import (
 from bot.clock import Clock, ManualClock, SystemClock
 from bot.commands import commands_for
 from bot.config import LANGUAGES, Settings
-from bot.dialogs import DialogMiddleware
+from bot.dialogs import Dialog, DialogMiddleware
 from bot.metrics import observe_update
 from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMiddleware
 from bot.pipeline import CareDispatcher, SendPath
@@ -108,7 +109,8 @@ def build_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 
 
 def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: TextRenderer,
-                     storage: BaseStorage, isolation: BaseEventIsolation) -> Dispatcher:
+                     storage: BaseStorage, isolation: BaseEventIsolation,
+                     extra_dialogs: Sequence[tuple[Router, Dialog]] = ()) -> Dispatcher:
     dispatcher = CareDispatcher(db=db, clock=clock, renderer=renderer, settings=settings,
                                 storage=storage, events_isolation=isolation)
     # Shared objects reach handlers by parameter name.
@@ -121,11 +123,11 @@ def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: T
     for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.edited_message):
         observer.middleware(HandlerNameMiddleware())
     # Every message and button handler gets its dialog `turn` (bot.dialogs), which knows every dialog's questions.
-    dialog_turns = DialogMiddleware(build_dialogs())
+    dialog_turns = DialogMiddleware(build_dialogs(*(dialog for _, dialog in extra_dialogs)))
     for observer in (dispatcher.message, dispatcher.callback_query):
         observer.middleware(dialog_turns)
     dispatcher.update_observers.append(_count_update)
-    dispatcher.include_router(build_root_router())
+    dispatcher.include_router(build_root_router(*(router for router, _ in extra_dialogs)))
     return dispatcher
 
 
@@ -133,13 +135,18 @@ def _count_update(_update: Any, handler: str | None, seconds: float, ok: bool) -
     observe_update(handler or "unhandled", seconds, ok)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseSession | None = None) -> App:
-    """Build everything. Migrations are the caller's job (see storage.migrate)."""
+def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseSession | None = None,
+               extra_dialogs: Sequence[tuple[Router, Dialog]] = ()) -> App:
+    """Build everything. Migrations are the caller's job (see storage.migrate).
+
+    ``extra_dialogs``: more dialogs (with their routers, tried after the bot's own conversations);
+    the tests drive a dialog of their own this way.
+    """
     clock = clock or SystemClock()
     db = Database(settings.database_url)
     renderer = TextRenderer(currency=settings.currency)
     storage, isolation = build_storage(settings, db, clock)
-    dispatcher = build_dispatcher(settings, clock, db, renderer, storage, isolation)
+    dispatcher = build_dispatcher(settings, clock, db, renderer, storage, isolation, extra_dialogs)
     bot = build_bot(settings, session)
     jobs = build_jobs(settings, clock, db, renderer, storage, bot)
     app = App(settings=settings, clock=clock, db=db, renderer=renderer, storage=storage,

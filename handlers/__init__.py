@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from bot.dialogs import Dialogs
+from bot.dialogs import Dialog, Dialogs
 from handlers import common, profile, registration
 from handlers import my_orders, order_desk, ordering
 from handlers import complaint, csat, staff_tools, ticket_desk, ticket_relay
@@ -52,13 +52,15 @@ def _attach(parent: Router, child: Router) -> None:
     parent.include_router(child)
 
 
-def build_dialogs() -> Dialogs:
-    """Every dialog on the protocol (bot.dialogs): /help, the guard and the fallback ask their questions again."""
-    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog])
+def build_dialogs(*extra: Dialog) -> Dialogs:
+    """Every dialog on the protocol (bot.dialogs), so /help, the guard and the fallback can ask its question
+    again; add a new dialog here (and its router to FEATURE_ROUTERS)."""
+    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, *extra])
 
 
-def build_root_router() -> Router:
+def build_root_router(*extra: Router) -> Router:
+    """``extra``: more feature routers, after the bot's own and before the fallbacks."""
     root = Router(name="root")
-    for router in (common.commands_router, common.guard_router, *FEATURE_ROUTERS, common.fallback_router):
+    for router in (common.commands_router, common.guard_router, *FEATURE_ROUTERS, *extra, common.fallback_router):
         _attach(root, router)
     return root
