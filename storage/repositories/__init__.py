@@ -46,7 +46,7 @@ class Repos:
 
     @cached_property
     def orders(self) -> OrderRepo:
-        return OrderRepo(self.session, self)
+        return OrderRepo(self.session)
 
     @cached_property
     def tickets(self) -> TicketRepo:

@@ -15,10 +15,10 @@ holds the status changes that follow it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,14 +29,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from bot.rules import care as care_rules
 from storage.models import Order, OrderItem, OrderStatusChange, OutboxMessage, Product
 from storage.repositories.outbox import SENT_LIKE
-
-if TYPE_CHECKING:
-    from storage.repositories import Repos
-
-# Awaited right after an order is created, in the same transaction, with the
-# order, its items and history loaded.
-OrderCreatedHook = Callable[["Repos", Order, datetime], Awaitable[None]]
-ORDER_CREATED_HOOKS: list[OrderCreatedHook] = []
 
 PRODUCT_FIELDS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person", "active")
 
@@ -116,9 +108,8 @@ class ProductRepo:
 
 
 class OrderRepo:
-    def __init__(self, session: AsyncSession, repos: "Repos | None" = None) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self.repos = repos
 
     def _with_details(self):  # type: ignore[no-untyped-def]
         return (
@@ -214,9 +205,6 @@ class OrderRepo:
             set_committed_value(item, "order", order)
         set_committed_value(order, "items", sorted(items, key=lambda item: item.id))
         set_committed_value(order, "history", [])
-        if self.repos is not None:
-            for hook in ORDER_CREATED_HOOKS:
-                await hook(self.repos, order, now)
         return order, True
 
     async def change_status(self, order_id: int, expected: str, new: str, actor: Actor, now: datetime,
