@@ -55,7 +55,7 @@ def _attach(parent: Router, child: Router) -> None:
 def build_dialogs(*extra: Dialog) -> Dialogs:
     """Every dialog on the protocol (bot.dialogs), so /help, the guard and the fallback can ask its question
     again; add a new dialog here (and its router to FEATURE_ROUTERS)."""
-    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, *extra])
+    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, staff_tools.note_dialog, *extra])
 
 
 def build_root_router(*extra: Router) -> Router:

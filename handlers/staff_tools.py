@@ -5,22 +5,20 @@ through to "unknown command" for them).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.filters.callback_data import CallbackData
-from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, ForceReply, Message
+from aiogram.types import CallbackQuery, ForceReply, Message, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import prediction
-from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import ask_again, asks, end_dialog
+from bot.dialogs import TYPED, Dialog, Turn
 from bot.roles import HasRole, InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
@@ -29,6 +27,9 @@ from bot.texts import Texts
 from handlers.ticket_views import card_context, card_markup, learn_forum
 from storage.models import Customer
 from storage.repositories import Repos
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 router = Router(name="staff-tools")
 router.message.filter(HasRole(Role.STAFF))
@@ -61,8 +62,8 @@ async def elsewhere(message: Message, texts: Texts) -> None:
 
 @router.message(Command("tickets"))
 async def list_tickets(message: Message, repos: Repos, clock: Clock, settings: Settings, texts: Texts,
-                       **data: Any) -> None:
-    learn_forum(data.get("app"), message.chat, settings)
+                       app: App | None = None) -> None:
+    learn_forum(app, message.chat, settings)
     now = clock.now()
     tickets = await repos.tickets.open_tickets()
     customers = await repos.tickets.customers({t.customer_id for t in tickets})
@@ -112,14 +113,11 @@ async def show_ticket(message: Message, command: CommandObject, repos: Repos, cl
 
 # ----- /customer TEXT ------------------------------------------------------------------------
 
-async def show_customer(message: Message, data: dict[str, Any], customer: Customer) -> None:
+async def show_customer(message: Message, customer: Customer, *, texts: Texts, repos: Repos, settings: Settings,
+                        clock: Clock) -> None:
     """The customer file: details, recent orders and complaints; then the staff notes (as many messages as they need)."""
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    settings: Settings = data["settings"]
     tz = settings.default_timezone
     notes = await repos.customers.notes(customer.id)
-    clock: Clock = data["clock"]
     outlook = await prediction.for_customer(repos.session, settings, clock.now(), customer.id)
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.button("customer_add_note"),
@@ -152,9 +150,8 @@ def _chunks(items: list[Any], size_of: Any) -> list[list[Any]]:
 
 
 @router.message(Command("customer"))
-async def find_customer(message: Message, command: CommandObject, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
+async def find_customer(message: Message, command: CommandObject, texts: Texts, repos: Repos, settings: Settings,
+                        clock: Clock) -> None:
     query = (command.args or "").strip()
     if not query:
         await message.answer(texts("tickets/customer_usage"))
@@ -164,7 +161,7 @@ async def find_customer(message: Message, command: CommandObject, **data: Any) -
         await message.answer(texts("tickets/customer_none", query=query))
         return
     if len(found) == 1:
-        await show_customer(message, data, found[0])
+        await show_customer(message, found[0], texts=texts, repos=repos, settings=settings, clock=clock)
         return
     builder = InlineKeyboardBuilder()
     for customer in found[:MATCH_LIMIT]:
@@ -177,38 +174,30 @@ async def find_customer(message: Message, command: CommandObject, **data: Any) -
 
 
 @router.callback_query(CustomerCallback.filter())
-async def customer_button(callback: CallbackQuery, callback_data: CustomerCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    state: FSMContext = data["state"]
+async def customer_button(callback: CallbackQuery, callback_data: CustomerCallback, turn: Turn, texts: Texts,
+                          repos: Repos, settings: Settings, clock: Clock) -> None:
     customer = await repos.customers.get(callback_data.customer)
     if customer is None or customer.is_forgotten or not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
     if callback_data.action == "open":
         await callback.answer()
-        await show_customer(callback.message, data, customer)
+        await show_customer(callback.message, customer, texts=texts, repos=repos, settings=settings, clock=clock)
     elif callback_data.action == "note":
-        if await state.get_state() is not None:
-            await callback.answer(texts("common/finish_first.txt"), show_alert=True)
-            return
-        await callback.answer()
-        await state.set_state(NoteForm.text)
-        await state.update_data(note_customer=customer.id)
-        await ask_note(callback.message, data)
+        message = await turn.start_by_button(callback)
+        if message is not None:
+            await turn.begin(message, note_customer=customer.id)
+            await turn.ask(message, NoteForm.text)
     else:
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
 
 
 # ----- /note ---------------------------------------------------------------------------------------
 
-@asks(NoteForm.text)
-async def ask_note(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    customer_id = (await data["state"].get_data()).get("note_customer")
+async def ask_note(message: Message, texts: Texts, repos: Repos, turn: Turn, event_from_user: User | None = None) -> None:
+    customer_id = (await turn.state.get_data()).get("note_customer")
     customer = await repos.customers.get(int(customer_id or 0))
-    user = data.get("event_from_user")
+    user = event_from_user
     await message.answer(
         texts("tickets/ask_note", customer=customer, limit=rules.NOTE_MAX, user_id=user.id if user else 0,
               name=user.full_name if user else ""),
@@ -216,41 +205,37 @@ async def ask_note(message: Message, data: dict[str, Any]) -> None:
     )
 
 
-async def _save_note(message: Message, data: dict[str, Any], customer: Customer, text: str) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
+# A staff note on a customer file, from the file's "Add a note" button: one question.
+note_dialog = Dialog(NoteForm, prefix="note", ask={NoteForm.text: ask_note}, errors="tickets/errors")
+
+
+async def _save_note(message: Message, customer: Customer, text: str, *, texts: Texts, repos: Repos,
+                     clock: Clock) -> None:
     assert message.from_user is not None
     note = await repos.customers.add_note(customer, message.from_user.id, message.from_user.full_name[:64],
                                           text, clock.now())
     await message.answer(texts("tickets/note_saved", customer=customer, note=note))
 
 
-@router.message(StateFilter(NoteForm.text), When((F.text) & (~F.text.startswith("/"))))
-async def process_note(message: Message, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    state: FSMContext = data["state"]
+@router.message(StateFilter(NoteForm.text), TYPED)
+async def process_note(message: Message, turn: Turn, texts: Texts, repos: Repos, clock: Clock) -> None:
     try:
         text = rules.parse_note(message.text or "")
     except Invalid as error:
-        await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
-        await ask_again(message, data)
+        await turn.reject(message, error)
         return
-    customer_id = (await state.get_data()).get("note_customer")
-    await end_dialog(state)
+    customer_id = (await turn.state.get_data()).get("note_customer")
+    await turn.end()
     customer = await repos.customers.get(int(customer_id or 0))
     if customer is None or customer.is_forgotten:
         await message.answer(texts("tickets/customer_gone"))
         return
-    await _save_note(message, data, customer, text)
+    await _save_note(message, customer, text, texts=texts, repos=repos, clock=clock)
 
 
 @router.message(Command("note"))
-async def note_command(message: Message, command: CommandObject, **data: Any) -> None:
+async def note_command(message: Message, command: CommandObject, texts: Texts, repos: Repos, clock: Clock) -> None:
     """``/note N TEXT`` (N = customer number), or ``/note TEXT`` replying to a ticket's message."""
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
     args = (command.args or "").strip()
     customer: Customer | None = None
     text = args
@@ -281,4 +266,4 @@ async def note_command(message: Message, command: CommandObject, **data: Any) ->
         await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
         await message.answer(texts("tickets/note_usage"))
         return
-    await _save_note(message, data, customer, text)
+    await _save_note(message, customer, text, texts=texts, repos=repos, clock=clock)
