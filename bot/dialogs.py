@@ -186,9 +186,9 @@ class Press:
 
     callback: CallbackQuery
     message: Message  # the question the button is on
-    step: str
-    action: str
-    value: str
+    step: str = ""
+    action: str = ""
+    value: str = ""
 
     async def accept(self, *, take_buttons: bool = True) -> None:
         """Answer the press and take the question's buttons away (they cannot be pressed twice)."""
@@ -313,6 +313,28 @@ class Turn:
 
     async def expired(self, callback: CallbackQuery) -> None:
         await callback.answer(self.texts("common/button_expired.txt"))
+
+    async def choice(self, callback: CallbackQuery, fits: bool, *, stale: str = "common/button_expired.txt",
+                     alert: bool = False, accept: bool = True) -> Press | None:
+        """A press in a chain of choices that travel in the buttons themselves (no dialog state).
+
+        For tools in the staff group (a segment's care message): a dialog state
+        there would take the person's chatter in the group as answers. ``fits``
+        is the caller's check of the callback data (it can be forged); a press
+        that does not fit is answered ``stale``; an accepted one is answered
+        and its message loses its buttons, so each choice is made once.
+        """
+        message = callback.message
+        if not fits or not isinstance(message, Message):
+            if alert:
+                await callback.answer(self.texts(stale), show_alert=True)
+            else:
+                await callback.answer(self.texts(stale))
+            return None
+        press = Press(callback, message)
+        if accept:
+            await press.accept()
+        return press
 
     async def remember_question(self, sent: Message) -> None:
         """``sent`` (sent with ``at_once``) has buttons that a typed answer should take away."""

@@ -10,29 +10,38 @@ customers' names, so they are never answered in any other chat.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from aiogram import Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
-from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from markupsafe import Markup
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.reports import REPORT_NAMES, REPORTS, PeriodError, report_period, run_report
-from bot.reports import output, segments
+from bot.dialogs import Turn, take_buttons_away
+from bot.reports import (
+    REPORT_NAMES,
+    REPORTS,
+    PeriodError,
+    output,
+    report_period,
+    run_report,
+    segments,
+)
 from bot.reports.periods import Period, local_today, parse_period
 from bot.roles import Role
 from bot.rules.text_units import utf16_len
 from bot.telegram_html import check
-from bot.texts import Texts
+from bot.texts import TextRenderer, Texts
 from storage.repositories import Repos
-
-log = logging.getLogger(__name__)
 
 router = Router(name="reports")
 
@@ -158,13 +167,6 @@ async def export_report(message: Message, command: CommandObject, role: Role, re
 
 # ----- a care message to a segment -----------------------------------------------------------
 
-async def _drop_buttons(message: Message) -> None:
-    try:
-        await message.edit_reply_markup(reply_markup=None)
-    except TelegramBadRequest:
-        log.debug("buttons of message %s already gone", message.message_id)
-
-
 def _period_of(token: str, settings: Settings, clock: Clock) -> Period | None:
     try:
         return parse_period(token, local_today(clock.now(), settings.tz)) if token else None
@@ -178,14 +180,14 @@ def _segment_title(texts: Texts, segment: str) -> str:
 
 @router.callback_query(ReportCallback.filter())
 async def segment_action(callback: CallbackQuery, callback_data: ReportCallback, role: Role, repos: Repos,
-                         settings: Settings, clock: Clock, texts: Texts, **data: Any) -> None:
+                         settings: Settings, clock: Clock, texts: Texts, renderer: TextRenderer, turn: Turn) -> None:
+    """A segment's care message, chosen in a chain of buttons (bot.dialogs ``Turn.choice``): each button
+    carries the choices so far, so no dialog state takes the manager's chatter in the staff group."""
     if await _refused_press(callback, role, settings, texts):
         return
-    message = callback.message
-    assert isinstance(message, Message)
     action = callback_data.action
     if action == "dg":
-        await _digest_press(callback, callback_data, message, repos, settings, clock, texts, data)
+        await _digest_press(callback, callback_data, turn, repos, settings, clock, texts)
         return
     source, segment, template = callback_data.source, callback_data.segment, callback_data.template
     period = _period_of(callback_data.period, settings, clock)
@@ -196,21 +198,20 @@ async def segment_action(callback: CallbackQuery, callback_data: ReportCallback,
         or (action in ("tpl", "go") and template not in segments.CAMPAIGN_TEMPLATES)
         or action not in ("seg", "pick", "tpl", "go", "no")
     )
-    if stale:
-        await callback.answer(texts("reports/segment_stale.txt"), show_alert=True)
+    # Send is answered below: a second press of it finds the campaign made by the first.
+    press = await turn.choice(callback, not stale, stale="reports/segment_stale.txt", alert=True,
+                              accept=action != "go")
+    if press is None:
         return
+    message = press.message
     now = clock.now()
     session = repos.session
     if action == "no":
-        await callback.answer()
-        await _drop_buttons(message)
         await message.answer(texts("reports/segment_cancelled"))
         return
     if action == "seg":
         assert period is not None
         sizes = await segments.segment_sizes(session, settings, period, now)
-        await callback.answer()
-        await _drop_buttons(message)
         if not sizes:
             await message.answer(texts("reports/segment_none", period=period.label))
             return
@@ -227,12 +228,10 @@ async def segment_action(callback: CallbackQuery, callback_data: ReportCallback,
     title = _segment_title(texts, segment)
     if action == "pick":
         members, reachable = await segments.audience(session, settings, source, segment, period, now)
-        await callback.answer()
-        await _drop_buttons(message)
         sample = texts("reports/campaign_customer.txt")
         # The previews are rendered templates (Telegram HTML, names escaped): shown as they are.
         previews = [(output.label(texts, "campaign", t),
-                     Markup(segments.campaign_text(texts.renderer, texts.lang, t, sample)))  # noqa: S704
+                     Markup(segments.campaign_text(texts.renderer, texts.lang, t, sample)))
                     for t in segments.CAMPAIGN_TEMPLATES]
         builder = InlineKeyboardBuilder()
         for t in segments.CAMPAIGN_TEMPLATES:
@@ -247,8 +246,6 @@ async def segment_action(callback: CallbackQuery, callback_data: ReportCallback,
         return
     if action == "tpl":
         members, reachable = await segments.audience(session, settings, source, segment, period, now)
-        await callback.answer()
-        await _drop_buttons(message)
         builder = InlineKeyboardBuilder()
         builder.button(text=texts.button("report_send"),
                        callback_data=ReportCallback(action="go", source=source, segment=segment, template=template,
@@ -262,16 +259,14 @@ async def segment_action(callback: CallbackQuery, callback_data: ReportCallback,
                                    quiet=quiet), reply_markup=builder.as_markup())
         return
     # action == "go"
-    user = data.get("event_from_user")
-    result = await segments.queue_campaign(repos, data["renderer"], settings, source=source, segment=segment,
-                                           template=template, period=period, manager_id=user.id if user else 0,
+    result = await segments.queue_campaign(repos, renderer, settings, source=source, segment=segment,
+                                           template=template, period=period, manager_id=callback.from_user.id,
                                            now=now)
     if result.status == "already":
         await callback.answer(texts("reports/segment_already.txt"), show_alert=True)
-        await _drop_buttons(message)
+        await take_buttons_away(message)
         return
-    await callback.answer()
-    await _drop_buttons(message)
+    await press.accept()
     if result.status == "empty":
         await message.answer(texts("reports/segment_empty", segment=title))
         return
@@ -344,12 +339,10 @@ async def digest_command(message: Message, command: CommandObject, role: Role, r
     await _set_digest(message, user.id, str(hour), repos, settings, clock, texts)
 
 
-async def _digest_press(callback: CallbackQuery, callback_data: ReportCallback, message: Message, repos: Repos,
-                        settings: Settings, clock: Clock, texts: Texts, data: dict[str, Any]) -> None:
+async def _digest_press(callback: CallbackQuery, callback_data: ReportCallback, turn: Turn, repos: Repos,
+                        settings: Settings, clock: Clock, texts: Texts) -> None:
     choice = callback_data.template
-    if choice != "off" and parse_hour(choice) is None:
-        await callback.answer(texts("common/button_expired.txt"))
+    press = await turn.choice(callback, choice == "off" or parse_hour(choice) is not None)
+    if press is None:
         return
-    await callback.answer()
-    await _drop_buttons(message)
-    await _set_digest(message, callback.from_user.id, choice, repos, settings, clock, texts)
+    await _set_digest(press.message, callback.from_user.id, choice, repos, settings, clock, texts)
