@@ -16,8 +16,8 @@ households who get a "we miss you" order again within ``ATTRIBUTION_DAYS``
 and keep buying.
 
 The same ``--seed`` and ``--end`` give the same history. Rows are written
-with explicit ids in bulk (``INSERT`` with many parameter sets, a few
-thousand rows per statement), one transaction per batch of households.
+with explicit ids in bulk (``storage.queries.demo``), one transaction per
+batch of households.
 
 Demo customers get Telegram ids from 7,000,000,000 up: they never collide
 with the sandbox's personas, and the fake Telegram accepts them. Do not run
@@ -36,7 +36,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -44,12 +43,11 @@ from bot.reports.periods import add_months
 from bot.rules.care import ATTRIBUTED_KINDS
 from bot.texts import minor_digits
 from storage.db import Database
-from storage.models import Customer, Order, OrderItem, OutboxMessage, Product, SurveyAnswer, Ticket
 from storage.models.outbox import CATEGORY_CARE, PRIORITY_CARE
+from storage.queries import demo as queries
 
 TELEGRAM_ID_BASE = 7_000_000_000
 BATCH_HOUSEHOLDS = 250
-CHUNK_ROWS = 5000
 
 # How busy each month is (1.0 = ordinary): Spring Festival, Golden Week, year end up; summer down.
 SEASON = {1: 1.22, 2: 1.38, 3: 0.95, 4: 0.92, 5: 0.97, 6: 0.93, 7: 0.82, 8: 0.84, 9: 1.04, 10: 1.12,
@@ -159,18 +157,17 @@ def _sample_rows(currency: str) -> list[dict[str, Any]]:
 async def ensure_products(db: Database, settings: Settings) -> int:
     """Load the sample catalog when there are no products; return how many were added."""
     async with db.session() as session:
-        if await session.scalar(select(func.count()).select_from(Product)):
+        if await queries.product_count(session):
             return 0
         rows = _sample_rows(settings.currency)
-        await session.execute(insert(Product.__table__), rows)
+        await queries.add_products(session, rows)
         await session.commit()
     return len(rows)
 
 
 async def _products(session: AsyncSession) -> list[DemoProduct]:
-    rows = await session.execute(select(Product.id, Product.price, Product.category, Product.days_per_unit_per_person)
-                                 .where(Product.active.is_(True)).order_by(Product.id))
-    return [DemoProduct(r.id, int(r.price), r.category, r.days_per_unit_per_person) for r in rows]
+    return [DemoProduct(r.id, int(r.price), r.category, r.days_per_unit_per_person)
+            for r in await queries.active_products(session)]
 
 
 # ----- generation ------------------------------------------------------------------------------
@@ -431,58 +428,20 @@ class _Generator:
 
 
 async def _next_ids(session: AsyncSession) -> _Ids:
-    async def after(model: Any) -> int:
-        return int(await session.scalar(select(func.coalesce(func.max(model.id), 0))) or 0) + 1
-
-    return _Ids(customer=await after(Customer), order=await after(Order), item=await after(OrderItem),
-                ticket=await after(Ticket), outbox=await after(OutboxMessage), answer=await after(SurveyAnswer))
-
-
-def _sqlite_value(value: Any) -> Any:
-    """A Python value as the SQLite columns keep it (what the column types would bind)."""
-    if isinstance(value, datetime):
-        # UTCDateTime on SQLite: naive UTC text, SQLAlchemy's DATETIME storage format.
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return int(value)
-    return value
+    ids = await queries.next_ids(session)
+    return _Ids(customer=ids["customers"], order=ids["orders"], item=ids["items"], ticket=ids["tickets"],
+                outbox=ids["outbox"], answer=ids["answers"])
 
 
 async def _write(session: AsyncSession, batch: _Batch, summary: DemoSummary) -> None:
-    sqlite = session.bind is not None and session.bind.dialect.name == "sqlite"
-    for model, rows in ((Customer, batch.customers), (OutboxMessage, batch.outbox), (Order, batch.orders),
-                        (OrderItem, batch.items), (Ticket, batch.tickets), (SurveyAnswer, batch.answers)):
-        if not rows:
-            continue
-        if sqlite:
-            connection = await session.connection()
-            await connection.exec_driver_sql("PRAGMA cache_size=-200000")  # 200 MB of pages while loading
-            # The driver's executemany with plain tuples: several times faster than binding each value
-            # through the column types, which is what makes 2,000 households × 36 months a matter of seconds.
-            columns = list(rows[0])
-            sql = (f"INSERT INTO {model.__tablename__} ({', '.join(columns)}) "
-                   f"VALUES ({', '.join('?' for _ in columns)})")
-            await connection.exec_driver_sql(sql, [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
-            continue
-        for offset in range(0, len(rows), CHUNK_ROWS):
-            await session.execute(insert(model.__table__), rows[offset:offset + CHUNK_ROWS])
+    await queries.insert_batch(session, {"customers": batch.customers, "outbox": batch.outbox,
+                                         "orders": batch.orders, "items": batch.items, "tickets": batch.tickets,
+                                         "answers": batch.answers})
     summary.customers += len(batch.customers)
     summary.orders += len(batch.orders)
     summary.items += len(batch.items)
     summary.tickets += len(batch.tickets)
     summary.outbox += len(batch.outbox)
-
-
-async def _fix_sequences(session: AsyncSession) -> None:
-    """PostgreSQL: explicit ids do not move the id sequences; move them past the new rows."""
-    if session.bind is None or session.bind.dialect.name != "postgresql":
-        return
-    for table in ("customers", "orders", "order_items", "tickets", "outbox", "care_survey_answers"):
-        await session.execute(text(
-            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-            f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))
 
 
 async def generate(db: Database, settings: Settings, *, customers: int, months: int, seed: int, end: datetime,
@@ -516,6 +475,6 @@ async def generate(db: Database, settings: Settings, *, customers: int, months: 
             if result is not None:
                 await result
     async with db.session() as session:
-        await _fix_sequences(session)
+        await queries.fix_sequences(session)
         await session.commit()
     return summary

@@ -23,6 +23,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from storage.dialect import is_sqlite
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 T = TypeVar("T")
@@ -74,7 +76,7 @@ def create_engine(url: str, **kwargs: object) -> AsyncEngine:
     # SQL parameters never reach an exception text or a log line: they carry names, phones, addresses.
     kwargs.setdefault("hide_parameters", True)
     engine = create_async_engine(url, **kwargs)  # type: ignore[arg-type]
-    if engine.dialect.name == "sqlite":
+    if is_sqlite(engine):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 
@@ -115,7 +117,7 @@ class Database:
         self.sync_engine: Engine | None = None  # waits when busy (used in the database thread)
         self._inline_engine: Engine | None = None  # never waits (used on the event loop)
         self._thread: ThreadPoolExecutor | None = None
-        if self.engine.dialect.name == "sqlite" and self.engine.url.database not in (None, "", ":memory:"):
+        if is_sqlite(self.engine) and self.engine.url.database not in (None, "", ":memory:"):
             sync_url = self.engine.url.set(drivername="sqlite")
             self.sync_engine = create_sync_engine(sync_url, connect_args={"check_same_thread": False},
                                                   hide_parameters=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Integer, String
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -23,12 +24,14 @@ SQLITE = "sqlite"
 
 
 def name_of(target: Any) -> str:
-    """The dialect name of a session, connection, engine, ``Database`` or a name itself.
+    """The dialect name of a session, connection, engine, ``Database``, dialect, or a name itself.
 
     A session not bound to anything counts as SQLite (the embedded default).
     """
     if isinstance(target, str):
         return target
+    if isinstance(target, Dialect):
+        return target.name
     if hasattr(target, "bind") and not hasattr(target, "dialect"):  # a session
         target = target.bind
         if target is None:

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db import Database
+from storage.dialect import insert_for
 from storage.models import InboxUpdate
 from storage.unit_of_work import mark_handled
 
@@ -37,7 +37,7 @@ async def accept(db: Database, items: list[Accepted], now: datetime) -> list[Acc
     if not items:
         return []
     values = [{"update_id": i.update_id, "lane": i.lane, "payload": i.payload, "received_at": now} for i in items]
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    insert = insert_for(db)
     statement = (insert(InboxUpdate).values(values)
                  .on_conflict_do_nothing(index_elements=[InboxUpdate.update_id])
                  .returning(InboxUpdate.update_id))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import case, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import insert_for
 from storage.models.leases import Lease
 
 
@@ -30,8 +30,7 @@ class LeaseRepo:
         )
         if (result.rowcount or 0) == 1:
             return True
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(self.session)
         inserted = await self.session.execute(
             insert(Lease).values(name=name, holder=holder, acquired_at=now, expires_at=expires_at)
             .on_conflict_do_nothing(index_elements=["name"]).returning(Lease.name)

@@ -3,7 +3,7 @@
 Status changes are compare-and-set (``UPDATE ... WHERE status = <expected>``):
 when two staff press at once, exactly one update matches and wins; the other
 sees zero rows and is told. Order creation is idempotent on the confirm
-button's key (``INSERT ... ON CONFLICT DO NOTHING``, the one dialect switch).
+button's key (``INSERT ... ON CONFLICT DO NOTHING``, ``storage.dialect.insert_for``).
 
 Creating an order costs two statements: the order (with the care message it
 answered chosen inside the same ``INSERT``) and its items (one multi-row
@@ -21,12 +21,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.rules import care as care_rules
+from storage.dialect import insert_for
 from storage.models import Order, OrderItem, OrderStatusChange, OutboxMessage, Product
 from storage.repositories.outbox import SENT_LIKE
 
@@ -181,9 +181,7 @@ class OrderRepo:
         )
         if attributed_outbox_id is None:
             values.update(_attribution(customer_id, {product.id for product, _ in lines}, source, now))
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert_for(Order).values(**values)
+        stmt = insert_for(self.session)(Order).values(**values)
         if idempotency_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["idempotency_key"])
         order = (await self.session.scalars(stmt.returning(Order))).one_or_none()

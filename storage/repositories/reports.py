@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import insert_for
 from storage.models.reports import ReportDigest, SegmentCampaign
 
 
@@ -54,8 +54,7 @@ class ReportRepo:
     async def add_campaign(self, *, key: str, source: str, segment: str, template: str, period: str,
                            created_by: int, now: datetime, members: int, queued: int) -> SegmentCampaign | None:
         """Write a campaign; None when one with this key exists (INSERT .. ON CONFLICT DO NOTHING)."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(self.session)
         stmt = (
             insert(SegmentCampaign)
             .values(key=key, source=source, segment=segment, template=template, period=period,
