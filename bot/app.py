@@ -38,6 +38,7 @@ from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMid
 from bot.pipeline import CareDispatcher, SendPath
 from bot.roles import Role
 from bot.rules import care as care_rules
+from bot.services.tickets import StaffForum
 from bot.texts import TextRenderer
 from handlers import build_dialogs, build_root_router
 from jobs import care as care_jobs
@@ -83,8 +84,6 @@ class App:
     intake: Any = None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     ops_redis: Any = None
-    # Whether the staff chat is a forum (topics), learnt from the messages seen there (handlers.ticket_views).
-    staff_forum: bool | None = None
 
     async def close(self) -> None:
         await self.storage.close()
@@ -118,6 +117,8 @@ def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: T
     dispatcher["clock"] = clock
     dispatcher["db"] = db
     dispatcher["renderer"] = renderer
+    # What the bot learns about the staff chat as messages come (a forum: a topic per ticket).
+    dispatcher["staff_forum"] = StaffForum()
     dispatcher.update.outer_middleware(DatabaseMiddleware())
     dispatcher.update.outer_middleware(PersonMiddleware(settings, renderer))
     for observer in (dispatcher.message, dispatcher.callback_query, dispatcher.edited_message):
@@ -151,7 +152,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None, session: BaseS
     jobs = build_jobs(settings, clock, db, renderer, storage, bot)
     app = App(settings=settings, clock=clock, db=db, renderer=renderer, storage=storage,
               dispatcher=dispatcher, bot=bot, jobs=jobs)
-    dispatcher["app"] = app
     # Every Telegram call passes the one send path: commit first, then the pacer the outbox worker
     # uses too (built on first use, after the tests and the sandbox had their say about it).
     bot.session.middleware(SendPath(pacer=lambda: worker_for(jobs).pacer, timer=lambda: worker_for(jobs).timer,

@@ -35,7 +35,7 @@ from bot.dialogs import asks, end_dialog
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
 from bot.texts import TextRenderer, Texts
-from handlers.ticket_views import staff_notice_time
+from bot.services.tickets import staff_notice_time
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 

@@ -9,7 +9,7 @@ gives the customer the ticket number.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
@@ -27,12 +27,9 @@ from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.texts import TextRenderer, Texts
 from bot.ticket_priority import complaint_priority
-from handlers.ticket_views import customer_tz, post_card
+from bot.services.tickets import StaffForum, customer_tz, post_card
 from storage.models import Customer
 from storage.repositories import Repos
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 router = Router(name="complaint")
 router.message.filter(When(F.chat.type == "private"))
@@ -195,7 +192,7 @@ async def description_not_text(message: Message, turn: Turn, texts: Texts) -> No
 @router.callback_query(dialog.Button.filter())
 async def process_button(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts,
                          repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
-                         customer: Customer | None, app: App | None = None) -> None:
+                         customer: Customer | None, staff_forum: StaffForum | None = None) -> None:
     press = await turn.press(callback, callback_data, accept=False)
     if press is None:
         return
@@ -229,12 +226,12 @@ async def process_button(callback: CallbackQuery, callback_data: StepButton, tur
         await message.answer(texts("common/cancelled"))
     elif action == "submit":
         await _submit(message, turn, values, texts=texts, repos=repos, clock=clock, settings=settings,
-                      renderer=renderer, bot=bot, customer=customer, app=app)
+                      renderer=renderer, bot=bot, customer=customer, staff_forum=staff_forum)
 
 
 async def _submit(message: Message, turn: Turn, values: dict[str, Any], *, texts: Texts, repos: Repos, clock: Clock,
                   settings: Settings, renderer: TextRenderer, bot: Bot, customer: Customer | None,
-                  app: App | None) -> None:
+                  staff_forum: StaffForum | None) -> None:
     if customer is None:
         await turn.end()
         await message.answer(texts("common/register_first"))
@@ -258,7 +255,7 @@ async def _submit(message: Message, turn: Turn, values: dict[str, Any], *, texts
     )
     await turn.end()
     if created:
-        await post_card(bot, app, repos, renderer, settings, ticket, customer, now)
+        await post_card(bot, staff_forum, repos, renderer, settings, ticket, customer, now)
     await message.answer(texts(
         "complaints/submitted", ticket=ticket, targets=rules.targets(ticket.priority, settings.sla),
         business_hours=settings.sla.schedule is not None,

@@ -37,7 +37,7 @@ from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as ticket_rules
 from bot.rules.text_units import utf16_cut, utf16_len
 from bot.texts import TextRenderer, Texts
-from handlers.ticket_views import (
+from bot.services.tickets import (
     actor_of,
     customer_actor,
     customer_texts,
@@ -297,7 +297,7 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
     await callback.answer()
     await set_buttons(callback.message, None)
     if created:
-        await post_card(bot, data.get("app"), repos, renderer, settings, ticket, customer, now)
+        await post_card(bot, data.get("staff_forum"), repos, renderer, settings, ticket, customer, now)
     await callback.message.reply(staff_texts(renderer, settings)("conversations/made_complaint", ticket=ticket,
                                                                   name=me.name))
     await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(

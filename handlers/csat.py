@@ -2,7 +2,7 @@
 "not solved", which reopens the ticket within ``TICKET_REOPEN_DAYS``.
 
 The survey itself is sent through the outbox when staff resolve a ticket
-(:func:`handlers.ticket_views.enqueue_survey`). A rating of 3 or more
+(:func:`bot.services.tickets.enqueue_survey`). A rating of 3 or more
 confirms the resolution (the ticket closes); 1 or 2 alerts the managers and
 offers to reopen.
 """
@@ -27,7 +27,7 @@ from bot.dialogs import ask_again, asks, end_dialog
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.texts import TextRenderer, Texts
-from handlers.ticket_views import (
+from bot.services.tickets import (
     CsatCallback,
     customer_actor,
     notify_managers,

@@ -5,7 +5,7 @@ through to "unknown command" for them).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject, StateFilter
@@ -24,12 +24,9 @@ from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.text_units import utf16_len
 from bot.texts import Texts
-from handlers.ticket_views import card_context, card_markup, learn_forum
+from bot.services.tickets import StaffForum, card_context, card_markup, learn_forum
 from storage.models import Customer
 from storage.repositories import Repos
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 router = Router(name="staff-tools")
 router.message.filter(HasRole(Role.STAFF))
@@ -62,8 +59,8 @@ async def elsewhere(message: Message, texts: Texts) -> None:
 
 @router.message(Command("tickets"))
 async def list_tickets(message: Message, repos: Repos, clock: Clock, settings: Settings, texts: Texts,
-                       app: App | None = None) -> None:
-    learn_forum(app, message.chat, settings)
+                       staff_forum: StaffForum | None = None) -> None:
+    learn_forum(staff_forum, message.chat, settings)
     now = clock.now()
     tickets = await repos.tickets.open_tickets()
     customers = await repos.tickets.customers({t.customer_id for t in tickets})

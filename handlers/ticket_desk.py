@@ -10,7 +10,7 @@ else in the group is ignored.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -28,7 +28,8 @@ from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.texts import TextRenderer, Texts
-from handlers.ticket_views import (
+from bot.services.tickets import (
+    StaffForum,
     TicketCallback,
     actor_of,
     customer_texts,
@@ -42,9 +43,6 @@ from handlers.ticket_views import (
 )
 from storage.models import Ticket
 from storage.repositories import Repos
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ async def ticket_button(callback: CallbackQuery, callback_data: TicketCallback, 
     texts: Texts = data["texts"]
     role: Role = data["role"]
     repos: Repos = data["repos"]
-    learn_forum(data.get("app"), data.get("event_chat"), data["settings"])
+    learn_forum(data.get("staff_forum"), data.get("event_chat"), data["settings"])
     if role < Role.STAFF:
         await callback.answer(texts("tickets/staff_only.txt"), show_alert=True)
         return
@@ -222,7 +220,7 @@ async def _back_to_card(callback: CallbackQuery, callback_data: TicketCallback, 
 
 
 def _markup(data: dict[str, Any], ticket: Ticket, mode: str) -> InlineKeyboardMarkup | None:
-    from handlers.ticket_views import card_markup
+    from bot.services.tickets import card_markup
 
     return card_markup(staff_texts(data["renderer"], data["settings"]), ticket, mode)
 
@@ -266,11 +264,11 @@ class TicketReply(BaseFilter):
     """A staff message in the staff chat that answers a ticket: passes ``ticket``."""
 
     async def __call__(self, message: Message, settings: Settings, repos: Repos, role: Role = Role.CUSTOMER,
-                       app: "App | None" = None, state: FSMContext | None = None,
+                       staff_forum: StaffForum | None = None, state: FSMContext | None = None,
                        **_: Any) -> bool | dict[str, Any]:
         if settings.staff_chat_id is None or message.chat.id != settings.staff_chat_id:
             return False
-        learn_forum(app, message.chat, settings)
+        learn_forum(staff_forum, message.chat, settings)
         if role < Role.STAFF or (message.text or "").startswith("/"):
             return False
         ticket = None

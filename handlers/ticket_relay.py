@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.text_units import utf16_cut, utf16_len
 from bot.texts import TextRenderer, Texts
-from handlers.ticket_views import (
+from bot.services.tickets import (
     customer_actor,
     refresh_card,
     split_text,

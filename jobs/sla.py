@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from bot.rules import care as care_rules
 from bot.rules import tickets as rules
-from handlers.ticket_views import (
+from bot.services.tickets import (
     CsatCallback,
     customer_texts,
     notify_managers,

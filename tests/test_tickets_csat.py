@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
-from handlers.ticket_views import CsatCallback
+from bot.services.tickets import CsatCallback
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
 from tests.tickets_helpers import card, deliver, events, file_complaint, outbox, ticket
 

@@ -1,8 +1,8 @@
-"""What the ticket routers share: button data, the staff-chat card, and sending.
+"""Tickets' shared use cases: button data, the staff-chat card and notices, the survey, and sending.
 
-Not a router. ``complaint``, ``ticket_desk``, ``ticket_relay``, ``csat`` and
-``staff_tools`` use these; ``jobs.sla`` renders its notices with the same
-templates.
+The ticket handlers (``complaint``, ``ticket_desk``, ``ticket_relay``, ``csat``,
+``staff_tools``, ``conversations``) and the SLA job (``jobs.sla``) post, refresh
+and word the same cards and notices with this code.
 
 Messages posted into the staff chat are in the bot's default language (a
 group has no single reader); answers to one person use that person's.
@@ -11,8 +11,9 @@ group has no single reader); answers to one person use that person's.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
@@ -30,9 +31,6 @@ from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
 from storage.repositories import Repos
 from storage.repositories.tickets import photos_of
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +124,24 @@ async def render_card(repos: Repos, renderer: TextRenderer, settings: Settings, 
     return texts("tickets/card", **context), card_markup(texts, ticket)
 
 
-def forum_known(app: "App | None") -> bool | None:
-    return None if app is None else app.staff_forum
+@dataclass
+class StaffForum:
+    """Whether the staff chat is a forum (a topic per ticket), as learnt from the messages seen there.
+
+    One per app, in the dispatcher's data (bot.app): None until the bot has seen the chat.
+    """
+
+    known: bool | None = None
 
 
-def learn_forum(app: "App | None", chat: Any, settings: Settings) -> None:
+def forum_known(staff_forum: StaffForum | None) -> bool | None:
+    return None if staff_forum is None else staff_forum.known
+
+
+def learn_forum(staff_forum: StaffForum | None, chat: Any, settings: Settings) -> None:
     """Remember whether the staff chat is a forum, from any message seen there."""
-    if app is not None and chat is not None and chat.id == settings.staff_chat_id:
-        app.staff_forum = bool(getattr(chat, "is_forum", False))
+    if staff_forum is not None and chat is not None and chat.id == settings.staff_chat_id:
+        staff_forum.known = bool(getattr(chat, "is_forum", False))
 
 
 async def _create_topic(bot: Bot, chat_id: int, texts: Texts, ticket: Ticket, customer: Customer | None) -> int:
@@ -142,7 +150,7 @@ async def _create_topic(bot: Bot, chat_id: int, texts: Texts, ticket: Ticket, cu
     return topic.message_thread_id
 
 
-async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRenderer, settings: Settings,
+async def post_card(bot: Bot, staff_forum: StaffForum | None, repos: Repos, renderer: TextRenderer, settings: Settings,
                     ticket: Ticket, customer: Customer, now: datetime) -> bool:
     """Post a new ticket's card to the staff chat (its own topic in a forum); then its photos.
 
@@ -153,7 +161,7 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
     if chat_id is None:
         return False
     texts = staff_texts(renderer, settings)
-    forum = forum_known(app)
+    forum = forum_known(staff_forum)
     thread_id: int | None = None
     text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
     try:
@@ -162,8 +170,8 @@ async def post_card(bot: Bot, app: "App | None", repos: Repos, renderer: TextRen
             text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
         sent = await at_once(bot.send_message(chat_id, text, reply_markup=markup, message_thread_id=thread_id))
         learned = bool(sent.chat.is_forum)
-        if app is not None:
-            app.staff_forum = learned
+        if staff_forum is not None:
+            staff_forum.known = learned
         if forum is None:
             forum = learned
             if forum:  # learned just now: give the ticket its own topic after all
