@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_export = catalog_sub.add_parser("export", help="write the catalog (to standard output without FILE)")
     catalog_export.add_argument("file", metavar="FILE", nargs="?", help="a .csv file, or .yaml/.yml")
     catalog_export.set_defaults(func=cmd_catalog_export)
-    from bot.reports.cli import add_commands as add_report_commands
+    from bot.report_cli import add_commands as add_report_commands
 
     add_report_commands(sub, _migrate, _migrate_existing)  # report NAME ..., demo-data ...
     from bot.predict import add_command as add_predict_command
