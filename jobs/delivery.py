@@ -74,7 +74,7 @@ from bot.logs import redact
 from bot.rules import care as rules
 from jobs import leases
 from jobs.pacing import (  # noqa: F401  (re-exported: the pacer's home used to be here)
-    JITTER, MAX_BUCKETS, ClockTimer, Pacer, RealTimer, RedisLimits, Timer, TokenBucket, timer_for,
+    JITTER, MAX_BUCKETS, ClockTimer, Pacer, RealTimer, RedisLimits, Timer, TokenBucket, timer_for, watch_returns,
 )
 from jobs.context import JobContext, JobDeps, job
 from sqlalchemy import select
@@ -147,6 +147,7 @@ class OutboxWorker:
         self.timer = timer or timer_for(deps.clock)
         self.pacer = Pacer.from_settings(deps.settings, self.timer.monotonic(), rng, timer=self.timer,
                                          shared=shared_limits(deps))
+        watch_returns(deps.bot.session)  # the pacer learns when each call came back
         self.stats = DeliveryStats()
         # This replica's name on the rows it claims.
         self.id = leases.instance_id(deps)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -127,3 +128,64 @@ async def test_two_pacers_share_the_limits_through_redis() -> None:
     finally:
         await client.aclose()
         redis_delete_prefix(prefix)
+
+
+def most_in_any_second(times: list[float]) -> int:
+    """The most sends in any sliding 1-second window: [t, t + 1) for every t (a send exactly a second
+    after another is not in its window, as Telegram's counter sees it)."""
+    times = sorted(times)
+    best = start = 0
+    for end, t in enumerate(times):
+        while times[start] <= t - 1.0 + 1e-9:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+@pytest.mark.parametrize("limits", ["local", "redis"])
+async def test_no_second_holds_more_than_the_cap_when_calls_arrive_late(
+        app: App, world: FakeTelegram, clock: ManualClock, limits: str) -> None:
+    """A call reaches Telegram some moment after its turn (the event loop is busy, the network is slow):
+    the sliding window of the times Telegram *received* the messages never holds more than the cap.
+    Each call here arrives 0–30 ms after the pacer let it go, at random."""
+    import random
+
+    from jobs.pacing import RedisLimits
+
+    worker = worker_for(app.jobs)
+    client = prefix = None
+    if limits == "redis":
+        from redis.asyncio import Redis
+
+        from tests.servers import redis_prefix, redis_url
+
+        client, prefix = Redis.from_url(redis_url()), redis_prefix()
+        worker.pacer.shared = RedisLimits(client, prefix)
+    rng = random.Random(13)
+
+    async def late(make_request: Any, bot: Any, method: Any) -> Any:
+        await worker.timer.sleep(rng.uniform(0.0, 0.03))  # on its way (moves the ManualClock)
+        return await make_request(bot, method)
+
+    app.bot.session.middleware(late)  # innermost: between the pacer's go-ahead and Telegram
+    received: list[float] = []
+    handle = world.handle
+
+    def logged(method: str, params: dict[str, Any]) -> Any:
+        if method == "sendMessage":
+            received.append((clock.now() - START).total_seconds())
+        return handle(method, params)
+
+    world.handle = logged  # type: ignore[method-assign]
+    try:
+        for chat in range(150):
+            await enqueue(app, f"svc:{chat}", BASE + chat, text=f"notice {chat}", category="service")
+        await run_job(app.jobs, "deliver_outbox")
+    finally:
+        if client is not None:
+            from tests.servers import redis_delete_prefix
+
+            await client.aclose()
+            redis_delete_prefix(prefix)
+    assert len(received) == 150
+    assert most_in_any_second(received) <= app.settings.rate_global_per_second

@@ -16,7 +16,6 @@ process had taken and may have sent — never sent again).
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import random
 import signal
@@ -44,6 +43,7 @@ from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 from tests.conftest import MANAGER_ID, STAFF2_ID, STAFF_CHAT_ID, STAFF_ID, START, register
 from tests.servers import drop_postgres, postgres_url, redis_delete_prefix, redis_prefix, redis_url
+from tests.test_pacing import most_in_any_second
 from tests.tickets_helpers import file_complaint
 
 CUSTOMERS = int(os.environ.get("SCALE_OUT_CUSTOMERS", "600"))
@@ -85,8 +85,8 @@ class SendLog:
         world.handle = logged  # type: ignore[method-assign]
 
     def worst_second(self, since: float = 0.0) -> int:
-        counts = Counter(math.floor(t + 1e-9) for t, _, _ in self.sends if t >= since)
-        return max(counts.values(), default=0)
+        """The most sends in any sliding second (not only whole seconds of the clock)."""
+        return most_in_any_second([t for t, _, _ in self.sends if t >= since])
 
 
 async def _backlog(app: App, customers: int, *, rows_each: int = 2) -> None:
