@@ -9,21 +9,19 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
-from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import privacy
 from bot.filters import When
-from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import LANGUAGES, Settings
 from bot.dialogs import Turn, ask_again
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
 from bot.texts import TextRenderer, Texts
-from handlers.registration import STEPS, customer_values, file_fields, start_editing
+from handlers.registration import STEPS, ProfileCallback, show_profile, start_editing
 from storage.models import Customer
 from storage.repositories import Repos
 
@@ -32,29 +30,6 @@ router.message.filter(When(F.chat.type == "private"))
 router.callback_query.filter(When(F.message.chat.type == "private"))
 # /language works in every chat: staff choose theirs in the staff group too (kept per person and chat).
 language_router = Router(name="language")
-
-
-class ProfileCallback(CallbackData, prefix="prof"):
-    action: str  # edit | forget_yes | forget_no | lang
-    value: str = ""
-    # The customer file the button was made for: after /forget and a new
-    # registration, the old file's buttons are stale.
-    cid: RowId = 0
-
-
-async def show_profile(message: Message, texts: Texts, customer: Customer | None) -> None:
-    if customer is None:
-        await message.answer(texts("common/register_first"))
-        return
-    builder = InlineKeyboardBuilder()
-    for step in STEPS:
-        builder.button(text=texts.button(f"field_{step}"),
-                       callback_data=ProfileCallback(action="edit", value=step, cid=customer.id))
-    builder.adjust(2)
-    await message.answer(
-        texts("profile/show", file=file_fields(customer_values(customer)), customer=customer),
-        reply_markup=builder.as_markup(),
-    )
 
 
 @router.message(Command("profile"))

@@ -18,6 +18,7 @@ from typing import Any
 from aiogram import F, Router
 from aiogram.filters import CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
+from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
     CallbackQuery,
@@ -29,6 +30,7 @@ from aiogram.types import (
 )
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import TYPED, Dialog, StepButton, Turn
@@ -80,6 +82,29 @@ def file_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 def customer_values(customer: Customer) -> dict[str, Any]:
     return {field: getattr(customer, field) for field in FIELD_OF_STEP.values()}
+
+
+class ProfileCallback(CallbackData, prefix="prof"):
+    action: str  # edit | forget_yes | forget_no | lang
+    value: str = ""
+    # The customer file the button was made for: after /forget and a new
+    # registration, the old file's buttons are stale.
+    cid: RowId = 0
+
+
+async def show_profile(message: Message, texts: Texts, customer: Customer | None) -> None:
+    if customer is None:
+        await message.answer(texts("common/register_first"))
+        return
+    builder = InlineKeyboardBuilder()
+    for step in STEPS:
+        builder.button(text=texts.button(f"field_{step}"),
+                       callback_data=ProfileCallback(action="edit", value=step, cid=customer.id))
+    builder.adjust(2)
+    await message.answer(
+        texts("profile/show", file=file_fields(customer_values(customer)), customer=customer),
+        reply_markup=builder.as_markup(),
+    )
 
 
 # ----- asking each question -------------------------------------------------
@@ -273,7 +298,7 @@ async def accept(message: Message, turn: Turn, step: str, value: Any, *, texts: 
                 await repos.outbox.skip_pending_care(customer.id, "consent withdrawn")
         await turn.end()
         await message.answer(texts("profile/saved"), reply_markup=ReplyKeyboardRemove() if step == "phone" else None)
-        await _show_profile(message, texts, customer)
+        await show_profile(message, texts, customer)
         return
     reg = dict(dialog_data.get("reg", {}))
     reg[field] = value.isoformat() if isinstance(value, date) else value
@@ -294,16 +319,10 @@ async def keep(message: Message, turn: Turn, step: str, texts: Texts, customer: 
         await message.answer(texts("registration/unchanged"), reply_markup=ReplyKeyboardRemove())
     if mode == "profile":
         await turn.end()
-        await _show_profile(message, texts, customer)
+        await show_profile(message, texts, customer)
         return
     await turn.state.update_data(mode="register")
     await turn.ask(message, RegistrationForm.confirm)
-
-
-async def _show_profile(message: Message, texts: Texts, customer: Customer | None) -> None:
-    from handlers.profile import show_profile  # the profile view lives with /profile
-
-    await show_profile(message, texts, customer)
 
 
 @router.message(StateFilter(RegistrationForm.name), TYPED)
