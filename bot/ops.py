@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from bot import metrics
 from bot.metrics import observe_update  # noqa: F401  (the update pipeline's entry point)
@@ -38,8 +37,7 @@ CHECK_TIMEOUT = 2.0
 
 
 async def _check_database(app: "App") -> str:
-    async with app.db.session() as session:
-        await session.execute(text("SELECT 1"))
+    await app.db.ping()
     return "ok"
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -132,6 +132,11 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessionmaker()
+
+    async def ping(self) -> None:
+        """One round trip to the database (``SELECT 1``); raises when it cannot answer."""
+        async with self.session() as session:
+            await session.execute(text("SELECT 1"))
 
     async def run_sync(self, fn: Callable[[Engine], T]) -> T:
         """Run ``fn(engine)`` (SQLite only; one transaction at most, safe to run twice): inline, else in the thread."""

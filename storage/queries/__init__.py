@@ -1,4 +1,4 @@
-"""Read-side SQL of the reports, the purchase model and the demo data, one module per user.
+"""The SQL of the reports, the purchase model and the demo data, one module per user.
 
 ``bot/reports/<name>.py`` does the arithmetic and the presentation of a report;
 ``storage/queries/<name>.py`` holds its SQL and returns plain rows, numbers or
