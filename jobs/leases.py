@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from jobs.context import JobContext, JobDeps, job
@@ -82,7 +82,7 @@ async def release(deps: JobDeps, name: str = SCHEDULER) -> None:
         async with deps.db.session() as session:
             released = await Repos(session).leases.release(name, instance_id(deps), deps.clock.now())
             await session.commit()
-    except Exception:  # noqa: BLE001  (stopping anyway; the lease expires on its own)
+    except Exception:  # stopping anyway; the lease expires on its own
         log.warning("could not give up the %s lease; it expires on its own", name, exc_info=True)
         return
     if released and name == SCHEDULER:
