@@ -63,6 +63,9 @@ class Settings(BaseSettings):
 
     # Locale
     default_language: Language = "en"
+    # The staff chat's language (cards, notices, SLA warnings, alerts) until staff choose one there with
+    # /language; blank: DEFAULT_LANGUAGE.
+    staff_language: Language | None = None
     default_timezone: str = "UTC"
     default_region: str = "CN"
     currency: str = "CNY"
@@ -268,6 +271,16 @@ class Settings(BaseSettings):
         if self.webhook_url.startswith("http://") and not self.telegram_api_url:
             raise ValueError("WEBHOOK_URL: Telegram only posts to https:// URLs")
         return self
+
+    @field_validator("staff_language", mode="before")
+    @classmethod
+    def _blank_staff_language(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def staff_default_language(self) -> str:
+        """The language of staff-facing texts before anyone chose one (STAFF_LANGUAGE, else DEFAULT_LANGUAGE)."""
+        return self.staff_language or self.default_language
 
     @property
     def all_staff_ids(self) -> set[int]:

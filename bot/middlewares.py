@@ -16,11 +16,12 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.dispatcher.event.handler import HandlerObject
 from aiogram.fsm.context import FSMContext
-from aiogram.types import TelegramObject, User
+from aiogram.types import Chat, TelegramObject, User
 
 from bot.config import Settings
-from bot.roles import role_of
+from bot.roles import Role, role_of
 from bot.rules.customer_file import language_for
+from bot.staff_language import is_staff_chat, own_choice, staff_chat_language
 from bot.texts import TextRenderer
 from storage.db import current_session
 from storage.repositories import Repos
@@ -56,9 +57,15 @@ class PersonMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
         uow: UnitOfWork = data["uow"]
+        repos: Repos = data["repos"]
         customer = uow.customer
-        if customer is not None:
+        role = role_of(user.id if user else None, self.settings)
+        if chat is not None and is_staff_chat(chat.id, self.settings):
+            # One language for the whole staff chat (chosen there with /language); no SQL: loaded with the state.
+            lang = await staff_chat_language(repos, self.settings)
+        elif customer is not None:
             lang = customer.language
         else:
             lang = language_for(user.language_code if user else None, self.settings.default_language)
@@ -66,7 +73,9 @@ class PersonMiddleware(BaseMiddleware):
             if state is not None:
                 chosen = (await state.get_data()).get(LANG_KEY)
                 lang = chosen or lang
-        data["role"] = role_of(user.id if user else None, self.settings)
+            if user is not None and role >= Role.STAFF and chat is not None and chat.type == "private":
+                lang = await own_choice(repos, user.id) or lang  # kept in the database: survives a lost state
+        data["role"] = role
         data["customer"] = customer
         data["lang"] = lang
         data["texts"] = uow.texts = self.renderer.for_language(lang)

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from storage.models import Customer
 from storage.repositories import Repos
 from storage.repositories.conversations import ConversationRepo
-from storage.repositories.privacy import PrivacyRepo
+from storage.repositories.privacy import PrivacyRepo, ShownMessage
 
 Collector = Callable[[Repos, Customer], Awaitable[dict[str, Any]]]
 Forgetter = Callable[[Repos, Customer, datetime], Awaitable[None]]
+
+
+class StaffEdit(NamedTuple):
+    """What a staff-chat message that showed a forgotten customer becomes: its text, and its buttons
+    (``reply_markup`` as stored in the outbox; None: no buttons)."""
+
+    text: str
+    reply_markup: dict[str, Any] | None = None
+
+
+# Words the edit of one such message (in its chat's language; an order's card keeps the order).
+StaffEditFor = Callable[[ShownMessage], Awaitable[StaffEdit]]
 
 
 def _jsonable(value: Any) -> Any:
@@ -102,14 +114,16 @@ async def collect(repos: Repos, customer: Customer) -> dict[str, Any]:
     return document
 
 
-async def forget(repos: Repos, customer: Customer, now: datetime, staff_text: str | None = None) -> None:
+async def forget(repos: Repos, customer: Customer, now: datetime,
+                 staff_text: str | StaffEditFor | None = None) -> None:
     """Run every part's forgetter, then erase the customer file itself.
 
     Then nothing about the customer is left: the outbox keeps no text and no
     chat id of theirs, order histories no name, and every message in a staff
-    chat that showed them (cards, relayed messages, notices) is edited to
-    ``staff_text`` ("(forgotten customer)") through the outbox, paced like any
-    other message.
+    chat that showed them (cards, relayed messages, notices) is edited through
+    the outbox, paced like any other message: to ``staff_text`` ("(forgotten
+    customer)"), or to what ``staff_text(message)`` makes of it, called once
+    everything is erased (an order's card: the order without the customer).
     """
     privacy = PrivacyRepo(repos.session)
     telegram_id = customer.telegram_id
@@ -122,7 +136,8 @@ async def forget(repos: Repos, customer: Customer, now: datetime, staff_text: st
     await repos.customers.forget(customer, now)
     if staff_text:
         for message in shown:
+            edit = StaffEdit(staff_text) if isinstance(staff_text, str) else await staff_text(message)
             await repos.outbox.enqueue(
                 dedupe_key=f"forgotten:{message.chat_id}:{message.message_id}", kind="forgotten_edit",
-                chat_id=message.chat_id, text=staff_text, now=now,
+                chat_id=message.chat_id, text=edit.text, now=now, reply_markup=edit.reply_markup,
                 options={"edit_message_id": message.message_id, "caption": message.caption})

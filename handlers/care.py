@@ -5,7 +5,9 @@
   reminders" (for that product).
 * Win-back: "Order again" (the last order, source ``winback``) and "Menu".
 * Post-delivery survey: 1–5, then an optional comment (a one-question
-  dialog; "Skip" or /cancel leaves it).
+  dialog; "Skip" or /cancel leaves it). The comment reaches the staff chat
+  as something staff answer by replying (``handlers.conversations``); a low
+  rating is also a notice there.
 
 A press finds its care message by the message the button is on (the outbox
 row keeps the Telegram message id); it is honoured only from the customer
@@ -35,7 +37,8 @@ from bot.dialogs import asks, end_dialog
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
 from bot.texts import TextRenderer, Texts
-from bot.services.tickets import staff_notice_time
+from handlers.conversations import pass_on_comment
+from bot.services.tickets import staff_chat_texts, staff_notice_time
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 
@@ -176,7 +179,7 @@ async def _tell_staff(repos: Repos, renderer: TextRenderer, settings: Settings, 
                       template: str, **context: Any) -> None:
     if settings.staff_chat_id is None:
         return
-    text = renderer.render(settings.default_language, template, **context)
+    text = (await staff_chat_texts(repos, renderer, settings))(template, **context)
     await repos.outbox.enqueue(dedupe_key=key, kind="survey_notice", chat_id=settings.staff_chat_id, text=text,
                                now=clock.now(), ref_order_id=context.get("order_id"),
                                not_before=staff_notice_time(settings, None, clock.now()))
@@ -254,8 +257,7 @@ async def save_comment(message: Message, **data: Any) -> None:
     await repos.care.add_comment(order_id, customer.id, comment, clock.now())
     answer = await repos.care.answer(order_id)
     await end_dialog(state)
+    if answer is not None:  # staff can answer it (a reply to it reaches the customer)
+        await pass_on_comment(message, data, comment, {"kind": "order", "id": order_id, "rating": answer.rating},
+                              order_id=order_id)
     await message.answer(texts("care/survey_comment_saved", order_id=order_id))
-    if answer is not None:
-        await _tell_staff(repos, data["renderer"], data["settings"], clock, f"survey_comment:{order_id}",
-                          "care/staff_comment", order_id=order_id, rating=answer.rating, comment=comment,
-                          customer=customer)

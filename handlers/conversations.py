@@ -8,6 +8,12 @@ staff chat sees who wrote and what they most likely answered; more messages
 within :data:`CONTINUE_FOR` join the same conversation (as replies to its
 first message). The customer is told it was passed on.
 
+A survey's comment (typed in the survey's own comment step after a rating:
+the post-delivery survey, or a low rating of a resolved complaint) goes the
+same way (:func:`pass_on_comment`): to the ticket it is about or the
+customer's open ticket when there is one, else into a conversation about the
+survey, marked with the rating.
+
 Staff answer with a Telegram reply to any message of the conversation (the
 sandbox's ``:reply``); the answer reaches the customer. A conversation is not
 a complaint: its first message carries "Make it a complaint" (then a
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -46,10 +52,11 @@ from bot.services.tickets import (
     send_to_customer,
     set_buttons,
     split_text,
-    staff_texts,
+    staff_chat_texts,
 )
+from handlers.ticket_relay import relay_to_staff
 from bot.ticket_priority import complaint_priority
-from storage.models import Conversation, Customer
+from storage.models import Conversation, Customer, Ticket
 from storage.repositories import Repos
 from storage.repositories.conversations import ConversationRepo
 
@@ -63,6 +70,15 @@ CONTINUE_FOR = timedelta(days=3)
 CONTEXT_WITHIN = timedelta(days=14)
 PIECE = 3500  # a long text goes to the staff chat in pieces of this many characters
 CAPTION_PIECE = 800
+
+
+class Survey(TypedDict):
+    """What a survey comment answered: ``kind`` "order" (the delivery survey) or "ticket" (a complaint's
+    resolution), its number, and the rating given (1–5)."""
+
+    kind: str
+    id: int
+    rating: int
 
 
 class ConversationCallback(CallbackData, prefix="cv"):
@@ -109,6 +125,18 @@ class IsCustomer(BaseFilter):
 @router.message(When((F.chat.type == "private") & F.photo), StateFilter(None), IsCustomer())
 async def customer_writes(message: Message, **data: Any) -> None:
     texts: Texts = data["texts"]
+    text = message.text if message.text is not None else message.caption
+    photo = message.photo[-1].file_id if message.photo else None
+    await pass_on(message, data, text=text, photo=photo)
+    await message.answer(texts("conversations/passed_on"))
+
+
+async def pass_on(message: Message, data: dict[str, Any], *, text: str | None, photo: str | None = None,
+                  context: tuple[str, int | None, int | None] | None = None, survey: Survey | None = None) -> None:
+    """Post what the customer wrote to the staff chat as (part of) a conversation staff answer by
+    replying, and record it. A new conversation is about ``context`` (outbox kind, order, ticket) when
+    given, else about the latest care or service message the customer got. The customer is not told:
+    the caller words that."""
     repos: Repos = data["repos"]
     clock: Clock = data["clock"]
     settings: Settings = data["settings"]
@@ -118,20 +146,20 @@ async def customer_writes(message: Message, **data: Any) -> None:
     conversations = _repo(repos)
     now = clock.now()
     await repos.customers.mark_reachable(customer)  # they write, so they have not blocked us
-    text = message.text if message.text is not None else message.caption
-    photo = message.photo[-1].file_id if message.photo else None
     conversation = await conversations.current(customer.id, now, CONTINUE_FOR)
     first = conversation is None
     if conversation is None:
-        context = await conversations.last_context(customer.id, now - CONTEXT_WITHIN)
+        if context is None:
+            context = await conversations.last_context(customer.id, now - CONTEXT_WITHIN)
         conversation = await conversations.start(customer.id, now, context)
-    stexts = staff_texts(renderer, settings)
     staff_message_id: int | None = None
     chat_id = settings.staff_chat_id
     if chat_id is not None:
+        stexts = await staff_chat_texts(repos, renderer, settings)
+
         def render(piece: str) -> str:
             return stexts("conversations/relayed_in", conversation=conversation, customer=customer, text=piece,
-                          first=first)
+                          first=first, survey=survey)
 
         markup = _markup(stexts, conversation) if first else None
         reply_to = conversation.staff_message_id if not first else None
@@ -166,7 +194,26 @@ async def customer_writes(message: Message, **data: Any) -> None:
         text=text, photo_file_id=photo, staff_chat_id=chat_id if staff_message_id else None,
         staff_message_id=staff_message_id,
     )
-    await message.answer(texts("conversations/passed_on"))
+
+
+async def pass_on_comment(message: Message, data: dict[str, Any], comment: str, survey: Survey,
+                          ticket: Ticket | None = None, order_id: int | None = None) -> None:
+    """A survey's comment reaches staff so that they can answer it: attached to ``ticket`` (the complaint
+    whose resolution was rated) unless it is closed, else to the customer's open ticket (the one about
+    ``order_id`` first, else the newest), else as a conversation about the survey."""
+    repos: Repos = data["repos"]
+    customer: Customer = data["customer"]
+    target = ticket if ticket is not None and ticket.status != "closed" else None
+    if target is None:
+        open_tickets = await repos.tickets.open_for_customer(customer.id)
+        same_order = [t for t in open_tickets if order_id is not None and t.order_id == order_id]
+        target = (same_order or open_tickets or [None])[-1]
+    if target is not None:
+        await relay_to_staff(message, data, target, {"text": comment, "photo": None, "survey": survey},
+                             acknowledge=False)
+        return
+    context = ("csat", None, ticket.id) if ticket is not None else ("survey", order_id, None)
+    await pass_on(message, data, text=comment, context=context, survey=survey)
 
 
 # ----- staff answer ----------------------------------------------------------------------------
@@ -188,10 +235,9 @@ class ConversationReply(BaseFilter):
 async def staff_replies(message: Message, conversation: Conversation, **data: Any) -> None:
     repos: Repos = data["repos"]
     clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
     renderer: TextRenderer = data["renderer"]
     bot: Bot = data["bot"]
-    stexts = staff_texts(renderer, settings)
+    stexts: Texts = data["texts"]  # in the staff chat: its language
     if not message.text and not message.photo:
         await message.reply(stexts("conversations/reply_unsupported"))
         return
@@ -233,7 +279,7 @@ async def conversation_button(callback: CallbackQuery, callback_data: Conversati
     if conversation is None or not isinstance(callback.message, Message):
         await callback.answer(texts("common/button_expired.txt"))
         return
-    stexts = staff_texts(data["renderer"], data["settings"])
+    stexts = texts  # the buttons of a message in the staff chat: its language
     if conversation.status != "open":
         await callback.answer(texts("conversations/already_complaint.txt", ticket_id=conversation.ticket_id),
                               show_alert=True)
@@ -298,8 +344,7 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
     await set_buttons(callback.message, None)
     if created:
         await post_card(bot, data.get("staff_forum"), repos, renderer, settings, ticket, customer, now)
-    await callback.message.reply(staff_texts(renderer, settings)("conversations/made_complaint", ticket=ticket,
-                                                                  name=me.name))
+    await callback.message.reply(texts("conversations/made_complaint", ticket=ticket, name=me.name))
     await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(
         "conversations/became_complaint", ticket=ticket, targets=ticket_rules.targets(ticket.priority, settings.sla),
         business_hours=settings.sla.schedule is not None))

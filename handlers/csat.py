@@ -4,7 +4,8 @@
 The survey itself is sent through the outbox when staff resolve a ticket
 (:func:`bot.services.tickets.enqueue_survey`). A rating of 3 or more
 confirms the resolution (the ticket closes); 1 or 2 alerts the managers and
-offers to reopen.
+offers to reopen, and the comment that follows reaches the staff chat as a
+message of the ticket staff answer by replying (``handlers.conversations``).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from bot.services.tickets import (
     notify_managers,
     refresh_card,
     set_buttons,
-    staff_texts,
+    staff_chat_texts,
     tell_staff,
 )
+from handlers.conversations import pass_on_comment
 from storage.models import Customer, Ticket
 from storage.repositories import Repos
 
@@ -128,9 +130,8 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
         markup = builder.as_markup()
     await set_buttons(callback.message, markup)
     if callback_data.value <= rules.LOW_RATING:
-        stexts = staff_texts(renderer, settings)
-        await notify_managers(repos, settings, ticket, key=f"csat:{ticket.id}:low", kind="csat_low",
-                              text=stexts("tickets/csat_low_alert", ticket=ticket, customer=customer), now=now)
+        await notify_managers(repos, renderer, settings, ticket, key=f"csat:{ticket.id}:low", kind="csat_low",
+                              render=lambda t: t("tickets/csat_low_alert", ticket=ticket, customer=customer), now=now)
     if await state.get_state() is None:  # do not break into another dialog
         await state.set_state(CsatForm.comment)
         await state.update_data(csat_ticket=ticket.id)
@@ -177,11 +178,16 @@ async def process_comment(message: Message, **data: Any) -> None:
     ticket.rating_comment = comment
     ticket.updated_at = now
     await repos.tickets.add_event(ticket, "rating_comment", customer_actor(customer), now)
-    if (ticket.rating or 0) <= rules.LOW_RATING:
-        stexts = staff_texts(renderer, settings)
-        await notify_managers(repos, settings, ticket, key=f"csat:{ticket.id}:comment", kind="csat_low",
-                              text=stexts("tickets/csat_comment_alert", ticket=ticket, customer=customer), now=now)
-    await message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
+    low = (ticket.rating or 0) <= rules.LOW_RATING
+    if low:
+        # Staff can answer it: a message of this ticket (or of the customer's open one, or a conversation).
+        await pass_on_comment(message, data, comment, {"kind": "ticket", "id": ticket.id, "rating": ticket.rating or 0},
+                              ticket=ticket)
+        if settings.manager_ids:  # the managers heard of the low rating; now of what went wrong
+            await notify_managers(repos, renderer, settings, ticket, key=f"csat:{ticket.id}:comment",
+                                  kind="csat_low", now=now,
+                                  render=lambda t: t("tickets/csat_comment_alert", ticket=ticket, customer=customer))
+    await message.answer(texts("tickets/csat_thanks_done", ticket=ticket, passed_on=low))
 
 
 @router.callback_query(CsatCallback.filter(F.action == "skip"))
@@ -236,5 +242,5 @@ async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **dat
         await end_dialog(state)
     await callback.message.answer(texts("tickets/reopened_for_customer", ticket=ticket))
     await refresh_card(bot, repos, renderer, settings, ticket, now)
-    await tell_staff(bot, settings, ticket, staff_texts(renderer, settings)(
+    await tell_staff(bot, settings, ticket, (await staff_chat_texts(repos, renderer, settings))(
         "tickets/reopened_for_staff", ticket=ticket, customer=customer))

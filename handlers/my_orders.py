@@ -20,6 +20,7 @@ from bot.dialogs import Turn
 from bot.menu import MenuCallback
 from bot.rules import orders as rules
 from bot.texts import TextRenderer, Texts
+from bot.staff_language import staff_chat_language
 from handlers.order_desk import refresh_card, status_label, tell_staff
 from handlers import ordering
 from handlers.ordering import begin_reorder
@@ -158,6 +159,7 @@ async def _cancel(message: Message, data: dict[str, Any], order: Order, customer
                                    status=status_label(renderer, texts.lang, fresh.status)))
         return
     await message.answer(texts("orders/cancelled_by_you", number=fresh.id))
-    await refresh_card(data["bot"], settings, renderer, fresh, customer)
+    await refresh_card(data["bot"], settings, renderer, repos, fresh, customer)
     await tell_staff(data["bot"], settings, renderer.render(
-        settings.default_language, "orders/desk/customer_cancelled", number=fresh.id, name=customer.name), fresh)
+        await staff_chat_language(repos, settings), "orders/desk/customer_cancelled", number=fresh.id,
+        name=customer.name), fresh)

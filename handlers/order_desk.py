@@ -30,6 +30,7 @@ from bot.dialogs import ask_again, asks, end_dialog
 from bot.roles import InStaffPlace, Role
 from bot.rules import orders as rules
 from bot.rules.customer_file import Invalid
+from bot.staff_language import chat_language, staff_chat_language
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order
 from storage.repositories import Repos
@@ -80,9 +81,11 @@ def history_views(renderer: TextRenderer, lang: str, order: Order,
     )]
 
 
-def card_view(renderer: TextRenderer, settings: Settings, order: Order,
-              customer: Customer | None) -> tuple[str, InlineKeyboardMarkup | None]:
-    lang = settings.default_language
+def card_view(renderer: TextRenderer, settings: Settings, order: Order, customer: Customer | None,
+              lang: str) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The card and its buttons in ``lang`` (the language of the chat it is in). For a customer who
+    asked to be forgotten it keeps the order (items, quantities, total, status, history) and leaves out
+    who they are, where it went and what they typed."""
     text = renderer.render(
         lang, "orders/desk/card", order=order, customer=customer, lines=line_views(order, lang),
         status=status_label(renderer, lang, order.status), history=history_views(renderer, lang, order, customer),
@@ -104,7 +107,7 @@ async def post_card(bot: Bot, settings: Settings, renderer: TextRenderer, repos:
     """Post a new order to the staff chat (skipped when none is configured)."""
     if settings.staff_chat_id is None:
         return
-    text, markup = card_view(renderer, settings, order, customer)
+    text, markup = card_view(renderer, settings, order, customer, await staff_chat_language(repos, settings))
     try:
         sent = await at_once(bot.send_message(settings.staff_chat_id, text, reply_markup=markup))
     except TelegramAPIError as exc:
@@ -113,15 +116,15 @@ async def post_card(bot: Bot, settings: Settings, renderer: TextRenderer, repos:
     await repos.orders.set_card(order, sent.chat.id, sent.message_id)
 
 
-async def refresh_card(bot: Bot, settings: Settings, renderer: TextRenderer, order: Order,
+async def refresh_card(bot: Bot, settings: Settings, renderer: TextRenderer, repos: Repos, order: Order,
                        customer: Customer | None, fallback: Message | None = None) -> None:
-    """Redraw the card so it shows the order as it is now."""
+    """Redraw the card so it shows the order as it is now (in its chat's language)."""
     chat_id, message_id = order.staff_chat_id, order.staff_message_id
     if (chat_id is None or message_id is None) and fallback is not None:
         chat_id, message_id = fallback.chat.id, fallback.message_id
     if chat_id is None or message_id is None:
         return
-    text, markup = card_view(renderer, settings, order, customer)
+    text, markup = card_view(renderer, settings, order, customer, await chat_language(repos, settings, chat_id))
     try:
         await bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id, reply_markup=markup)
     except TelegramBadRequest as exc:
@@ -170,13 +173,15 @@ async def notify_customer(data: dict[str, Any], order: Order, customer: Customer
     except (TelegramForbiddenError, TelegramBadRequest) as exc:
         log.info("customer %s not told about order %s: %s", customer.id, order.id, exc)
         await repos.customers.mark_unreachable(customer.id, clock.now())
-        await tell_staff(bot, settings, renderer.render(
-            settings.default_language, "orders/desk/customer_unreachable", number=order.id, blocked=True), order)
+        await tell_staff(bot, settings, renderer.render(await staff_chat_language(repos, settings),
+                                                        "orders/desk/customer_unreachable", number=order.id,
+                                                        blocked=True), order)
         return False
     except TelegramAPIError as exc:
         log.warning("customer %s not told about order %s: %s", customer.id, order.id, exc)
-        await tell_staff(bot, settings, renderer.render(
-            settings.default_language, "orders/desk/customer_unreachable", number=order.id, blocked=False), order)
+        await tell_staff(bot, settings, renderer.render(await staff_chat_language(repos, settings),
+                                                        "orders/desk/customer_unreachable", number=order.id,
+                                                        blocked=False), order)
         return False
     await repos.customers.mark_reachable(customer)
     return True
@@ -219,7 +224,7 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **d
         # Someone else moved it first (or the card is old): show the truth.
         await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
                               show_alert=True)
-        await refresh_card(data["bot"], settings, renderer, order, customer, card)
+        await refresh_card(data["bot"], settings, renderer, repos, order, customer, card)
         return
     if target == rules.CANCELLED:
         current = await state.get_state()
@@ -240,11 +245,11 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **d
         assert order is not None
         await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
                               show_alert=True)
-        await refresh_card(data["bot"], settings, renderer, order, customer, card)
+        await refresh_card(data["bot"], settings, renderer, repos, order, customer, card)
         return
     await callback.answer(texts("orders/desk/done.txt", number=order.id,
                                 status=status_label(renderer, texts.lang, order.status)))
-    await refresh_card(data["bot"], settings, renderer, order, customer, card)
+    await refresh_card(data["bot"], settings, renderer, repos, order, customer, card)
     await notify_customer(data, order, customer)
 
 
@@ -291,7 +296,7 @@ async def _cancel_with_reason(message: Message, data: dict[str, Any], reason: st
         await message.answer(texts("orders/not_found"))
         return
     customer = await repos.customers.get(order.customer_id)
-    await refresh_card(data["bot"], settings, renderer, order, customer)
+    await refresh_card(data["bot"], settings, renderer, repos, order, customer)
     if not won:
         await message.answer(texts("orders/desk/changed_meanwhile", **_last_change(renderer, settings, texts.lang,
                                                                                    order)))
@@ -337,6 +342,7 @@ async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, **d
         return
     settings: Settings = data["settings"]
     renderer: TextRenderer = data["renderer"]
-    # Staff (and the card) read the staff wording; the customer gets orders/reasons/<code> in their language.
-    reason = renderer.render(settings.default_language, f"buttons/desk_reason_{callback_data.value}")
+    # Staff (and the card) read the staff chat's wording; the customer gets orders/reasons/<code> in theirs.
+    lang = await staff_chat_language(data["repos"], settings)
+    reason = renderer.render(lang, f"buttons/desk_reason_{callback_data.value}")
     await _cancel_with_reason(message, data, reason, callback_data.value)

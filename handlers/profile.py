@@ -20,15 +20,21 @@ from bot.config import LANGUAGES, Settings
 from bot.dialogs import Turn, ask_again
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
+from bot.roles import Role
+from bot.staff_language import chat_language, choose_for_member, choose_for_staff_chat, is_staff_chat
+from handlers.order_desk import card_view
 from bot.texts import TextRenderer, Texts
 from handlers.registration import STEPS, ProfileCallback, show_profile, start_editing
 from storage.models import Customer
+from storage.repositories.privacy import ShownMessage
 from storage.repositories import Repos
 
 router = Router(name="profile")
 router.message.filter(When(F.chat.type == "private"))
 router.callback_query.filter(When(F.message.chat.type == "private"))
-# /language works in every chat: staff choose theirs in the staff group too (kept per person and chat).
+# /language works in every chat. In the staff chat a staff member chooses the whole group's language (the
+# cards, notices and alerts posted there); in their private chat, their own (what the bot sends them there).
+# Both are kept in the database (bot.staff_language). Elsewhere it is kept per person and chat.
 language_router = Router(name="language")
 
 
@@ -129,9 +135,17 @@ async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback,
     if callback_data.action == "forget_no":
         await message.answer(texts("profile/forget_kept"))
         return
-    # Staff-chat cards and notices that showed the customer are edited to say only this (staff's language).
-    staff_text = renderer.render(settings.default_language, "common/forgotten_customer")
-    await privacy.forget(repos, customer, clock.now(), staff_text=staff_text)
+    async def staff_edit(shown: ShownMessage) -> privacy.StaffEdit:
+        """Staff-chat messages that showed the customer say only "(forgotten customer)"; an order's card
+        keeps the order (items, total, status) without the customer. In the language of their chat."""
+        lang = await chat_language(repos, settings, shown.chat_id)
+        order = await repos.orders.get(shown.order_id) if shown.order_id is not None and not shown.caption else None
+        if order is not None:
+            text, markup = card_view(renderer, settings, order, customer, lang)
+            return privacy.StaffEdit(text, markup.model_dump(exclude_none=True) if markup else None)
+        return privacy.StaffEdit(renderer.render(lang, "common/forgotten_customer"))
+
+    await privacy.forget(repos, customer, clock.now(), staff_text=staff_edit)
     await state.clear()
     await message.answer(texts("profile/forgotten"))
 
@@ -148,8 +162,9 @@ def _language_keyboard(renderer: TextRenderer) -> Any:
 
 
 @language_router.message(Command("language"))
-async def language_ask(message: Message, texts: Texts) -> None:
-    await message.answer(texts("profile/language_ask"), reply_markup=_language_keyboard(texts.renderer))
+async def language_ask(message: Message, texts: Texts, settings: Settings) -> None:
+    await message.answer(texts("profile/language_ask", group=is_staff_chat(message.chat.id, settings)),
+                         reply_markup=_language_keyboard(texts.renderer))
 
 
 @language_router.callback_query(MenuCallback.filter(F.action == "language"))
@@ -167,18 +182,31 @@ async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, 
     clock: Clock = data["clock"]
     texts: Texts = data["texts"]
     state: FSMContext = data["state"]
+    settings: Settings = data["settings"]
+    role: Role = data["role"]
     lang = callback_data.value
     if lang not in LANGUAGES or not isinstance(callback.message, Message):
         await callback.answer(texts("common/button_expired.txt"))
         return
-    await callback.answer()
-    if customer is not None:
-        await repos.customers.update_field(customer, "language", lang, clock.now())
+    chat = callback.message.chat
+    group = is_staff_chat(chat.id, settings)
+    if group:
+        if role < Role.STAFF:
+            await callback.answer(texts("tickets/staff_only.txt"), show_alert=True)
+            return
+        await callback.answer()
+        await choose_for_staff_chat(repos, lang, clock.now())
     else:
-        await state.update_data({LANG_KEY: lang})
+        await callback.answer()
+        if customer is not None:
+            await repos.customers.update_field(customer, "language", lang, clock.now())
+        else:
+            await state.update_data({LANG_KEY: lang})
+        if role >= Role.STAFF and chat.type == "private":
+            await choose_for_member(repos, callback.from_user.id, lang, clock.now())
     new_texts = texts.renderer.for_language(lang)
     try:
-        await callback.message.edit_text(new_texts("profile/language_set"))
+        await callback.message.edit_text(new_texts("profile/language_set", group=group))
     except TelegramBadRequest:
-        await callback.message.answer(new_texts("profile/language_set"))  # e.g. pressed twice
+        await callback.message.answer(new_texts("profile/language_set", group=group))  # e.g. pressed twice
     await ask_again(callback.message, {**data, "texts": new_texts, "lang": lang})

@@ -38,7 +38,7 @@ from bot.services.tickets import (
     refresh_card,
     send_staff_reply,
     send_to_customer,
-    staff_texts,
+    staff_chat_texts,
     tell_staff,
 )
 from storage.models import Ticket
@@ -114,8 +114,8 @@ async def _take(callback: CallbackQuery, callback_data: TicketCallback, ticket: 
         failure = await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(
             "tickets/taken_for_customer", ticket=ticket, name=me.name))
         if failure:
-            await tell_staff(bot, settings, ticket, staff_texts(renderer, settings)(
-                "tickets/not_delivered", ticket=ticket, reason=failure))
+            stexts = await staff_chat_texts(repos, renderer, settings)
+            await tell_staff(bot, settings, ticket, stexts("tickets/not_delivered", ticket=ticket, reason=failure))
 
 
 async def _ask_resolution(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
@@ -222,7 +222,9 @@ async def _back_to_card(callback: CallbackQuery, callback_data: TicketCallback, 
 def _markup(data: dict[str, Any], ticket: Ticket, mode: str) -> InlineKeyboardMarkup | None:
     from bot.services.tickets import card_markup
 
-    return card_markup(staff_texts(data["renderer"], data["settings"]), ticket, mode)
+    # The buttons of the message pressed: a card in the staff chat (the chat's language, as ``texts`` is
+    # there) or a /ticket view in a private chat (its reader's).
+    return card_markup(data["texts"], ticket, mode)
 
 
 async def _edit_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:

@@ -30,7 +30,7 @@ from bot.services.tickets import (
     refresh_card,
     split_text,
     staff_chat_route,
-    staff_texts,
+    staff_chat_texts,
 )
 from storage.models import Customer, Ticket
 from storage.repositories import Repos
@@ -118,8 +118,10 @@ async def relay_choice(callback: CallbackQuery, callback_data: RelayCallback, **
     await relay_to_staff(callback.message, data, ticket, content)
 
 
-async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket, content: dict[str, Any]) -> None:
-    """Post the customer's words (or photo) to the staff chat, record them, and tell the customer."""
+async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket, content: dict[str, Any],
+                         acknowledge: bool = True) -> None:
+    """Post the customer's words (or photo) to the staff chat, record them, and tell the customer
+    (unless ``acknowledge`` is off: the caller thanks them in its own words)."""
     texts: Texts = data["texts"]
     repos: Repos = data["repos"]
     clock: Clock = data["clock"]
@@ -128,9 +130,10 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
     bot: Bot = data["bot"]
     customer: Customer = data["customer"]
     now = clock.now()
-    stexts = staff_texts(renderer, settings)
+    stexts = await staff_chat_texts(repos, renderer, settings)
     text: str | None = content.get("text")
     photo: str | None = content.get("photo")
+    survey = content.get("survey")  # a survey's comment: what was rated (handlers.conversations.Survey)
     staff_message_id = None
     chat_id = settings.staff_chat_id
     if chat_id is not None:
@@ -143,10 +146,11 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
         )
         try:
             if photo is not None:
-                caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, text=text or "")
+                caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, survey=survey,
+                                 text=text or "")
                 extra = None
                 if utf16_len(caption) > 1000:  # UTF-16 units, as Telegram counts
-                    caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, text="")
+                    caption = stexts("tickets/relayed_in", ticket=ticket, customer=customer, survey=survey, text="")
                     extra = text
                 sent = await at_once(bot.send_photo(chat_id, photo, caption=caption, **params))
                 staff_message_id = sent.message_id
@@ -154,14 +158,14 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
             else:
                 pieces = split_text(text or "", 3500)
             for piece in pieces:
-                sent = await at_once(bot.send_message(
-                    chat_id, stexts("tickets/relayed_in", ticket=ticket, customer=customer, text=piece), **params))
+                sent = await at_once(bot.send_message(chat_id, stexts(
+                    "tickets/relayed_in", ticket=ticket, customer=customer, survey=survey, text=piece), **params))
                 staff_message_id = staff_message_id or sent.message_id
         except TelegramAPIError as exc:
             log.warning("could not relay a message of ticket %s: %s", ticket.id, exc)
             await repos.outbox.enqueue(
                 dedupe_key=f"relay:{ticket.id}:{customer.id}:{message.message_id}", kind="ticket_relay",
-                chat_id=chat_id, text=stexts("tickets/relayed_in", ticket=ticket, customer=customer,
+                chat_id=chat_id, text=stexts("tickets/relayed_in", ticket=ticket, customer=customer, survey=survey,
                                              text=utf16_cut(text or "", 3500)),
                 now=now, options=route or None, ref_ticket_id=ticket.id,
             )
@@ -172,4 +176,5 @@ async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket,
     if ticket.status == "waiting_customer":
         await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings.sla)
         await refresh_card(bot, repos, renderer, settings, ticket, now)
-    await message.answer(texts("tickets/relayed_ack", ticket=ticket))
+    if acknowledge:
+        await message.answer(texts("tickets/relayed_ack", ticket=ticket))

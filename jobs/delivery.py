@@ -477,14 +477,16 @@ class OutboxWorker:
         return await bot.send_message(row.chat_id, row.text, **kwargs)
 
     async def _edit(self, row: OutboxMessage, options: dict[str, Any]) -> Any:
-        """Replace the text (or a photo's caption) of ``options['edit_message_id']``; its buttons go."""
+        """Replace the text (or a photo's caption) of ``options['edit_message_id']``; its buttons go,
+        unless the row carries new ones."""
         bot = self.deps.bot
+        markup = _markup(row.reply_markup) if row.reply_markup else None
         try:
             if options.get("caption"):
                 return await bot.edit_message_caption(chat_id=row.chat_id, message_id=options["edit_message_id"],
-                                                      caption=row.text)
+                                                      caption=row.text, reply_markup=markup)
             return await bot.edit_message_text(row.text, chat_id=row.chat_id,
-                                               message_id=options["edit_message_id"])
+                                               message_id=options["edit_message_id"], reply_markup=markup)
         except TelegramBadRequest as exc:
             if "not modified" in exc.message:  # it already says so
                 return None

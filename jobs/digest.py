@@ -6,6 +6,10 @@ figures beside the day before's to the outbox (a service message; care caps
 and quiet hours are for customers). ``last_sent_on`` and the outbox dedupe key
 ``digest:<manager>:<day>`` make sure it goes once a day, also when the bot was
 down at the hour (it goes when it is back, the same day).
+
+Language: in the staff chat, the staff chat's; in a manager's private chat,
+the language they chose there with /language (else the one they read when
+they turned the digest on).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from bot.reports.csat import csat_summary
 from bot.reports.periods import Period
 from bot.reports.sales import sales_figures
 from bot.reports.sla import overdue_open, sla_summary
+from bot.staff_language import is_staff_chat, own_choice, staff_chat_language
 from jobs.context import JobContext, job
 from storage.repositories import Repos
 
@@ -58,7 +63,11 @@ async def queue_digests(ctx: JobContext) -> None:
                 digest.enabled = False  # no longer a manager: no more figures
                 log.info("digest of %s turned off: not a manager any more", digest.manager_telegram_id)
                 continue
-            text = ctx.renderer.render(digest.language, "reports/digest", **figures)
+            if is_staff_chat(digest.chat_id, settings):
+                lang = await staff_chat_language(repos, settings)
+            else:
+                lang = await own_choice(repos, digest.manager_telegram_id) or digest.language
+            text = ctx.renderer.render(lang, "reports/digest", **figures)
             await repos.outbox.enqueue(
                 dedupe_key=f"digest:{digest.manager_telegram_id}:{today.isoformat()}", kind=KIND,
                 chat_id=digest.chat_id, text=text, now=ctx.now,

@@ -1,8 +1,8 @@
 """``watch_tickets``, every minute: response targets and auto-closing.
 
 * At ``SLA_WARN_RATIO`` of a target, a reminder goes to the assignee's
-  private chat (or the staff chat, replying to the card, when nobody took the
-  ticket).
+  private chat, in the language they chose there (or the staff chat, in its
+  language, replying to the card, when nobody took the ticket).
 * Past a target, the managers are told — once per ticket and target — and the
   ticket is marked breached for the reports.
 * A resolved ticket the customer did not answer for ``TICKET_AUTOCLOSE_DAYS``
@@ -32,9 +32,11 @@ from bot.services.tickets import (
     notify_managers,
     refresh_card,
     staff_chat_route,
+    staff_chat_texts,
     staff_notice_time,
-    staff_texts,
 )
+from bot.staff_language import member_languages
+from bot.texts import Texts
 from jobs.context import JobContext, job
 from storage.models import Ticket, TicketEvent
 from storage.repositories import Repos
@@ -47,9 +49,9 @@ async def watch_tickets(ctx: JobContext) -> None:
     settings = ctx.settings
     renderer = ctx.renderer
     now = ctx.now
-    texts = staff_texts(renderer, settings)
     async with ctx.db.session() as session:
         repos = Repos(session)
+        texts = await staff_chat_texts(repos, renderer, settings)
         tickets = await repos.tickets.open_tickets()
         done: set[tuple[int, str, str | None]] = set()
         if tickets:
@@ -65,7 +67,7 @@ async def watch_tickets(ctx: JobContext) -> None:
             for check in rules.running_checks(ticket, now, settings.sla):
                 level = check.level(settings.sla_warn_ratio)
                 if level == "breach" and (ticket.id, "sla_breach", check.target) not in done:
-                    await _escalate(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
+                    await _escalate(repos, ctx, ticket, check, customers.get(ticket.customer_id))
                 elif level == "warn" and (ticket.id, "sla_warning", check.target) not in done:
                     await _remind(repos, ctx, ticket, check, customers.get(ticket.customer_id), texts)
         closed = await _autoclose(repos, ctx)
@@ -84,9 +86,12 @@ async def _refresh_cards(ctx: JobContext, ticket_ids: list[int]) -> None:
                 await refresh_card(ctx.bot, repos, ctx.renderer, ctx.settings, ticket, ctx.now)
 
 
-async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
+async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer,  # type: ignore[no-untyped-def]
+                  texts: Texts) -> None:
+    """``texts``: the staff chat's; a reminder in the assignee's private chat is in the language they chose."""
     settings = ctx.settings
     options = None
+    group_texts = texts
     facts = dict(ticket=ticket, customer=customer, target=check.target, minutes=check.minutes,
                  left=max(check.minutes - check.elapsed, 0), assigned=ticket.assignee_telegram_id is not None,
                  unreachable=None)
@@ -97,8 +102,10 @@ async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Ch
             # answers 403): the reminder goes to the staff chat instead, naming them.
             options = {"fallback": {
                 "chat_id": settings.staff_chat_id, "options": staff_chat_route(ticket, settings),
-                "text": texts("tickets/sla_warning", **{**facts, "unreachable": ticket.assignee_name or "—"}),
+                "text": group_texts("tickets/sla_warning", **{**facts, "unreachable": ticket.assignee_name or "—"}),
             }}
+        languages = await member_languages(repos, settings, [chat_id])
+        texts = ctx.renderer.for_language(languages[chat_id])
     elif settings.staff_chat_id is not None:
         chat_id = settings.staff_chat_id
         options = staff_chat_route(ticket, settings) or None
@@ -114,15 +121,18 @@ async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Ch
         await repos.tickets.add_event(ticket, "sla_warning", rules.SYSTEM, ctx.now, detail=check.target)
 
 
-async def _escalate(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer, texts) -> None:  # type: ignore[no-untyped-def]
+async def _escalate(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Check, customer) -> None:  # type: ignore[no-untyped-def]
     if check.target == "first":
         ticket.first_response_breached = True
     else:
         ticket.resolution_breached = True
-    text = texts("tickets/sla_breach", ticket=ticket, customer=customer, target=check.target,
-                 minutes=check.minutes, over=check.elapsed - check.minutes)
-    await notify_managers(repos, ctx.settings, ticket, key=f"sla:{ticket.id}:{check.target}:breach",
-                          kind="sla_breach", text=text, now=ctx.now)
+
+    def render(texts: Texts) -> str:  # each manager reads it in their language
+        return texts("tickets/sla_breach", ticket=ticket, customer=customer, target=check.target,
+                     minutes=check.minutes, over=check.elapsed - check.minutes)
+
+    await notify_managers(repos, ctx.renderer, ctx.settings, ticket, now=ctx.now,
+                          key=f"sla:{ticket.id}:{check.target}:breach", kind="sla_breach", render=render)
     await repos.tickets.add_event(ticket, "sla_breach", rules.SYSTEM, ctx.now, detail=check.target)
 
 

@@ -7,7 +7,10 @@ as often as a handler likes while the database sees one read and one write:
 
 * **load** — the person's customer file and their dialog state, together, in
   one ``SELECT`` (:meth:`load`); on SQLite through the plain driver
-  (``Database.run_sync``), on PostgreSQL on the session.
+  (``Database.run_sync``), on PostgreSQL on the session. The same row brings
+  the staff chat's language and the person's own staff language (if they are
+  staff), left in the session's cache for ``Repos.staff_languages``: a card
+  posted to the staff chat costs no statement of its own to pick its language.
 * **decide** — the handler runs. Its own repository calls go through
   :attr:`session` as before.
 * **write once** — :meth:`commit` writes the changed dialog states (an upsert,
@@ -33,10 +36,12 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, delete, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.db import Database
-from storage.models import Customer, DialogState, InboxUpdate
+from storage.models import Customer, DialogState, InboxUpdate, StaffLanguage
+from storage.models.staff import STAFF_CHAT_KEY, member_key
+from storage.repositories.staff_languages import remember
 
 current_uow: ContextVar["UnitOfWork | None"] = ContextVar("current_uow", default=None)
 
@@ -77,11 +82,15 @@ class UnitOfWork:
         """The customer with this Telegram id and the dialog state under this key: one statement."""
         params = _load_params(telegram_id, state_key)
         if self.db.sync_engine is not None:
-            customer, row = await self.db.run_sync(lambda engine: _load_sync(engine, params))
+            customer, row, languages = await self.db.run_sync(lambda engine: _load_sync(engine, params))
             if customer is not None:
                 self.session.add(customer)  # no SQL: handlers may change it through repositories
         else:
-            customer, row = _split((await self.session.execute(_LOAD, params)).first())
+            customer, row, languages = _split((await self.session.execute(_LOAD, params)).first())
+        known = {STAFF_CHAT_KEY: languages[0]}
+        if telegram_id is not None:
+            known[params["staff_key"]] = languages[1]
+        remember(self.session.info, known)
         if state_key is not None:
             self.states[state_key] = _entry(row)
         self.customer = customer
@@ -206,32 +215,39 @@ def _state_write(dialect: str, key: str, entry: StateEntry, now: datetime) -> tu
 
 
 _ONE = select(literal(1).label("one")).subquery()
-# ``(customer or None, state, data)`` in one row, whichever of the two exists.
-_LOAD = (select(Customer, DialogState.state, DialogState.data)
+_GROUP_LANGUAGE = aliased(StaffLanguage, name="group_language")
+_OWN_LANGUAGE = aliased(StaffLanguage, name="own_language")
+# ``(customer or None, state, data, staff chat's language, own staff language)`` in one row, whichever exist.
+_LOAD = (select(Customer, DialogState.state, DialogState.data, _GROUP_LANGUAGE.language, _OWN_LANGUAGE.language)
          .select_from(_ONE)
          .outerjoin(Customer, Customer.telegram_id == bindparam("telegram_id"))
-         .outerjoin(DialogState, DialogState.key == bindparam("key")))
+         .outerjoin(DialogState, DialogState.key == bindparam("key"))
+         .outerjoin(_GROUP_LANGUAGE, _GROUP_LANGUAGE.key == bindparam("group_key"))
+         .outerjoin(_OWN_LANGUAGE, _OWN_LANGUAGE.key == bindparam("staff_key")))
 
 
 def _load_params(telegram_id: int | None, state_key: str | None) -> dict[str, Any]:
     return {"telegram_id": _NO_USER if telegram_id is None else telegram_id,
-            "key": _NO_KEY if state_key is None else state_key}
+            "key": _NO_KEY if state_key is None else state_key,
+            "group_key": STAFF_CHAT_KEY,
+            "staff_key": _NO_KEY if telegram_id is None else member_key(telegram_id)}
 
 
-def _split(row: Any) -> tuple[Customer | None, Any]:
+def _split(row: Any) -> tuple[Customer | None, Any, tuple[str | None, str | None]]:
     if row is None:
-        return None, None
-    customer, state, data = row
-    return customer, ((state, data) if (state is not None or data is not None) else None)
+        return None, None, (None, None)
+    customer, state, data, group_language, own_language = row
+    return (customer, ((state, data) if (state is not None or data is not None) else None),
+            (group_language, own_language))
 
 
-def _load_sync(engine: Engine, params: dict[str, Any]) -> tuple[Customer | None, Any]:
+def _load_sync(engine: Engine, params: dict[str, Any]) -> tuple[Customer | None, Any, tuple[str | None, str | None]]:
     with Session(engine, expire_on_commit=False) as session:
-        customer, row = _split(session.execute(_LOAD, params).first())
+        customer, row, languages = _split(session.execute(_LOAD, params).first())
         if customer is not None:
             session.expunge(customer)
         session.rollback()
-    return customer, row
+    return customer, row, languages
 
 
 def _write_sync(engine: Engine, statements: list[tuple[Any, dict[str, Any]]]) -> None:

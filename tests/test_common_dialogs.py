@@ -95,16 +95,18 @@ async def test_language_for_an_unregistered_person(app: App, customer: FakeUser)
     assert row is not None and row.language == "zh"
 
 
-async def test_staff_choose_their_language_in_the_staff_group(app: App, world: FakeTelegram, staff: FakeUser,
-                                                              staff2: FakeUser) -> None:
+async def test_staff_choose_the_staff_groups_language(app: App, world: FakeTelegram, staff: FakeUser,
+                                                      staff2: FakeUser) -> None:
     replies = await staff.send("/language")
-    assert texts_of(replies) == [shown("profile/language_ask")] and replies[0].labels == ["English", "中文"]
+    assert texts_of(replies) == [shown("profile/language_ask", group=True)] and replies[0].labels == ["English", "中文"]
     await staff.press("中文")
-    assert staff.last().text == shown("profile/language_set", "zh")
+    assert staff.last().text == shown("profile/language_set", "zh", group=True)
     await staff.send("/tickets")
     assert world.last(STAFF_CHAT_ID).text == shown("tickets/list", "zh", rows=[])
-    await staff2.send("/tickets")  # the other staff member keeps theirs
-    assert world.last(STAFF_CHAT_ID).text == shown("tickets/list", "en", rows=[])
+    await staff2.send("/tickets")  # one language for the whole group
+    assert world.last(STAFF_CHAT_ID).text == shown("tickets/list", "zh", rows=[])
+    staff_private = FakeUser(world, STAFF_ID, "Sam", language_code="en")  # their own chat keeps theirs
+    assert texts_of(await staff_private.send("/tickets")) == [shown("tickets/list", "en", rows=[])]
 
 
 async def test_language_for_a_registered_customer(app: App, customer: FakeUser) -> None:

@@ -389,7 +389,10 @@ async def test_forget_leaves_nothing_behind(app: App, world: FakeTelegram, custo
     assert await _scan(app, secrets, customer.id) == []
     for message in world.sent(STAFF_CHAT_ID) + world.sent(MANAGER_ID):
         assert not any(s in (message.text or "") for s in secrets), message.text
-    assert world.sent(STAFF_CHAT_ID)[0].text == "(forgotten customer)" and not world.sent(STAFF_CHAT_ID)[0].labels
+    # The order's card keeps the order (not personal data) without the customer.
+    order_card = world.sent(STAFF_CHAT_ID)[0]
+    assert order_card.text.startswith("🧾 Order #1 · Delivered\nCustomer: (forgotten customer)\n")
+    assert "Total:" in order_card.text and not order_card.labels
     # The file itself: nothing left in its bytes either (secure_delete zeroes what was overwritten).
     if app.db.dialect != "sqlite":
         return

@@ -191,15 +191,20 @@ REGISTERED = "/start\n:press 1\n:contact\n:press Skip\n12 Rice Street\n:press Sk
 
 
 async def test_staff_start_in_the_staff_group_lists_their_commands(settings: Settings) -> None:
-    code, output = await shell(settings, ":as staff\n/start\n:as manager\n/start\n:lang zh\n/start\n")
+    code, output = await shell(settings, ":as staff\n/start\n:as manager\n/start\n:lang zh\n/start\n"
+                                         "/language\n:press 中文\n/start\n")
     assert code == 0, output
     staff = after(output, "/start")
     assert staff.startswith("[staff chat]: Commands for staff"), staff
     assert "/tickets" in staff and "/report" not in staff and "don't know" not in staff
     manager = output.split("-- you are now manager (staff chat)", 1)[1]
     assert "Commands for managers" in after(manager, "/start") and "/report" in after(manager, "/start")
+    # The staff chat reads one language, the group's (not each member's Telegram language) until
+    # staff choose another there with /language.
     chinese = output.split("Telegram language of manager (staff chat): zh", 1)[1]
-    assert after(chinese, "/start").startswith("[staff chat]: 经理可用的命令"), chinese
+    assert after(chinese, "/start").startswith("[staff chat]: Commands for managers"), chinese
+    chosen = output.split("(staff chat)> /language", 1)[1]
+    assert after(chosen, "/start").startswith("[staff chat]: 经理可用的命令"), chosen
 
 
 def _zone_settings(settings: Settings, **values: Any) -> Settings:
@@ -342,9 +347,10 @@ async def test_a_message_whose_buttons_change_is_shown_again(settings: Settings)
 
 
 async def test_a_persona_keeps_its_language(settings: Settings) -> None:
-    """The Telegram language is the person's: it stays after playing someone else, in every chat."""
+    """The Telegram language is the person's: it stays after playing someone else, in their private chat
+    (the staff chat reads the group's language)."""
     code, output = await shell(settings, ":as staff\n:lang zh\n:as customer 1\n:as staff\n/help\n"
                                ":as staff private\n/start\n")
     assert code == 0, output
-    assert after(output, "/help").startswith("[staff chat]: 员工可用的命令"), output
+    assert after(output, "/help").startswith("[staff chat]: Commands for staff"), output
     assert after(output, "/start").startswith("bot: 员工可用的命令"), output

@@ -94,7 +94,7 @@ async def test_one_form_for_order_numbers_and_wording_for_any_product(app: App, 
 
 
 async def test_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser) -> None:
-    """A staff member who chose 中文: history lines in words, answers to their own replies in Chinese."""
+    """Staff who chose 中文 (for the staff chat): history lines in words, answers to their replies in Chinese."""
     from datetime import timedelta
 
     from sqlalchemy import update
@@ -110,8 +110,8 @@ async def test_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: 
     await staff.press("中文")
     app.clock.advance(timedelta(minutes=12))  # type: ignore[attr-defined]
     await staff.send("很抱歉，马上换一袋", reply_to=the_card.message_id)
-    await staff.press("Priority", the_card)  # the card in the group is in the shop's language
-    await staff.press("High", the_card)
+    await staff.press("优先级", the_card)  # the card is redrawn in the staff chat's language
+    await staff.press("高", the_card)
     replies = await staff.send("/ticket 1")
     history = "\n".join(m.text or "" for m in replies)
     assert "首次响应（12 分钟）" in history and "优先级 🟡 普通 → 🔴 高" in history, history

@@ -4,8 +4,10 @@ The ticket handlers (``complaint``, ``ticket_desk``, ``ticket_relay``, ``csat``,
 ``staff_tools``, ``conversations``) and the SLA job (``jobs.sla``) post, refresh
 and word the same cards and notices with this code.
 
-Messages posted into the staff chat are in the bot's default language (a
-group has no single reader); answers to one person use that person's.
+Messages posted into the staff chat are in the staff chat's language (one for
+the group, chosen there with /language; ``bot.staff_language``); what goes to
+one staff member's private chat on its own is in the language they chose;
+answers to one person use that person's.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot
@@ -26,6 +29,7 @@ from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.rules import tickets as rules
 from bot.rules.sla import notice_time
+from bot.staff_language import chat_language, member_languages, staff_chat_language
 from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_len, utf16_split  # noqa: F401  (re-exported)
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
@@ -52,9 +56,15 @@ class CsatCallback(CallbackData, prefix="csat"):
 
 # ----- texts ------------------------------------------------------------------------
 
-def staff_texts(renderer: TextRenderer, settings: Settings) -> Texts:
-    """Texts for the staff chat (and managers): the bot's default language."""
-    return renderer.for_language(settings.default_language)
+async def staff_chat_texts(repos: Repos, renderer: TextRenderer, settings: Settings) -> Texts:
+    """Texts for the staff chat: its language (the whole group's)."""
+    return renderer.for_language(await staff_chat_language(repos, settings))
+
+
+async def chat_texts(repos: Repos, renderer: TextRenderer, settings: Settings, chat_id: int) -> Texts:
+    """Texts for what the bot posts on its own into this chat: the staff chat's language, or the
+    language the staff member whose private chat it is chose."""
+    return renderer.for_language(await chat_language(repos, settings, chat_id))
 
 
 def customer_texts(renderer: TextRenderer, customer: Customer) -> Texts:
@@ -119,7 +129,7 @@ def card_markup(texts: Texts, ticket: Ticket, mode: str = "main") -> InlineKeybo
 
 async def render_card(repos: Repos, renderer: TextRenderer, settings: Settings, ticket: Ticket,
                       now: datetime, customer: Customer | None = None) -> tuple[str, InlineKeyboardMarkup | None]:
-    texts = staff_texts(renderer, settings)
+    texts = await staff_chat_texts(repos, renderer, settings)
     context = await card_context(repos, ticket, settings, now, customer)
     return texts("tickets/card", **context), card_markup(texts, ticket)
 
@@ -160,7 +170,7 @@ async def post_card(bot: Bot, staff_forum: StaffForum | None, repos: Repos, rend
     chat_id = settings.staff_chat_id
     if chat_id is None:
         return False
-    texts = staff_texts(renderer, settings)
+    texts = await staff_chat_texts(repos, renderer, settings)
     forum = forum_known(staff_forum)
     thread_id: int | None = None
     text, markup = await render_card(repos, renderer, settings, ticket, now, customer)
@@ -211,12 +221,13 @@ async def post_card(bot: Bot, staff_forum: StaffForum | None, repos: Repos, rend
 
 async def refresh_card(bot: Bot, repos: Repos, renderer: TextRenderer, settings: Settings, ticket: Ticket,
                        now: datetime, mode: str = "main") -> None:
-    """Show the ticket's current state on its card (best effort: the card may be gone)."""
+    """Show the ticket's current state on its card (best effort: the card may be gone), in the staff
+    chat's language, buttons too."""
     if ticket.staff_chat_id is None or ticket.staff_message_id is None:
         return
     text, markup = await render_card(repos, renderer, settings, ticket, now)
     if mode != "main":
-        markup = card_markup(staff_texts(renderer, settings), ticket, mode)
+        markup = card_markup(await staff_chat_texts(repos, renderer, settings), ticket, mode)
     try:
         await bot.edit_message_text(text=text, chat_id=ticket.staff_chat_id, message_id=ticket.staff_message_id,
                                     reply_markup=markup)
@@ -349,23 +360,27 @@ def staff_notice_time(settings: Settings, ticket: Ticket | None, now: datetime) 
                        settings.after_hours_priority_set)
 
 
-async def notify_managers(repos: Repos, settings: Settings, ticket: Ticket, *, key: str, kind: str, text: str,
-                          now: datetime) -> int:
-    """One outbox row per manager (or the staff chat when there are none); returns rows written.
+async def notify_managers(repos: Repos, renderer: TextRenderer, settings: Settings, ticket: Ticket, *, key: str,
+                          kind: str, render: Callable[[Texts], str], now: datetime) -> int:
+    """One outbox row per manager, each in the language that manager chose (or the staff chat, in its
+    language, when there are none); returns rows written. ``render(texts)`` words the notice.
 
     Outside opening hours the rows wait for the opening (see :func:`staff_notice_time`).
     """
     written = 0
     not_before = staff_notice_time(settings, ticket, now)
     if settings.manager_ids:
+        languages = await member_languages(repos, settings, settings.manager_ids)
         for manager_id in sorted(settings.manager_ids):
             written += await repos.outbox.enqueue(
-                dedupe_key=f"{key}:{manager_id}", kind=kind, chat_id=manager_id, text=text, now=now,
+                dedupe_key=f"{key}:{manager_id}", kind=kind, chat_id=manager_id, now=now,
+                text=render(renderer.for_language(languages[manager_id])),
                 category="service", ref_ticket_id=ticket.id, not_before=not_before,
             )
     elif settings.staff_chat_id is not None:
         written += await repos.outbox.enqueue(
-            dedupe_key=key, kind=kind, chat_id=settings.staff_chat_id, text=text, now=now, category="service",
+            dedupe_key=key, kind=kind, chat_id=settings.staff_chat_id, now=now, category="service",
+            text=render(await staff_chat_texts(repos, renderer, settings)),
             options=staff_chat_route(ticket, settings) or None, ref_ticket_id=ticket.id, not_before=not_before,
         )
     return written

@@ -10,9 +10,10 @@ from storage.models.leases import Lease
 from storage.models.orders import Order, OrderItem, OrderStatusChange, Product
 from storage.models.outbox import OutboxMessage
 from storage.models.reports import ReportDigest, SegmentCampaign
+from storage.models.staff import StaffLanguage
 from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
 __all__ = [
     "Base", "CareStop", "Conversation", "ConversationMessage", "Customer", "DialogState", "InboxUpdate", "Lease", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
-    "ReportDigest", "SegmentCampaign", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
+    "ReportDigest", "SegmentCampaign", "StaffLanguage", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
 ]

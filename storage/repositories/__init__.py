@@ -17,6 +17,7 @@ from storage.repositories.leases import LeaseRepo
 from storage.repositories.orders import OrderRepo, ProductRepo
 from storage.repositories.outbox import OutboxRepo
 from storage.repositories.reports import ReportRepo
+from storage.repositories.staff_languages import StaffLanguageRepo
 from storage.repositories.tickets import TicketRepo
 
 
@@ -55,6 +56,10 @@ class Repos:
     @cached_property
     def reports(self) -> ReportRepo:
         return ReportRepo(self.session)
+
+    @cached_property
+    def staff_languages(self) -> StaffLanguageRepo:
+        return StaffLanguageRepo(self.session)
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -27,6 +27,7 @@ class ShownMessage(NamedTuple):
     chat_id: int
     message_id: int
     caption: bool  # a photo (its caption is edited), else a text message
+    order_id: int | None = None  # the card of this order (redrawn without the customer, not blanked)
 
 
 class PrivacyRepo:
@@ -49,15 +50,20 @@ class PrivacyRepo:
         """Order and ticket cards, relayed messages (of tickets and conversations) and sent notices about
         the customer (not their own chat)."""
         shown: dict[tuple[int, int], bool] = {}
-        for chat, message in (
-            (Order.staff_chat_id, Order.staff_message_id),
-            (Ticket.staff_chat_id, Ticket.staff_message_id),
-        ):
-            owner = Order.customer_id if chat is Order.staff_chat_id else Ticket.customer_id
-            rows = await self.session.execute(
-                select(chat, message).where(owner == customer_id, chat.is_not(None), message.is_not(None)))
-            for chat_id, message_id in rows:
-                shown.setdefault((chat_id, message_id), False)
+        cards: dict[tuple[int, int], int] = {}
+        orders = await self.session.execute(
+            select(Order.staff_chat_id, Order.staff_message_id, Order.id)
+            .where(Order.customer_id == customer_id, Order.staff_chat_id.is_not(None),
+                   Order.staff_message_id.is_not(None)))
+        for chat_id, message_id, order_id in orders:
+            shown.setdefault((chat_id, message_id), False)
+            cards[(chat_id, message_id)] = order_id
+        tickets = await self.session.execute(
+            select(Ticket.staff_chat_id, Ticket.staff_message_id)
+            .where(Ticket.customer_id == customer_id, Ticket.staff_chat_id.is_not(None),
+                   Ticket.staff_message_id.is_not(None)))
+        for chat_id, message_id in tickets:
+            shown.setdefault((chat_id, message_id), False)
         relayed = await self.session.execute(
             select(TicketMessage.staff_chat_id, TicketMessage.staff_message_id, TicketMessage.photo_file_id)
             .join(Ticket, Ticket.id == TicketMessage.ticket_id)
@@ -80,7 +86,8 @@ class PrivacyRepo:
                    OutboxMessage.chat_id != NO_CHAT))
         for chat_id, message_id, options in sent:
             shown.setdefault((chat_id, message_id), bool((options or {}).get("photo")))
-        return [ShownMessage(chat, message, caption) for (chat, message), caption in sorted(shown.items())]
+        return [ShownMessage(chat, message, caption, cards.get((chat, message)))
+                for (chat, message), caption in sorted(shown.items())]
 
     async def erase_outbox(self, customer_id: int, telegram_id: int | None) -> None:
         """Every outbox row about the customer loses its text, buttons, routing and error; rows to the
