@@ -66,34 +66,28 @@ async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, te
 # ----- care messages on and off --------------------------------------------
 
 @router.message(Command("stop"))
-async def stop_care(message: Message, **data: Any) -> None:
+async def stop_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts,
+                    turn: Turn) -> None:
     """Works in the middle of a dialog too; the dialog's question is asked again."""
-    customer: Customer | None = data.get("customer")
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    texts: Texts = data["texts"]
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
     await repos.customers.update_field(customer, "care_consent", False, clock.now())
     skipped = await repos.outbox.skip_pending_care(customer.id, "stopped by customer")
     await message.answer(texts("profile/stopped", skipped=skipped))
-    await ask_again(message, data)
+    await turn.ask_again(message)
 
 
 @router.message(Command("resume"))
-async def resume_care(message: Message, **data: Any) -> None:
-    customer: Customer | None = data.get("customer")
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    texts: Texts = data["texts"]
+async def resume_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts,
+                      turn: Turn) -> None:
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
     await repos.customers.update_field(customer, "care_consent", True, clock.now())
     await repos.customers.mark_reachable(customer)
     await message.answer(texts("profile/resumed"))
-    await ask_again(message, data)
+    await turn.ask_again(message)
 
 
 # ----- privacy ----------------------------------------------------------------
