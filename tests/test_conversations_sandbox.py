@@ -62,7 +62,7 @@ WORDS = {
 EXPECT = {
     "en": {"relayed": "after the delivery survey of order no. 1", "reply": "💬 Sam (staff) from our team:",
            "birthday": "🎂 Happy birthday", "reminder": "🌾 Hi Customer 1! By our count your Jasmine rice"},
-    "zh": {"relayed": "收到 1 号订单的送货满意度调查后来信", "reply": "💬 工作人员 Sam (staff)：",
+    "zh": {"relayed": "收到订单 #1 的送货满意度调查后来信", "reply": "💬 工作人员 Sam (staff)：",
            "birthday": "生日快乐", "reminder": "按我们的估算，您的泰国香米"},
 }
 
