@@ -89,7 +89,7 @@ class int_list(FunctionElement[str]):
 
 @compiles(int_list, "sqlite")
 def _int_list_sqlite(element: int_list, compiler: Any, **kw: Any) -> str:
-    value = list(element.clauses)[0]
+    value = next(iter(element.clauses))
     return f"group_concat({compiler.process(value, **kw)}, ',')"
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,8 +67,8 @@ def as_utc(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 # ----- reading orders fast ---------------------------------------------------------
@@ -142,8 +142,8 @@ def offset_segments(tz: ZoneInfo, start: datetime, end: datetime) -> list[tuple[
     segment). Transitions are found by scanning days and bisecting to the
     second.
     """
-    start = start.astimezone(timezone.utc)
-    end = end.astimezone(timezone.utc)
+    start = start.astimezone(UTC)
+    end = end.astimezone(UTC)
     segments: list[tuple[datetime | None, int]] = []
     current = _offset_minutes(tz, start)
     cursor = start
@@ -251,7 +251,7 @@ async def grouped_percentiles(session: AsyncSession, value: Any, where: ColumnEl
     )
     wanted = []
     for q in qs:
-        low = ((inner.c.n - 1) * int(round(q * 100))) // 100
+        low = ((inner.c.n - 1) * round(q * 100)) // 100
         wanted += [inner.c.rn == low + 1, inner.c.rn == low + 2]
     keys = [inner.c[f"g{i}"] for i in range(len(group_by))]
     rows = (await session.execute(select(*keys, inner.c.v, inner.c.rn, inner.c.n).where(or_(*wanted)))).all()
@@ -265,7 +265,7 @@ async def grouped_percentiles(session: AsyncSession, value: Any, where: ColumnEl
         result: list[float | None] = []
         for q in qs:
             position = (count - 1) * q
-            low = (count - 1) * int(round(q * 100)) // 100
+            low = (count - 1) * round(q * 100) // 100
             fraction = position - low
             value_at = values.get(low + 1)
             if value_at is None:

@@ -10,7 +10,7 @@ seconds. PostgreSQL's id sequences are then moved past the new rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Row, func, insert, select, text
@@ -52,7 +52,7 @@ def _sqlite_value(value: Any) -> Any:
     """A Python value as the SQLite columns keep it (what the column types would bind)."""
     if isinstance(value, datetime):
         # UTCDateTime on SQLite: naive UTC text, SQLAlchemy's DATETIME storage format.
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, bool):
