@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import Turn
+from bot.dialogs import Turn, take_buttons_away
+from bot.filters import When
 from bot.menu import MenuCallback
 from bot.rules import orders as rules
-from bot.texts import TextRenderer, Texts
 from bot.staff_language import staff_chat_language
-from handlers.order_desk import refresh_card, status_label, tell_staff
+from bot.texts import TextRenderer, Texts
 from handlers import ordering
+from handlers.order_desk import refresh_card, status_label, tell_staff
 from handlers.ordering import begin_reorder
 from storage.models import Customer, Order
 from storage.repositories import Repos
@@ -48,12 +47,8 @@ def _view(order: Order, texts: Texts, renderer: TextRenderer) -> dict[str, Any]:
     }
 
 
-async def show_orders(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    customer: Customer | None = data.get("customer")
+async def show_orders(message: Message, *, texts: Texts, repos: Repos, settings: Settings, renderer: TextRenderer,
+                      customer: Customer | None) -> None:
     if customer is None:
         await message.answer(texts("common/register_first"))
         return
@@ -79,31 +74,32 @@ async def show_orders(message: Message, data: dict[str, Any]) -> None:
 
 
 @router.message(Command("orders"))
-async def orders_command(message: Message, **data: Any) -> None:
-    await show_orders(message, data)
+async def orders_command(message: Message, texts: Texts, repos: Repos, settings: Settings, renderer: TextRenderer,
+                         customer: Customer | None) -> None:
+    await show_orders(message, texts=texts, repos=repos, settings=settings, renderer=renderer, customer=customer)
 
 
 @router.callback_query(MenuCallback.filter(F.action == "orders"))
-async def orders_from_menu(callback: CallbackQuery, **data: Any) -> None:
+async def orders_from_menu(callback: CallbackQuery, texts: Texts, repos: Repos, settings: Settings,
+                           renderer: TextRenderer, customer: Customer | None) -> None:
     await callback.answer()
     if isinstance(callback.message, Message):
-        await show_orders(callback.message, data)
+        await show_orders(callback.message, texts=texts, repos=repos, settings=settings, renderer=renderer,
+                          customer=customer)
 
 
 @router.callback_query(MyOrderCallback.filter())
-async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    customer: Customer | None = data.get("customer")
+async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCallback, turn: Turn, texts: Texts,
+                             repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
+                             customer: Customer | None) -> None:
     message = callback.message
     order = await repos.orders.of_customer(callback_data.order_id, customer.id) if customer else None
-    if order is None or not isinstance(message, Message):
+    if order is None or customer is None or not isinstance(message, Message):
         # Someone else's order and no order at all get the same answer.
         await callback.answer(texts("orders/not_found.txt"), show_alert=True)
         return
     action = callback_data.action
     if action == "again":
-        turn: Turn = data["turn"]
         if await turn.busy(callback, unless=ordering.dialog):  # an order under way starts again
             return
         await callback.answer()
@@ -114,10 +110,9 @@ async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCall
         return
     if action == "cancel_no":
         await callback.answer()
-        await _take_buttons(message)
+        await take_buttons_away(message)
         await message.answer(texts("orders/kept", number=order.id))
         return
-    renderer: TextRenderer = data["renderer"]
     if not rules.can_change(order.status, rules.CANCELLED, by_customer=True):
         await callback.answer(texts("orders/cannot_cancel.txt", number=order.id,
                                     status=status_label(renderer, texts.lang, order.status)), show_alert=True)
@@ -132,23 +127,13 @@ async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCall
         await message.answer(texts("orders/cancel_confirm", number=order.id, total=order.total),
                              reply_markup=builder.as_markup())
         return
-    await _take_buttons(message)
-    await _cancel(message, data, order, customer)  # type: ignore[arg-type]
+    await take_buttons_away(message)
+    await _cancel(message, order, customer, texts=texts, repos=repos, clock=clock, settings=settings,
+                  renderer=renderer, bot=bot)
 
 
-async def _take_buttons(message: Message) -> None:
-    try:
-        await message.edit_reply_markup(reply_markup=None)
-    except TelegramBadRequest:
-        pass
-
-
-async def _cancel(message: Message, data: dict[str, Any], order: Order, customer: Customer) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
+async def _cancel(message: Message, order: Order, customer: Customer, *, texts: Texts, repos: Repos, clock: Clock,
+                  settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     actor = Actor("customer", customer.telegram_id, (customer.name or "")[:64] or None)
     won = await repos.orders.change_status(order.id, rules.NEW, rules.CANCELLED, actor, clock.now())
     fresh = await repos.orders.get(order.id)
@@ -159,7 +144,7 @@ async def _cancel(message: Message, data: dict[str, Any], order: Order, customer
                                    status=status_label(renderer, texts.lang, fresh.status)))
         return
     await message.answer(texts("orders/cancelled_by_you", number=fresh.id))
-    await refresh_card(data["bot"], settings, renderer, repos, fresh, customer)
-    await tell_staff(data["bot"], settings, renderer.render(
+    await refresh_card(bot, settings, renderer, repos, fresh, customer)
+    await tell_staff(bot, settings, renderer.render(
         await staff_chat_language(repos, settings), "orders/desk/customer_cancelled", number=fresh.id,
         name=customer.name), fresh)
