@@ -77,8 +77,7 @@ from jobs.pacing import (  # noqa: F401  (re-exported: the pacer's home used to 
     JITTER, MAX_BUCKETS, ClockTimer, Pacer, RealTimer, RedisLimits, Timer, TokenBucket, timer_for, watch_returns,
 )
 from jobs.context import JobContext, JobDeps, job
-from sqlalchemy import select
-from storage.models import Customer
+from storage.dialect import is_postgres
 from storage.models.outbox import CATEGORY_CARE, OutboxMessage
 from storage.repositories import Repos
 from storage.repositories.outbox import WRITES
@@ -153,7 +152,7 @@ class OutboxWorker:
         self.id = leases.instance_id(deps)
         # PostgreSQL: several workers may deliver; each reserves its batch (FOR UPDATE SKIP LOCKED).
         # SQLite: one delivering process, made sure of with the delivery lease.
-        self.replicas = deps.db.dialect == "postgresql"
+        self.replicas = is_postgres(deps.db)
         # Why this worker does not deliver (SQLite: another process does), or None.
         self.refused: str | None = None
         self._lease_until: datetime | None = None
@@ -413,9 +412,8 @@ class OutboxWorker:
             repos = Repos(session)
             customer = None
             if row.customer_id is not None:
-                if claim and self.deps.db.dialect == "postgresql":  # the customer locked until the claim commits
-                    customer = await session.scalar(
-                        select(Customer).where(Customer.id == row.customer_id).with_for_update())
+                if claim:  # the customer locked until the claim commits (PostgreSQL)
+                    customer = await repos.customers.get_locked(row.customer_id)
                 else:
                     customer = await repos.customers.get(row.customer_id)
             recipient = None

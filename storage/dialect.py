@@ -5,8 +5,9 @@ databases asks here: which database a session, engine or :class:`~storage.db.Dat
 talks to (:func:`name_of`, :func:`is_postgres`, :func:`is_sqlite`), the
 ``INSERT`` that speaks ``ON CONFLICT`` (:func:`insert_for`), and the SQL
 expressions whose text differs (:class:`epoch_minutes`, :class:`int_list`,
-compiled per dialect). Code outside ``storage/`` never asks
-which database it runs on.
+compiled per dialect). Outside ``storage/`` only a behaviour that depends on
+the database asks here (the delivery worker: several replicas need
+PostgreSQL's row locks); SQL text is never written per dialect there.
 """
 
 from __future__ import annotations

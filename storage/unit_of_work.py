@@ -34,11 +34,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
 
 from storage.db import Database
+from storage.dialect import insert_for
 from storage.models import Customer, DialogState, InboxUpdate, StaffLanguage
 from storage.models.staff import STAFF_CHAT_KEY, member_key
 from storage.repositories.staff_languages import remember
@@ -197,7 +197,7 @@ _NO_KEY = ""
 def _upsert_state(dialect: str) -> Any:
     statement = _UPSERT_STATE.get(dialect)
     if statement is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(dialect)
         values = insert(DialogState).values(key=bindparam("key"), state=bindparam("state"), data=bindparam("data"),
                                             updated_at=bindparam("updated_at"))
         statement = _UPSERT_STATE[dialect] = values.on_conflict_do_update(

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import is_postgres
 from storage.models import Customer, StaffNote
 
 LIKE_ESCAPE = "\\"
@@ -26,6 +27,13 @@ class CustomerRepo:
 
     async def get(self, customer_id: int) -> Customer | None:
         return await self.session.get(Customer, customer_id)
+
+    async def get_locked(self, customer_id: int) -> Customer | None:
+        """The customer, locked until the transaction ends (``SELECT .. FOR UPDATE``) on PostgreSQL;
+        on SQLite (one writer at a time) as :meth:`get`."""
+        if not is_postgres(self.session):
+            return await self.get(customer_id)
+        return await self.session.scalar(select(Customer).where(Customer.id == customer_id).with_for_update())
 
     async def by_telegram_id(self, telegram_id: int) -> Customer | None:
         return await self.session.scalar(select(Customer).where(Customer.telegram_id == telegram_id))

@@ -14,9 +14,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.dialect import insert_for
 from storage.models.staff import STAFF_CHAT_KEY, StaffLanguage, member_key
 
 # session.info key: {StaffLanguage.key: language or None (no row)} known in this session.
@@ -53,9 +53,7 @@ class StaffLanguageRepo:
         return (await self.many([key]))[key]
 
     async def set(self, key: str, language: str, now: datetime) -> None:
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(StaffLanguage).values(key=key, language=language, updated_at=now)
+        statement = insert_for(self.session)(StaffLanguage).values(key=key, language=language, updated_at=now)
         await self.session.execute(statement.on_conflict_do_update(
             index_elements=[StaffLanguage.key],
             set_={"language": statement.excluded.language, "updated_at": statement.excluded.updated_at}))
