@@ -1,7 +1,8 @@
-"""Assembly: settings + clock + database + texts → Dispatcher and Bot.
+"""The composition: settings + clock + database + texts → Dispatcher, Bot and the jobs' dependencies.
 
 ``caredesk run``, ``caredesk shell`` and the tests all build the bot here, so
-they share the same routers, middlewares, storage and database.
+they share the same routers, middlewares, services, storage and jobs. This is
+the one place that wires them: no module registers anything by being imported.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from aiogram.types import (
 from bot.clock import Clock, ManualClock, SystemClock
 from bot.commands import commands_for
 from bot.config import LANGUAGES, Settings
-from bot.dialogs import Dialog, DialogMiddleware
+from bot.dialogs import Dialog, DialogMiddleware, Dialogs
 from bot.metrics import observe_update
 from bot.middlewares import DatabaseMiddleware, HandlerNameMiddleware, PersonMiddleware
 from bot.pipeline import CareDispatcher, SendPath
@@ -40,7 +41,8 @@ from bot.roles import Role
 from bot.rules import care as care_rules
 from bot.services.tickets import StaffForum
 from bot.texts import TextRenderer
-from handlers import build_dialogs, build_root_router
+from handlers import care, common, complaint, conversations, csat, my_orders, order_desk, ordering, profile
+from handlers import registration, reports, staff_tools, ticket_desk, ticket_relay
 from jobs import care as care_jobs
 from jobs import delivery, digest, leases
 from jobs import sla as sla_jobs
@@ -128,8 +130,69 @@ def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: T
     for observer in (dispatcher.message, dispatcher.callback_query):
         observer.middleware(dialog_turns)
     dispatcher.update_observers.append(_count_update)
-    dispatcher.include_router(build_root_router(*(router for router, _ in extra_dialogs)))
+    dispatcher.include_router(build_routers(*(router for router, _ in extra_dialogs)))
     return dispatcher
+
+
+def build_dialogs(*extra: Dialog) -> Dialogs:
+    """Every dialog on the protocol (bot.dialogs), so /help, the guard and the fallback can ask its question
+    again; a new dialog goes here, and its router in build_routers."""
+    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, staff_tools.note_dialog, *extra])
+
+
+def build_routers(*extra: Router) -> Router:
+    """Every router, in the order an update tries them: aiogram runs the first handler whose filters
+    pass, so where two routers could take the same update, the one listed first gets it.
+
+    ``extra``: more routers (the tests' own dialogs), after the bot's own and before the fallbacks.
+    """
+    root = Router(name="root")
+    routers = (
+        # Everywhere, first: /help and /cancel, then the guard that answers other commands in the
+        # middle of a dialog by asking the dialog's question again.
+        common.commands_router,
+        common.guard_router,
+        # Private chats, customers: each router takes only private chats. The care buttons and the
+        # survey comment come before the ticket relay, which takes any free text of a customer with an
+        # open ticket to the staff chat.
+        registration.router,
+        profile.router,
+        ordering.router,
+        my_orders.router,
+        care.router,
+        complaint.router,
+        csat.router,
+        ticket_relay.router,
+        # Any chat: /language (a person's own; an admin's in the staff chat is the chat's).
+        profile.language_router,
+        # Staff (their role; in the staff chat or a private chat): orders, tickets (a reply to a card
+        # or in a ticket's topic goes to its customer), staff tools.
+        order_desk.router,
+        ticket_desk.router,
+        staff_tools.router,
+        # Free text nothing above took: a customer's starts a conversation in the staff chat, a staff
+        # reply to it goes back. After the ticket relay and the ticket desk, which keep a ticket's own.
+        conversations.router,
+        # Managers: reports (commands and their buttons only).
+        reports.router,
+        *extra,
+        # Last: nothing goes unanswered.
+        common.fallback_router,
+    )
+    for router in routers:
+        _attach(root, router)
+    return root
+
+
+def _attach(parent: Router, child: Router) -> None:
+    # The routers live in their handler modules (handlers register by decorator), but the tests and
+    # the sandbox's :restart build many dispatchers in one process, and aiogram lets a router have
+    # one parent: release it from the discarded one first (aiogram has no public way to).
+    old = child.parent_router
+    if old is not None:
+        old.sub_routers.remove(child)
+        child._parent_router = None  # noqa: SLF001
+    parent.include_router(child)
 
 
 def _count_update(_update: Any, handler: str | None, seconds: float, ok: bool) -> None:
