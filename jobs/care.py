@@ -33,7 +33,7 @@ from sqlalchemy import case, exists, func, select, update
 from bot.clock import ManualClock
 from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
 from bot.rules import care as rules
-from bot.rules.care_batch import BatchContext, Memo, plan_batch
+from bot.rules.care_batch import BatchContext, BatchTerms, Memo, plan_batch
 from jobs.context import JobContext, JobDeps, job
 from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
 from storage.models.outbox import CATEGORY_CARE
@@ -166,7 +166,9 @@ async def _plan(deps: JobDeps, now: datetime) -> PlanResult:
 
     at_risk = await _winback_targets(deps, now)
     result.timings["feeds"] = timer.perf_counter() - started
-    batch = BatchContext.build(now, ctx.horizon, settings,
+    terms = BatchTerms(settings.reorder_days_before, settings.winback_min_days, settings.winback_repeat_days,
+                       settings.default_timezone)
+    batch = BatchContext.build(now, ctx.horizon, terms,
                                {p.id: (p.days_per_unit_per_person, p.active) for p in products.values()}, at_risk)
     empty: dict[int, Any] = {}
     # Pairs whose message an earlier pass of this process wrote, with the inputs then: not planned

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import random
 from datetime import date, datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from bot.rules import care as rules
-from bot.rules.care_batch import BatchContext, group_medians, plan_batch, usual_intervals
+from bot.rules.care_batch import BatchContext, BatchTerms, group_medians, plan_batch, usual_intervals
 
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
-SETTINGS = SimpleNamespace(reorder_days_before=2, winback_min_days=45, winback_repeat_days=60)
+SETTINGS = dict(reorder_days_before=2, winback_min_days=45, winback_repeat_days=60)
 PRODUCTS = {1: (10.0, True), 2: (None, True), 3: (30.0, True), 4: (5.0, False), 5: (60.0, True)}
 
 
@@ -74,7 +73,7 @@ def _brute_force(rows: list[tuple], horizon: timedelta) -> set[tuple[str, dateti
 def test_batch_plans_exactly_what_the_pure_planners_plan(seed: int) -> None:
     rows = _history(random.Random(seed), 400)
     horizon = rules.LOOKAHEAD
-    ctx = BatchContext.build(NOW, horizon, SimpleNamespace(**vars(SETTINGS), default_timezone="Asia/Shanghai"),
+    ctx = BatchContext.build(NOW, horizon, BatchTerms(**SETTINGS, default_timezone="Asia/Shanghai"),
                              PRODUCTS)
     result = plan_batch(rows, ctx, lambda c: {}, lambda c: None)
     batch = {(p.key, p.send_at) for _, p, _, _ in result.planned}
@@ -92,7 +91,7 @@ def test_items_out_of_time_order_plan_the_same() -> None:
         items = list(zip(*(row[i].split(",") for i in (7, 8, 9, 10))))
         rng.shuffle(items)
         shuffled.append(row[:7] + tuple(",".join(column) for column in zip(*items)))
-    ctx = BatchContext.build(NOW, rules.LOOKAHEAD, SimpleNamespace(**vars(SETTINGS), default_timezone="UTC"),
+    ctx = BatchContext.build(NOW, rules.LOOKAHEAD, BatchTerms(**SETTINGS, default_timezone="UTC"),
                              PRODUCTS)
     ordered = plan_batch(rows, ctx, lambda c: {}, lambda c: None)
     mixed = plan_batch(shuffled, ctx, lambda c: {}, lambda c: None)
@@ -102,7 +101,7 @@ def test_items_out_of_time_order_plan_the_same() -> None:
 
 def test_the_memo_skips_only_unchanged_pairs() -> None:
     rows = _history(random.Random(5), 300)
-    ctx = BatchContext.build(NOW, rules.LOOKAHEAD, SimpleNamespace(**vars(SETTINGS), default_timezone="UTC"),
+    ctx = BatchContext.build(NOW, rules.LOOKAHEAD, BatchTerms(**SETTINGS, default_timezone="UTC"),
                              PRODUCTS)
     first = plan_batch(rows, ctx, lambda c: {}, lambda c: None)
     memo = {key: inputs for _, _, key, inputs in first.planned}
@@ -188,7 +187,7 @@ def test_usual_intervals_by_hand() -> None:
 def test_winbacks_go_only_to_the_customers_the_model_ranks_at_risk() -> None:
     """With the purchase model's targets (``/churn``'s list) a lapsed customer outside it gets no win-back."""
     rows = _history(random.Random(5), 400)
-    settings = SimpleNamespace(**vars(SETTINGS), default_timezone="UTC")
+    settings = BatchTerms(**SETTINGS, default_timezone="UTC")
     free = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS), lambda c: {}, lambda c: None)
     lapsed = sorted(p.customer_id for _, p, _, _ in free.planned if p.kind == rules.KIND_WINBACK)
     assert len(lapsed) > 10

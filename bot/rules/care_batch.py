@@ -39,6 +39,16 @@ STOP = "stop"
 
 
 @dataclass(frozen=True)
+class BatchTerms:
+    """The settings batch planning reads, as plain values."""
+
+    reorder_days_before: int
+    winback_min_days: int
+    winback_repeat_days: int
+    default_timezone: str
+
+
+@dataclass(frozen=True)
 class BatchContext:
     now: datetime
     now_days: float
@@ -55,7 +65,7 @@ class BatchContext:
     at_risk: np.ndarray | None = None
 
     @classmethod
-    def build(cls, now: datetime, horizon: timedelta, settings: Any,
+    def build(cls, now: datetime, horizon: timedelta, terms: BatchTerms,
               products: dict[int, tuple[float | None, bool]], at_risk: np.ndarray | None = None) -> "BatchContext":
         size = max(products, default=0) + 1
         supply = np.full(size, np.nan)
@@ -63,8 +73,8 @@ class BatchContext:
         for product_id, (days, is_active) in products.items():
             supply[product_id] = days if days else np.nan
             active[product_id] = is_active
-        return cls(now, rules.to_days(now), horizon, settings.reorder_days_before, settings.winback_min_days,
-                   settings.winback_repeat_days, settings.default_timezone, supply, active,
+        return cls(now, rules.to_days(now), horizon, terms.reorder_days_before, terms.winback_min_days,
+                   terms.winback_repeat_days, terms.default_timezone, supply, active,
                    None if at_risk is None else np.sort(np.asarray(at_risk, dtype=np.int64)))
 
 
