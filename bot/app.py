@@ -137,7 +137,8 @@ def build_dispatcher(settings: Settings, clock: Clock, db: Database, renderer: T
 def build_dialogs(*extra: Dialog) -> Dialogs:
     """Every dialog on the protocol (bot.dialogs), so /help, the guard and the fallback can ask its question
     again; a new dialog goes here, and its router in build_routers."""
-    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, staff_tools.note_dialog, *extra])
+    return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, csat.comment_dialog, care.survey,
+                    staff_tools.note_dialog, ticket_desk.resolve_dialog, *extra])
 
 
 def build_routers(*extra: Router) -> Router:

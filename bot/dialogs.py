@@ -230,13 +230,13 @@ class Turn:
     def texts(self) -> Texts:
         return self._data["texts"]
 
-    def _with(self, overrides: Mapping[str, Any]) -> Turn:
-        """The same turn with some dependencies replaced (the texts of a language just chosen)."""
-        if not overrides or overrides is self._data:
-            return self
-        turn = Turn(self._dialogs, {**self._data, **overrides})
-        turn._data["turn"] = turn
-        return turn
+    def _data_with(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """What an asker may ask for, some of it replaced (the texts of a language just chosen)."""
+        if not overrides:
+            return self._data
+        data = {**self._data, **overrides}
+        data["turn"] = Turn(self._dialogs, data)
+        return data
 
     async def step(self, dialog: Dialog) -> str | None:
         """The current step of ``dialog``; None when another dialog, or none, is under way."""
@@ -255,17 +255,15 @@ class Turn:
         if dialog is None or name is None:
             raise LookupError(f"{name} belongs to no dialog given to Dialogs")
         await self.state.set_state(step)
-        turn = self._with(overrides)
-        await dialog.ask(name, message, turn._data)
+        await dialog.ask(name, message, self._data_with(overrides))
 
     async def ask_again(self, message: Message, **overrides: Any) -> bool:
         """Ask the current step's question again; False when no dialog is under way."""
         name = await self.state.get_state()
         dialog = self._dialogs.of(name)
-        turn = self._with(overrides)
         if dialog is None or name is None:
-            return await _legacy_ask(name, message, turn._data)
-        return await dialog.ask(name, message, turn._data)
+            return False
+        return await dialog.ask(name, message, self._data_with(overrides))
 
     async def reject(self, message: Message, error: Invalid, area: str | None = None) -> None:
         """Bad input: say what is wrong (``<area>/<code>``, by default the dialog's errors), then ask again."""
@@ -382,11 +380,15 @@ class Turn:
         name = await self.state.get_state()
         dialog = self._dialogs.of(name)
         buttons = dialog is not None and name is not None and dialog.expects_buttons(name)
-        if message.text or buttons or (dialog is None and _legacy_buttons_only(name)):
-            text = self.texts("common/not_understood")
-        else:
-            text = self.texts("common/expected_text")
-        await self.say_and_ask_again(message, text)
+        # Text (or anything, at a step answered by its buttons) was not understood; else text was needed.
+        template = "common/not_understood" if message.text or buttons else "common/expected_text"
+        await self.say_and_ask_again(message, self.texts(template))
+
+
+async def asked_question(state: FSMContext) -> int | None:
+    """The message id :meth:`Turn.remember_question` kept (for a filter: filters run before the turn exists)."""
+    asked = (await state.get_data()).get(ASKED)
+    return int(asked) if asked is not None else None
 
 
 class DialogMiddleware(BaseMiddleware):
@@ -407,40 +409,3 @@ async def end_dialog(state: FSMContext) -> None:
     kept = {key: data[key] for key in KEPT_KEYS if key in data}
     await state.set_state(None)
     await state.set_data(kept)
-
-
-# ----- transition: dialogs not yet on the protocol (goes when the last one has moved) -----
-
-_ASKERS: dict[str, Callable[[Message, dict[str, Any]], Awaitable[None]]] = {}
-_BUTTONS_ONLY: set[str] = set()
-
-
-def asks(*states: State, buttons_only: bool = False) -> Callable[[Any], Any]:
-    def register(fn: Any) -> Any:
-        for state in states:
-            _ASKERS[state.state] = fn  # type: ignore[index]
-            if buttons_only:
-                _BUTTONS_ONLY.add(state.state)  # type: ignore[arg-type]
-        return fn
-
-    return register
-
-
-def _legacy_buttons_only(state_name: str | None) -> bool:
-    return state_name in _BUTTONS_ONLY
-
-
-async def _legacy_ask(state_name: str | None, message: Message, data: dict[str, Any]) -> bool:
-    ask = _ASKERS.get(state_name or "")
-    if ask is None:
-        return False
-    await ask(message, data)
-    return True
-
-
-async def ask_again(message: Message, data: dict[str, Any]) -> bool:
-    turn: Turn | None = data.get("turn")
-    if turn is not None:
-        return await turn._with(data).ask_again(message)
-    state: FSMContext = data["state"]
-    return await _legacy_ask(await state.get_state(), message, data)

@@ -20,25 +20,23 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from aiogram import F, Router
-from aiogram.exceptions import TelegramBadRequest
+from aiogram import Bot, F, Router
 from aiogram.filters import StateFilter
-from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy import update
 
-from bot.filters import When
 from bot.care_messages import CareCallback
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import asks, end_dialog
+from bot.dialogs import TYPED, Dialog, StepButton, Turn, take_buttons_away
+from bot.filters import When
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
+from bot.services.tickets import staff_chat_texts, staff_notice_time
 from bot.texts import TextRenderer, Texts
 from handlers.conversations import pass_on_comment
-from bot.services.tickets import staff_chat_texts, staff_notice_time
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 
@@ -56,54 +54,52 @@ class CareSurvey(StatesGroup):
 
 def _skip_markup(texts: Texts, order_id: int) -> Any:
     builder = InlineKeyboardBuilder()
-    builder.button(text=texts.button("skip"), callback_data=CareCallback(a="skip", v=order_id))
+    builder.button(text=texts.button("skip"), callback_data=survey.button("skip", "comment", order_id))
     return builder.as_markup()
 
 
-@asks(CareSurvey.comment)
-async def ask_comment(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    dialog = await data["state"].get_data()
-    await message.answer(texts("care/ask_comment_again", order_id=dialog.get("care_order")),
-                         reply_markup=_skip_markup(texts, dialog.get("care_order", 0)))
+async def ask_comment(message: Message, texts: Texts, turn: Turn, rating: int | None = None) -> None:
+    """The survey's comment question; ``rating``: asked right after it (else asked again)."""
+    order_id = (await turn.state.get_data()).get("care_order") or 0
+    if rating is not None:
+        text = texts("care/survey_ask_comment", order_id=order_id, rating=rating)
+    else:
+        text = texts("care/ask_comment_again", order_id=order_id)
+    await message.answer(text, reply_markup=_skip_markup(texts, order_id))
 
 
-async def _row(callback: CallbackQuery, callback_data: CareCallback, data: dict[str, Any],
-               kinds: tuple[str, ...]) -> OutboxMessage | None:
+# The comment after a survey's rating: one question, "Skip" or /cancel leaves it.
+survey = Dialog(
+    CareSurvey, prefix="cs", ask={CareSurvey.comment: ask_comment},
+    buttons={("skip", "comment"): lambda value, data: value == str(data.get("care_order"))},
+    errors="care",
+)
+
+
+async def _row(callback: CallbackQuery, kinds: tuple[str, ...], customer: Customer | None, repos: Repos,
+               turn: Turn) -> OutboxMessage | None:
     """The care message this button belongs to, if the press is valid; else answered as expired."""
-    customer: Customer | None = data.get("customer")
-    repos: Repos = data["repos"]
-    texts: Texts = data["texts"]
     message = callback.message
     row = (await repos.outbox.by_message(message.chat.id, message.message_id)
            if isinstance(message, Message) else None)
     if (customer is None or row is None or row.customer_id != customer.id or row.kind not in kinds
             or row.category != "care" or row.status not in ("sent", "uncertain")):
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return None
     return row
-
-
-async def _drop_buttons(callback: CallbackQuery) -> None:
-    if isinstance(callback.message, Message):
-        try:
-            await callback.message.edit_reply_markup(reply_markup=None)
-        except TelegramBadRequest:
-            pass  # already without buttons (a double press)
 
 
 # ----- reminders and win-backs -----------------------------------------------------------------
 
 @router.callback_query(CareCallback.filter(F.a == "again"))
-async def order_again(callback: CallbackQuery, callback_data: CareCallback, **data: Any) -> None:
+async def order_again(callback: CallbackQuery, customer: Customer | None, repos: Repos, texts: Texts,
+                      turn: Turn) -> None:
     """One tap to the reorder summary; the order records the message it answered."""
     from handlers.ordering import begin_reorder
 
-    row = await _row(callback, callback_data, data, (rules.KIND_REORDER, rules.KIND_WINBACK))
-    if row is None:
+    row = await _row(callback, (rules.KIND_REORDER, rules.KIND_WINBACK), customer, repos, turn)
+    if row is None or customer is None:
         return
-    repos: Repos = data["repos"]
-    customer: Customer = data["customer"]
     await callback.answer()
     assert isinstance(callback.message, Message)
     if row.kind == rules.KIND_REORDER and row.ref_product_id is not None:
@@ -112,40 +108,34 @@ async def order_again(callback: CallbackQuery, callback_data: CareCallback, **da
             order = await repos.orders.of_customer(row.ref_order_id, customer.id)
             if order is not None:
                 quantity = sum(i.quantity for i in order.items if i.product_id == row.ref_product_id) or 1
-        await begin_reorder(callback.message, data["turn"], texts=data["texts"], repos=repos, customer=customer,
+        await begin_reorder(callback.message, turn, texts=texts, repos=repos, customer=customer,
                             items=[(row.ref_product_id, quantity)], source="reminder", outbox_id=row.id)
     else:
-        await begin_reorder(callback.message, data["turn"], texts=data["texts"], repos=repos, customer=customer,
+        await begin_reorder(callback.message, turn, texts=texts, repos=repos, customer=customer,
                             order_id=row.ref_order_id, source="winback", outbox_id=row.id)
 
 
 @router.callback_query(CareCallback.filter(F.a == "later"))
-async def not_now(callback: CallbackQuery, callback_data: CareCallback, **data: Any) -> None:
-    row = await _row(callback, callback_data, data, (rules.KIND_REORDER,))
-    if row is None or row.ref_product_id is None:
+async def not_now(callback: CallbackQuery, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts,
+                  turn: Turn) -> None:
+    row = await _row(callback, (rules.KIND_REORDER,), customer, repos, turn)
+    if row is None or row.ref_product_id is None or customer is None:
         return
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    texts: Texts = data["texts"]
-    customer: Customer = data["customer"]
     now = clock.now()
     await repos.care.snooze_product(customer.id, row.ref_product_id, now + timedelta(days=rules.SNOOZE_DAYS),
                                     row.id, now)
     await callback.answer()
-    await _drop_buttons(callback)
     assert isinstance(callback.message, Message)
+    await take_buttons_away(callback.message)
     await callback.message.answer(texts("care/snoozed", days=rules.SNOOZE_DAYS))
 
 
 @router.callback_query(CareCallback.filter(F.a == "stop"))
-async def stop_reminders(callback: CallbackQuery, callback_data: CareCallback, **data: Any) -> None:
-    row = await _row(callback, callback_data, data, (rules.KIND_REORDER,))
-    if row is None or row.ref_product_id is None:
+async def stop_reminders(callback: CallbackQuery, customer: Customer | None, repos: Repos, clock: Clock,
+                         texts: Texts, turn: Turn) -> None:
+    row = await _row(callback, (rules.KIND_REORDER,), customer, repos, turn)
+    if row is None or row.ref_product_id is None or customer is None:
         return
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    texts: Texts = data["texts"]
-    customer: Customer = data["customer"]
     await repos.care.stop_product(customer.id, row.ref_product_id, row.id, clock.now())
     await repos.session.execute(
         update(OutboxMessage)
@@ -156,18 +146,17 @@ async def stop_reminders(callback: CallbackQuery, callback_data: CareCallback, *
     )
     product = await repos.products.get(row.ref_product_id)
     await callback.answer()
-    await _drop_buttons(callback)
     assert isinstance(callback.message, Message)
+    await take_buttons_away(callback.message)
     await callback.message.answer(texts("care/stopped_product", product=product.name(texts.lang) if product else ""))
 
 
 @router.callback_query(CareCallback.filter(F.a == "menu"))
-async def show_menu(callback: CallbackQuery, callback_data: CareCallback, **data: Any) -> None:
-    row = await _row(callback, callback_data, data, (rules.KIND_WINBACK,))
-    if row is None:
+async def show_menu(callback: CallbackQuery, customer: Customer | None, repos: Repos, texts: Texts,
+                    turn: Turn) -> None:
+    row = await _row(callback, (rules.KIND_WINBACK,), customer, repos, turn)
+    if row is None or customer is None:
         return
-    texts: Texts = data["texts"]
-    customer: Customer = data["customer"]
     await callback.answer()
     assert isinstance(callback.message, Message)
     await callback.message.answer(texts("menu/main", name=customer.name), reply_markup=menu_keyboard(texts))
@@ -186,78 +175,61 @@ async def _tell_staff(repos: Repos, renderer: TextRenderer, settings: Settings, 
 
 
 @router.callback_query(CareCallback.filter(F.a == "rate"))
-async def rate_order(callback: CallbackQuery, callback_data: CareCallback, **data: Any) -> None:
-    row = await _row(callback, callback_data, data, (rules.KIND_SURVEY,))
-    if row is None:
+async def rate_order(callback: CallbackQuery, callback_data: CareCallback, customer: Customer | None, repos: Repos,
+                     clock: Clock, texts: Texts, renderer: TextRenderer, settings: Settings, turn: Turn) -> None:
+    row = await _row(callback, (rules.KIND_SURVEY,), customer, repos, turn)
+    if row is None or customer is None:
         return
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    state: FSMContext = data["state"]
-    customer: Customer = data["customer"]
     if row.ref_order_id is None or not 1 <= callback_data.v <= 5:
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
     answer, created = await repos.care.rate(row.ref_order_id, customer.id, row.id, callback_data.v, clock.now())
-    await _drop_buttons(callback)
+    assert isinstance(callback.message, Message)
+    await take_buttons_away(callback.message)
     if not created:
         await callback.answer(texts("care/survey_already.txt"), show_alert=True)
         return
     await callback.answer()
-    assert isinstance(callback.message, Message)
     if answer.rating <= LOW_RATING:
-        await _tell_staff(repos, data["renderer"], data["settings"], clock, f"survey_low:{answer.order_id}",
+        await _tell_staff(repos, renderer, settings, clock, f"survey_low:{answer.order_id}",
                           "care/staff_low_rating", order_id=answer.order_id, rating=answer.rating,
                           customer=customer)
-    if await state.get_state() is not None:  # in another dialog: no comment question now
+    if await turn.state.get_state() is not None:  # in another dialog: no comment question now
         await callback.message.answer(texts("care/survey_done"))
         return
-    await state.set_state(CareSurvey.comment)
-    await state.update_data(care_order=answer.order_id)
-    await callback.message.answer(texts("care/survey_ask_comment", order_id=answer.order_id, rating=answer.rating),
-                                  reply_markup=_skip_markup(texts, answer.order_id))
+    await turn.begin(callback.message, care_order=answer.order_id)
+    await turn.ask(callback.message, CareSurvey.comment, rating=answer.rating)
 
 
-@router.callback_query(CareCallback.filter(F.a == "skip"))
-async def skip_comment(callback: CallbackQuery, callback_data: CareCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    dialog = await state.get_data()
-    if await state.get_state() != CareSurvey.comment.state or dialog.get("care_order") != callback_data.v:
-        await callback.answer(texts("common/button_expired.txt"))
+@router.callback_query(survey.Button.filter())
+async def skip_comment(callback: CallbackQuery, callback_data: StepButton, texts: Texts, turn: Turn) -> None:
+    press = await turn.press(callback, callback_data)
+    if press is None:
         return
-    await end_dialog(state)
-    await callback.answer()
-    await _drop_buttons(callback)
-    assert isinstance(callback.message, Message)
-    await callback.message.answer(texts("care/survey_done"))
+    await turn.end()
+    await press.message.answer(texts("care/survey_done"))
 
 
-@router.message(StateFilter(CareSurvey.comment), When((F.text) & (~F.text.startswith("/"))))
-async def save_comment(message: Message, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    customer: Customer | None = data.get("customer")
+@router.message(StateFilter(CareSurvey.comment), TYPED)
+async def save_comment(message: Message, turn: Turn, customer: Customer | None, texts: Texts, repos: Repos,
+                       clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     comment = (message.text or "").strip()
-    dialog = await state.get_data()
-    order_id = dialog.get("care_order")
+    order_id = (await turn.state.get_data()).get("care_order")
     if customer is None or order_id is None:
-        await end_dialog(state)
+        await turn.end()
         await message.answer(texts("common/cancelled"))
         return
     if not comment:
         await message.answer(texts("care/comment_empty"), reply_markup=_skip_markup(texts, order_id))
         return
     if len(comment) > COMMENT_LIMIT:
-        await message.answer(texts("care/comment_too_long", limit=COMMENT_LIMIT))
-        await ask_comment(message, data)
+        await turn.say_and_ask_again(message, texts("care/comment_too_long", limit=COMMENT_LIMIT))
         return
     await repos.care.add_comment(order_id, customer.id, comment, clock.now())
     answer = await repos.care.answer(order_id)
-    await end_dialog(state)
+    await turn.end()
     if answer is not None:  # staff can answer it (a reply to it reaches the customer)
-        await pass_on_comment(message, data, comment, {"kind": "order", "id": order_id, "rating": answer.rating},
-                              order_id=order_id)
+        await pass_on_comment(message, comment, {"kind": "order", "id": order_id, "rating": answer.rating},
+                              order_id=order_id, customer=customer, texts=texts, repos=repos, clock=clock,
+                              settings=settings, renderer=renderer, bot=bot)
     await message.answer(texts("care/survey_comment_saved", order_id=order_id))

@@ -13,7 +13,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 
 from bot.commands import commands_for
-from bot.dialogs import Turn, allowed_in_dialog, end_dialog
+from bot.dialogs import Turn, allowed_in_dialog
 from bot.filters import When
 from bot.menu import MenuCallback
 from bot.roles import HasRole, InStaffChat, Role
@@ -55,11 +55,11 @@ async def show_help_from_menu(callback: CallbackQuery, texts: Texts, role: Role)
 
 
 @commands_router.message(Command("cancel"))
-async def cancel_handler(message: Message, state: FSMContext, texts: Texts) -> None:
+async def cancel_handler(message: Message, state: FSMContext, texts: Texts, turn: Turn) -> None:
     if await state.get_state() is None:
         await message.answer(texts("common/nothing_to_cancel"), reply_markup=ReplyKeyboardRemove())
         return
-    await end_dialog(state)
+    await turn.end()
     await message.answer(texts("common/cancelled"), reply_markup=ReplyKeyboardRemove())
 
 

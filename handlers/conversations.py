@@ -34,16 +34,16 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReactionTypeEmoji, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.filters import When
-from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
+from bot.filters import When
+from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as ticket_rules
 from bot.rules.text_units import utf16_cut, utf16_len
-from bot.texts import TextRenderer, Texts
 from bot.services.tickets import (
+    StaffForum,
     actor_of,
     customer_actor,
     customer_texts,
@@ -54,8 +54,9 @@ from bot.services.tickets import (
     split_text,
     staff_chat_texts,
 )
-from handlers.ticket_relay import relay_to_staff
+from bot.texts import TextRenderer, Texts
 from bot.ticket_priority import complaint_priority
+from handlers.ticket_relay import relay_to_staff
 from storage.models import Conversation, Customer, Ticket
 from storage.repositories import Repos
 from storage.repositories.conversations import ConversationRepo
@@ -123,26 +124,23 @@ class IsCustomer(BaseFilter):
 
 @router.message(When((F.chat.type == "private") & F.text & ~F.text.startswith("/")), StateFilter(None), IsCustomer())
 @router.message(When((F.chat.type == "private") & F.photo), StateFilter(None), IsCustomer())
-async def customer_writes(message: Message, **data: Any) -> None:
-    texts: Texts = data["texts"]
+async def customer_writes(message: Message, customer: Customer, texts: Texts, repos: Repos, clock: Clock,
+                          settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     text = message.text if message.text is not None else message.caption
     photo = message.photo[-1].file_id if message.photo else None
-    await pass_on(message, data, text=text, photo=photo)
+    await pass_on(message, text=text, photo=photo, customer=customer, repos=repos, clock=clock, settings=settings,
+                  renderer=renderer, bot=bot)
     await message.answer(texts("conversations/passed_on"))
 
 
-async def pass_on(message: Message, data: dict[str, Any], *, text: str | None, photo: str | None = None,
-                  context: tuple[str, int | None, int | None] | None = None, survey: Survey | None = None) -> None:
+async def pass_on(message: Message, *, text: str | None, photo: str | None = None,
+                  context: tuple[str, int | None, int | None] | None = None, survey: Survey | None = None,
+                  customer: Customer, repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer,
+                  bot: Bot) -> None:
     """Post what the customer wrote to the staff chat as (part of) a conversation staff answer by
     replying, and record it. A new conversation is about ``context`` (outbox kind, order, ticket) when
     given, else about the latest care or service message the customer got. The customer is not told:
     the caller words that."""
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
-    customer: Customer = data["customer"]
     conversations = _repo(repos)
     now = clock.now()
     await repos.customers.mark_reachable(customer)  # they write, so they have not blocked us
@@ -196,24 +194,25 @@ async def pass_on(message: Message, data: dict[str, Any], *, text: str | None, p
     )
 
 
-async def pass_on_comment(message: Message, data: dict[str, Any], comment: str, survey: Survey,
-                          ticket: Ticket | None = None, order_id: int | None = None) -> None:
+async def pass_on_comment(message: Message, comment: str, survey: Survey, *, ticket: Ticket | None = None,
+                          order_id: int | None = None, customer: Customer, texts: Texts, repos: Repos, clock: Clock,
+                          settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     """A survey's comment reaches staff so that they can answer it: attached to ``ticket`` (the complaint
     whose resolution was rated) unless it is closed, else to the customer's open ticket (the one about
     ``order_id`` first, else the newest), else as a conversation about the survey."""
-    repos: Repos = data["repos"]
-    customer: Customer = data["customer"]
     target = ticket if ticket is not None and ticket.status != "closed" else None
     if target is None:
         open_tickets = await repos.tickets.open_for_customer(customer.id)
         same_order = [t for t in open_tickets if order_id is not None and t.order_id == order_id]
         target = (same_order or open_tickets or [None])[-1]
     if target is not None:
-        await relay_to_staff(message, data, target, {"text": comment, "photo": None, "survey": survey},
-                             acknowledge=False)
+        await relay_to_staff(message, target, {"text": comment, "photo": None, "survey": survey}, acknowledge=False,
+                             customer=customer, texts=texts, repos=repos, clock=clock, settings=settings,
+                             renderer=renderer, bot=bot)
         return
     context = ("csat", None, ticket.id) if ticket is not None else ("survey", order_id, None)
-    await pass_on(message, data, text=comment, context=context, survey=survey)
+    await pass_on(message, text=comment, context=context, survey=survey, customer=customer, repos=repos, clock=clock,
+                  settings=settings, renderer=renderer, bot=bot)
 
 
 # ----- staff answer ----------------------------------------------------------------------------
@@ -232,12 +231,9 @@ class ConversationReply(BaseFilter):
 
 
 @router.message(ConversationReply())
-async def staff_replies(message: Message, conversation: Conversation, **data: Any) -> None:
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
-    stexts: Texts = data["texts"]  # in the staff chat: its language
+async def staff_replies(message: Message, conversation: Conversation, repos: Repos, clock: Clock,
+                        renderer: TextRenderer, bot: Bot, texts: Texts) -> None:
+    stexts = texts  # in the staff chat: its language
     if not message.text and not message.photo:
         await message.reply(stexts("conversations/reply_unsupported"))
         return
@@ -268,10 +264,9 @@ async def staff_replies(message: Message, conversation: Conversation, **data: An
 # ----- make it a complaint ---------------------------------------------------------------------
 
 @router.callback_query(ConversationCallback.filter(), InStaffPlace())  # elsewhere: an expired button
-async def conversation_button(callback: CallbackQuery, callback_data: ConversationCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    role: Role = data["role"]
-    repos: Repos = data["repos"]
+async def conversation_button(callback: CallbackQuery, callback_data: ConversationCallback, texts: Texts, role: Role,
+                              repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
+                              staff_forum: StaffForum | None = None) -> None:
     if role < Role.STAFF:
         await callback.answer(texts("tickets/staff_only.txt"), show_alert=True)
         return
@@ -287,23 +282,19 @@ async def conversation_button(callback: CallbackQuery, callback_data: Conversati
         return
     if callback_data.action in ("complaint", "back"):
         await callback.answer()
-        await set_buttons(callback.message,
-                          _markup(stexts, conversation, "categories" if callback_data.action == "complaint" else "main"))
+        mode = "categories" if callback_data.action == "complaint" else "main"
+        await set_buttons(callback.message, _markup(stexts, conversation, mode))
         return
     if callback_data.action != "cat" or callback_data.value not in ticket_rules.CATEGORIES:
         await callback.answer(texts("common/button_expired.txt"))
         return
-    await _make_complaint(callback, conversation, callback_data.value, data)
+    await _make_complaint(callback, conversation, callback_data.value, texts=texts, repos=repos, clock=clock,
+                          settings=settings, renderer=renderer, bot=bot, staff_forum=staff_forum)
 
 
-async def _make_complaint(callback: CallbackQuery, conversation: Conversation, category: str,
-                          data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
+async def _make_complaint(callback: CallbackQuery, conversation: Conversation, category: str, *, texts: Texts,
+                          repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
+                          staff_forum: StaffForum | None) -> None:
     assert isinstance(callback.message, Message)
     conversations = _repo(repos)
     customer = await repos.customers.get(conversation.customer_id)
@@ -343,7 +334,7 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
     await callback.answer()
     await set_buttons(callback.message, None)
     if created:
-        await post_card(bot, data.get("staff_forum"), repos, renderer, settings, ticket, customer, now)
+        await post_card(bot, staff_forum, repos, renderer, settings, ticket, customer, now)
     await callback.message.reply(texts("conversations/made_complaint", ticket=ticket, name=me.name))
     await send_to_customer(bot, repos, customer, now, text=customer_texts(renderer, customer)(
         "conversations/became_complaint", ticket=ticket, targets=ticket_rules.targets(ticket.priority, settings.sla),

@@ -12,22 +12,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.filters import StateFilter
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramAPIError
-from aiogram.fsm.context import FSMContext
+from aiogram.filters import StateFilter
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.pipeline import at_once
-from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import ask_again, asks, end_dialog
+from bot.dialogs import TYPED, Dialog, StepButton, Turn
+from bot.filters import When
+from bot.pipeline import at_once
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
-from bot.texts import TextRenderer, Texts
 from bot.services.tickets import (
     CsatCallback,
     customer_actor,
@@ -37,6 +34,7 @@ from bot.services.tickets import (
     staff_chat_texts,
     tell_staff,
 )
+from bot.texts import TextRenderer, Texts
 from handlers.conversations import pass_on_comment
 from storage.models import Customer, Ticket
 from storage.repositories import Repos
@@ -52,53 +50,51 @@ class CsatForm(StatesGroup):
 
 def _comment_keyboard(texts: Texts, ticket: Ticket, offer_reopen: bool) -> Any:
     builder = InlineKeyboardBuilder()
-    if offer_reopen:
+    if offer_reopen:  # works after the comment too (a CsatCallback, like "not solved")
         builder.button(text=texts.button("csat_reopen"), callback_data=CsatCallback(action="reopen", ticket=ticket.id))
-    builder.button(text=texts.button("csat_skip"), callback_data=CsatCallback(action="skip", ticket=ticket.id))
+    builder.button(text=texts.button("csat_skip"), callback_data=comment_dialog.button("skip", "comment", ticket.id))
     builder.adjust(1)
     return builder.as_markup()
 
 
-@asks(CsatForm.comment)
-async def ask_comment(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    ticket_id = (await data["state"].get_data()).get("csat_ticket")
+async def ask_comment(message: Message, texts: Texts, repos: Repos, clock: Clock, settings: Settings,
+                      turn: Turn) -> None:
+    ticket_id = (await turn.state.get_data()).get("csat_ticket")
     ticket = await repos.tickets.get(int(ticket_id or 0))
     if ticket is None:
-        await end_dialog(data["state"])
+        await turn.end()
         return
     low = (ticket.rating or 0) <= rules.LOW_RATING
     offer_reopen = low and rules.can_reopen(ticket, clock.now(), settings.sla)
-    asked = await at_once(message.answer(texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
-                                       limit=rules.COMMENT_MAX),
-                                 reply_markup=_comment_keyboard(texts, ticket, offer_reopen)))
-    await data["state"].update_data(csat_ask=asked.message_id)
+    text = texts("tickets/csat_ask_comment", ticket=ticket, low=low, offer_reopen=offer_reopen,
+                 limit=rules.COMMENT_MAX)
+    asked = await at_once(message.answer(text, reply_markup=_comment_keyboard(texts, ticket, offer_reopen)))
+    await turn.remember_question(asked)
 
 
-async def _own_ticket(callback: CallbackQuery, callback_data: CsatCallback, data: dict[str, Any]) -> Ticket | None:
+# The comment after a rating: one question; "Skip" or /cancel leaves it.
+comment_dialog = Dialog(
+    CsatForm, prefix="csc", ask={CsatForm.comment: ask_comment},
+    buttons={("skip", "comment"): lambda value, data: value == str(data.get("csat_ticket"))},
+    errors="tickets/errors",
+)
+
+
+async def _own_ticket(ticket_id: int, repos: Repos, customer: Customer | None) -> Ticket | None:
     """The ticket of this button, if it is the pressing customer's own."""
-    repos: Repos = data["repos"]
-    customer: Customer | None = data.get("customer")
-    ticket = await repos.tickets.get(callback_data.ticket)
+    ticket = await repos.tickets.get(ticket_id)
     if customer is None or ticket is None or ticket.customer_id != customer.id:
         return None
     return ticket
 
 
 @router.callback_query(CsatCallback.filter(F.action == "rate"))
-async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    state: FSMContext = data["state"]
-    ticket = await _own_ticket(callback, callback_data, data)
-    if ticket is None or not 1 <= callback_data.value <= 5 or not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
+async def rate(callback: CallbackQuery, callback_data: CsatCallback, customer: Customer | None, texts: Texts,
+               repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot, turn: Turn) -> None:
+    ticket = await _own_ticket(callback_data.ticket, repos, customer)
+    if (ticket is None or customer is None or not 1 <= callback_data.value <= 5
+            or not isinstance(callback.message, Message)):
+        await turn.expired(callback)
         return
     if ticket.rating is not None:
         await callback.answer(texts("tickets/csat_already.txt", ticket=ticket))
@@ -107,7 +103,6 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
         await callback.answer(texts("tickets/csat_reopened.txt", ticket=ticket), show_alert=True)
         return
     now = clock.now()
-    customer: Customer = data["customer"]
     actor = customer_actor(customer)
     # A conditional UPDATE: of two presses, only one stores a rating.
     if not await repos.tickets.rate(ticket.id, customer.id, callback_data.value, now):
@@ -120,7 +115,7 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
     if callback_data.value >= rules.CONFIRMING_RATING and ticket.status == "resolved":
         await repos.tickets.transition(ticket, "closed", actor, now, settings.sla,
                                        detail="confirmed by rating")
-        await refresh_card(data["bot"], repos, renderer, settings, ticket, now)
+        await refresh_card(bot, repos, renderer, settings, ticket, now)
     # Keep the "not solved" button; take the rating buttons away.
     markup = None
     if rules.can_reopen(ticket, now, settings.sla):
@@ -132,45 +127,32 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, **data: Any
     if callback_data.value <= rules.LOW_RATING:
         await notify_managers(repos, renderer, settings, ticket, key=f"csat:{ticket.id}:low", kind="csat_low",
                               render=lambda t: t("tickets/csat_low_alert", ticket=ticket, customer=customer), now=now)
-    if await state.get_state() is None:  # do not break into another dialog
-        await state.set_state(CsatForm.comment)
-        await state.update_data(csat_ticket=ticket.id)
-        await ask_comment(callback.message, data)
+    if await turn.state.get_state() is None:  # do not break into another dialog
+        await turn.begin(callback.message, csat_ticket=ticket.id)
+        await turn.ask(callback.message, CsatForm.comment)
     else:
         await callback.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
 
-@router.message(StateFilter(CsatForm.comment), When((F.text) & (~F.text.startswith("/"))))
-async def process_comment(message: Message, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    state: FSMContext = data["state"]
-    customer: Customer | None = data.get("customer")
+@router.message(StateFilter(CsatForm.comment), TYPED)
+async def process_comment(message: Message, turn: Turn, customer: Customer | None, texts: Texts, repos: Repos,
+                          clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     try:
         comment = rules.parse_comment(message.text or "")
     except Invalid as error:
-        await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
-        await ask_again(message, data)
+        await turn.reject(message, error)
         return
-    dialog = await state.get_data()
-    ticket_id, asked = dialog.get("csat_ticket"), dialog.get("csat_ask")
-    await end_dialog(state)
+    ticket_id = (await turn.state.get_data()).get("csat_ticket")
     ticket = await repos.tickets.get(int(ticket_id or 0))
-    if asked and ticket is not None:  # the question's Skip is done with; Reopen stays while it can
+    if ticket is not None:  # the question's Skip is done with; Reopen stays while it can
         markup = None
         if (ticket.rating or 0) <= rules.LOW_RATING and rules.can_reopen(ticket, clock.now(), settings.sla):
             builder = InlineKeyboardBuilder()
             builder.button(text=texts.button("csat_reopen"),
                            callback_data=CsatCallback(action="reopen", ticket=ticket.id))
             markup = builder.as_markup()
-        try:
-            await data["bot"].edit_message_reply_markup(chat_id=message.chat.id, message_id=asked,
-                                                        reply_markup=markup)
-        except TelegramAPIError:
-            pass
+        await turn.answered(message, markup)
+    await turn.end()
     if ticket is None or customer is None or ticket.customer_id != customer.id:
         await message.answer(texts("tickets/csat_thanks_done", ticket=None))
         return
@@ -181,8 +163,9 @@ async def process_comment(message: Message, **data: Any) -> None:
     low = (ticket.rating or 0) <= rules.LOW_RATING
     if low:
         # Staff can answer it: a message of this ticket (or of the customer's open one, or a conversation).
-        await pass_on_comment(message, data, comment, {"kind": "ticket", "id": ticket.id, "rating": ticket.rating or 0},
-                              ticket=ticket)
+        await pass_on_comment(message, comment, {"kind": "ticket", "id": ticket.id, "rating": ticket.rating or 0},
+                              ticket=ticket, customer=customer, texts=texts, repos=repos, clock=clock,
+                              settings=settings, renderer=renderer, bot=bot)
         if settings.manager_ids:  # the managers heard of the low rating; now of what went wrong
             await notify_managers(repos, renderer, settings, ticket, key=f"csat:{ticket.id}:comment",
                                   kind="csat_low", now=now,
@@ -190,34 +173,24 @@ async def process_comment(message: Message, **data: Any) -> None:
     await message.answer(texts("tickets/csat_thanks_done", ticket=ticket, passed_on=low))
 
 
-@router.callback_query(CsatCallback.filter(F.action == "skip"))
-async def skip_comment(callback: CallbackQuery, callback_data: CsatCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    current = await state.get_state()
-    ticket_id = (await state.get_data()).get("csat_ticket")
-    if current != CsatForm.comment.state or ticket_id != callback_data.ticket or not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
+@router.callback_query(comment_dialog.Button.filter())
+async def skip_comment(callback: CallbackQuery, callback_data: StepButton, turn: Turn, customer: Customer | None,
+                       texts: Texts, repos: Repos) -> None:
+    press = await turn.press(callback, callback_data)
+    if press is None:
         return
-    await callback.answer()
-    await end_dialog(state)
-    await set_buttons(callback.message, None)
-    ticket = await _own_ticket(callback, callback_data, data)
-    await callback.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
+    await turn.end()
+    ticket = await _own_ticket(int(press.value), repos, customer)
+    await press.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
 
 @router.callback_query(CsatCallback.filter(F.action.in_({"notsolved", "reopen"})))
-async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    state: FSMContext = data["state"]
-    bot: Bot = data["bot"]
-    ticket = await _own_ticket(callback, callback_data, data)
-    if ticket is None or not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
+async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, customer: Customer | None, texts: Texts,
+                     repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
+                     turn: Turn) -> None:
+    ticket = await _own_ticket(callback_data.ticket, repos, customer)
+    if ticket is None or customer is None or not isinstance(callback.message, Message):
+        await turn.expired(callback)
         return
     now = clock.now()
     if ticket.status in rules.OPEN_STATUSES:
@@ -233,13 +206,12 @@ async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, **dat
         await callback.answer(texts("tickets/reopen_already.txt", ticket=ticket))
         return
     ticket = claimed
-    customer: Customer = data["customer"]
     await callback.answer()
     await repos.tickets.transition(ticket, "in_progress", customer_actor(customer), now, settings.sla,
                                    detail="not solved")
     await set_buttons(callback.message, None)
-    if await state.get_state() == CsatForm.comment.state:
-        await end_dialog(state)
+    if await turn.step(comment_dialog) is not None:
+        await turn.end()
     await callback.message.answer(texts("tickets/reopened_for_customer", ticket=ticket))
     await refresh_card(bot, repos, renderer, settings, ticket, now)
     await tell_staff(bot, settings, ticket, (await staff_chat_texts(repos, renderer, settings))(

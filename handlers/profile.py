@@ -14,20 +14,20 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import privacy
-from bot.filters import When
 from bot.clock import Clock
 from bot.config import LANGUAGES, Settings
-from bot.dialogs import Turn, ask_again
+from bot.dialogs import Turn
+from bot.filters import When
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
 from bot.roles import Role
 from bot.staff_language import chat_language, choose_for_member, choose_for_staff_chat, is_staff_chat
-from handlers.order_desk import card_view
 from bot.texts import TextRenderer, Texts
+from handlers.order_desk import card_view
 from handlers.registration import STEPS, ProfileCallback, show_profile, start_editing
 from storage.models import Customer
-from storage.repositories.privacy import ShownMessage
 from storage.repositories import Repos
+from storage.repositories.privacy import ShownMessage
 
 router = Router(name="profile")
 router.message.filter(When(F.chat.type == "private"))
@@ -169,15 +169,10 @@ async def language_from_menu(callback: CallbackQuery, texts: Texts) -> None:
 
 
 @language_router.callback_query(ProfileCallback.filter(F.action == "lang"))
-async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, **data: Any) -> None:
+async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
+                       repos: Repos, clock: Clock, texts: Texts, state: FSMContext, settings: Settings, role: Role,
+                       turn: Turn) -> None:
     """Set the language; in the middle of a dialog, ask its question again in it."""
-    customer: Customer | None = data.get("customer")
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    settings: Settings = data["settings"]
-    role: Role = data["role"]
     lang = callback_data.value
     if lang not in LANGUAGES or not isinstance(callback.message, Message):
         await callback.answer(texts("common/button_expired.txt"))
@@ -203,4 +198,4 @@ async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, 
         await callback.message.edit_text(new_texts("profile/language_set", group=group))
     except TelegramBadRequest:
         await callback.message.answer(new_texts("profile/language_set", group=group))  # e.g. pressed twice
-    await ask_again(callback.message, {**data, "texts": new_texts, "lang": lang})
+    await turn.ask_again(callback.message, texts=new_texts, lang=lang)

@@ -12,26 +12,25 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import BaseFilter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, ForceReply, InlineKeyboardMarkup, Message, ReactionTypeEmoji
+from aiogram.types import CallbackQuery, Chat, ForceReply, InlineKeyboardMarkup, Message, ReactionTypeEmoji, User
 
-from bot.pipeline import at_once
-from bot.filters import When
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import ask_again, asks, end_dialog
+from bot.dialogs import TYPED, Dialog, Turn, asked_question
+from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
-from bot.texts import TextRenderer, Texts
 from bot.services.tickets import (
     StaffForum,
     TicketCallback,
     actor_of,
+    card_markup,
     customer_texts,
     enqueue_survey,
     learn_forum,
@@ -41,6 +40,7 @@ from bot.services.tickets import (
     staff_chat_texts,
     tell_staff,
 )
+from bot.texts import TextRenderer, Texts
 from storage.models import Ticket
 from storage.repositories import Repos
 
@@ -56,42 +56,44 @@ class ResolveForm(StatesGroup):
 # ----- buttons on the card ----------------------------------------------------------------
 
 @router.callback_query(TicketCallback.filter(), InStaffPlace())  # elsewhere: an expired button
-async def ticket_button(callback: CallbackQuery, callback_data: TicketCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    role: Role = data["role"]
-    repos: Repos = data["repos"]
-    learn_forum(data.get("staff_forum"), data.get("event_chat"), data["settings"])
+async def ticket_button(callback: CallbackQuery, callback_data: TicketCallback, texts: Texts, role: Role,
+                        repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot, turn: Turn,
+                        staff_forum: StaffForum | None = None, event_chat: Chat | None = None) -> None:
+    learn_forum(staff_forum, event_chat, settings)
     if role < Role.STAFF:
         await callback.answer(texts("tickets/staff_only.txt"), show_alert=True)
         return
     if not isinstance(callback.message, Message):
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
     ticket = await repos.tickets.get(callback_data.ticket)
     if ticket is None:
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
-    handler = {
-        "take": _take, "resolve": _ask_resolution, "prio": _show_priorities, "setprio": _set_priority,
-        "back": _back_to_card,
-    }.get(callback_data.action)
-    if handler is None:
-        await callback.answer(texts("common/button_expired.txt"))
-        return
-    await handler(callback, callback_data, ticket, data)
+    action = callback_data.action
+    if action == "take":
+        await _take(callback, ticket, texts=texts, repos=repos, clock=clock, settings=settings, renderer=renderer,
+                    bot=bot)
+    elif action == "resolve":
+        await _ask_resolution(callback, ticket, texts, turn)
+    elif action == "prio" and ticket.status not in rules.OPEN_STATUSES:
+        await callback.answer(_closed_alert(texts, ticket), show_alert=True)
+    elif action in ("prio", "back"):
+        await callback.answer()
+        await _edit_markup(callback, card_markup(texts, ticket, "priority" if action == "prio" else "main"))
+    elif action == "setprio":
+        await _set_priority(callback, callback_data, ticket, texts=texts, repos=repos, clock=clock, settings=settings,
+                            renderer=renderer, bot=bot)
+    else:
+        await turn.expired(callback)
 
 
 def _closed_alert(texts: Texts, ticket: Ticket) -> str:
     return texts("tickets/already_done.txt", ticket=ticket)
 
 
-async def _take(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
+async def _take(callback: CallbackQuery, ticket: Ticket, *, texts: Texts, repos: Repos, clock: Clock,
+                settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     me = actor_of(callback.from_user)
     # Claim the row first: of two presses at once, the second waits here and then sees the owner.
     claimed = await repos.tickets.claim(ticket.id, rules.OPEN_STATUSES)
@@ -103,7 +105,8 @@ async def _take(callback: CallbackQuery, callback_data: TicketCallback, ticket: 
         await callback.answer(texts("tickets/take_yours.txt", ticket=ticket))
         return
     if ticket.assignee_telegram_id is not None:
-        await callback.answer(texts("tickets/take_taken.txt", ticket=ticket, name=ticket.assignee_name), show_alert=True)
+        await callback.answer(texts("tickets/take_taken.txt", ticket=ticket, name=ticket.assignee_name),
+                              show_alert=True)
         return
     now = clock.now()
     await repos.tickets.assign(ticket, me, now, settings.sla)
@@ -118,30 +121,21 @@ async def _take(callback: CallbackQuery, callback_data: TicketCallback, ticket: 
             await tell_staff(bot, settings, ticket, stexts("tickets/not_delivered", ticket=ticket, reason=failure))
 
 
-async def _ask_resolution(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
-                          data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
+async def _ask_resolution(callback: CallbackQuery, ticket: Ticket, texts: Texts, turn: Turn) -> None:
     if ticket.status not in rules.OPEN_STATUSES:
         await callback.answer(_closed_alert(texts, ticket), show_alert=True)
         return
-    current = await state.get_state()
-    if current is not None and current != ResolveForm.note.state:
-        await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+    if await turn.busy(callback, unless=resolve_dialog):  # Resolve of another ticket: this one's note now
         return
     await callback.answer()
-    await state.set_state(ResolveForm.note)
-    await state.update_data(resolve_ticket=ticket.id)
     assert isinstance(callback.message, Message)
-    await ask_resolution_note(callback.message, data)
+    await turn.begin(callback.message, resolve_ticket=ticket.id)
+    await turn.ask(callback.message, ResolveForm.note)
 
 
-@asks(ResolveForm.note)
-async def ask_resolution_note(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    ticket_id = (await state.get_data()).get("resolve_ticket")
-    user = data.get("event_from_user")
+async def ask_resolution_note(message: Message, texts: Texts, turn: Turn, event_from_user: User | None = None) -> None:
+    ticket_id = (await turn.state.get_data()).get("resolve_ticket")
+    user = event_from_user
     # ForceReply (selective: for the one mentioned) opens a reply: in a group with
     # privacy mode on, the bot only sees messages that reply to it (and commands).
     asked = await at_once(message.answer(
@@ -149,7 +143,12 @@ async def ask_resolution_note(message: Message, data: dict[str, Any]) -> None:
               name=user.full_name if user else "", limit=rules.NOTE_MAX),
         reply_markup=ForceReply(selective=True, input_field_placeholder=texts.button("ticket_note_placeholder")),
     ))
-    await state.update_data(resolve_ask=asked.message_id)
+    await turn.remember_question(asked)
+
+
+# The resolution note a staff member writes after pressing Resolve: one question.
+resolve_dialog = Dialog(ResolveForm, prefix="rsv", ask={ResolveForm.note: ask_resolution_note},
+                        errors="tickets/errors")
 
 
 class IsResolutionNote(BaseFilter):
@@ -162,30 +161,24 @@ class IsResolutionNote(BaseFilter):
             return True
         if message.is_topic_message and reply.message_id == message.message_thread_id:
             return True  # in a forum topic every message "replies" to the topic's first message
-        return reply.message_id == (await state.get_data()).get("resolve_ask")
+        return reply.message_id == await asked_question(state)
 
 
-@router.message(StateFilter(ResolveForm.note), When((F.text) & (~F.text.startswith("/"))), IsResolutionNote())
-async def process_resolution_note(message: Message, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
+@router.message(StateFilter(ResolveForm.note), TYPED, IsResolutionNote())
+async def process_resolution_note(message: Message, turn: Turn, texts: Texts, repos: Repos, clock: Clock,
+                                  settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     try:
         note = rules.parse_note(message.text or "")
     except Invalid as error:
-        await message.answer(texts(f"tickets/errors/{error.code}", **error.params))
-        await ask_again(message, data)
+        await turn.reject(message, error)
         return
-    ticket_id = (await state.get_data()).get("resolve_ticket")
-    await end_dialog(state)
+    ticket_id = (await turn.state.get_data()).get("resolve_ticket")
+    await turn.end()
     ticket = await repos.tickets.claim(int(ticket_id or 0), rules.OPEN_STATUSES)
     if ticket is None:
         done = await repos.tickets.get(int(ticket_id or 0))
-        await message.reply(texts("tickets/already_done.txt", ticket=done) if done else texts("common/button_expired.txt"))
+        await message.reply(texts("tickets/already_done.txt", ticket=done) if done
+                            else texts("common/button_expired.txt"))
         return
     assert message.from_user is not None
     me = actor_of(message.from_user)
@@ -202,30 +195,8 @@ async def process_resolution_note(message: Message, **data: Any) -> None:
 
 
 # ----- priority ------------------------------------------------------------------------------
-
-async def _show_priorities(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
-                           data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    if ticket.status not in rules.OPEN_STATUSES:
-        await callback.answer(_closed_alert(texts, ticket), show_alert=True)
-        return
-    await callback.answer()
-    await _edit_markup(callback, _markup(data, ticket, "priority"))
-
-
-async def _back_to_card(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
-                        data: dict[str, Any]) -> None:
-    await callback.answer()
-    await _edit_markup(callback, _markup(data, ticket, "main"))
-
-
-def _markup(data: dict[str, Any], ticket: Ticket, mode: str) -> InlineKeyboardMarkup | None:
-    from bot.services.tickets import card_markup
-
-    # The buttons of the message pressed: a card in the staff chat (the chat's language, as ``texts`` is
-    # there) or a /ticket view in a private chat (its reader's).
-    return card_markup(data["texts"], ticket, mode)
-
+# The buttons of the message pressed: a card in the staff chat (the chat's language, as ``texts`` is
+# there) or a /ticket view in a private chat (its reader's).
 
 async def _edit_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
     assert isinstance(callback.message, Message)
@@ -235,12 +206,8 @@ async def _edit_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup | N
         log.debug("card buttons not changed: %s", exc)
 
 
-async def _set_priority(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket,
-                        data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
+async def _set_priority(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket, *, texts: Texts,
+                        repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     priority = callback_data.value
     if priority not in rules.PRIORITIES:
         await callback.answer(texts("common/button_expired.txt"))
@@ -255,9 +222,9 @@ async def _set_priority(callback: CallbackQuery, callback_data: TicketCallback, 
         await repos.tickets.set_priority(ticket, priority, actor_of(callback.from_user), now, settings.sla)
     await callback.answer(texts("tickets/priority_set.txt", ticket=ticket))
     if ticket.staff_message_id == callback.message.message_id and ticket.staff_chat_id == callback.message.chat.id:  # type: ignore[union-attr]
-        await refresh_card(data["bot"], repos, data["renderer"], settings, ticket, now)
+        await refresh_card(bot, repos, renderer, settings, ticket, now)
     else:  # the buttons of a /ticket view
-        await _edit_markup(callback, _markup(data, ticket, "main"))
+        await _edit_markup(callback, card_markup(texts, ticket, "main"))
 
 
 # ----- staff replies --------------------------------------------------------------------------
@@ -277,22 +244,18 @@ class TicketReply(BaseFilter):
         reply = message.reply_to_message
         if reply is not None:
             ticket = await repos.tickets.by_staff_message(message.chat.id, reply.message_id)
-        if ticket is None and message.is_topic_message and message.message_thread_id:
-            # Any message in a ticket's topic answers the customer, unless its author is in the
-            # middle of something (typing a staff note, say): then only an explicit reply does.
-            if state is None or await state.get_state() is None:
-                ticket = await repos.tickets.by_thread(message.chat.id, message.message_thread_id)
+        # Any message in a ticket's topic answers the customer, unless its author is in the
+        # middle of something (typing a staff note, say): then only an explicit reply does.
+        if (ticket is None and message.is_topic_message and message.message_thread_id
+                and (state is None or await state.get_state() is None)):
+            ticket = await repos.tickets.by_thread(message.chat.id, message.message_thread_id)
         return {"ticket": ticket} if ticket is not None else False
 
 
 @router.message(TicketReply())
-async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> None:
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
-    texts: Texts = data["texts"]  # answers to this staff member: in the language they chose
+async def relay_staff_reply(message: Message, ticket: Ticket, repos: Repos, clock: Clock, settings: Settings,
+                            renderer: TextRenderer, bot: Bot, texts: Texts) -> None:
+    # ``texts``: answers to this staff member, in the language they chose.
     if ticket.status == "closed":
         await message.reply(texts("tickets/reply_closed", ticket=ticket))
         return
@@ -309,8 +272,8 @@ async def relay_staff_reply(message: Message, ticket: Ticket, **data: Any) -> No
     if customer is not None:
         ctexts = customer_texts(renderer, customer)
         failure = await send_staff_reply(
-            bot, repos, customer, now, lambda text: ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=text),
-            body, photo)
+            bot, repos, customer, now,
+            lambda text: ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=text), body, photo)
     await repos.tickets.add_message(
         ticket, direction="out", actor=me, now=now, text=body, photo_file_id=photo,
         staff_chat_id=message.chat.id, staff_message_id=message.message_id, delivered=failure is None,

@@ -17,14 +17,13 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, ReplyParameters
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.pipeline import at_once
-from bot.filters import When
 from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
 from bot.config import Settings
+from bot.filters import When
+from bot.pipeline import at_once
 from bot.rules import tickets as rules
 from bot.rules.text_units import utf16_cut, utf16_len
-from bot.texts import TextRenderer, Texts
 from bot.services.tickets import (
     customer_actor,
     refresh_card,
@@ -32,6 +31,7 @@ from bot.services.tickets import (
     staff_chat_route,
     staff_chat_texts,
 )
+from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Ticket
 from storage.repositories import Repos
 
@@ -63,19 +63,18 @@ class HasOpenTickets(BaseFilter):
 
 @router.message(StateFilter(None), When((F.text) & (~F.text.startswith("/"))), HasOpenTickets())
 @router.message(StateFilter(None), When(F.photo), HasOpenTickets())
-async def customer_writes(message: Message, open_tickets: list[Ticket], **data: Any) -> None:
-    texts: Texts = data["texts"]
-    customer: Customer = data["customer"]
-    repos: Repos = data["repos"]
+async def customer_writes(message: Message, open_tickets: list[Ticket], customer: Customer, state: FSMContext,
+                          texts: Texts, repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer,
+                          bot: Bot) -> None:
     await repos.customers.mark_reachable(customer)  # they write, so they have not blocked us
     content = {
         "text": message.text if message.text is not None else message.caption,
         "photo": message.photo[-1].file_id if message.photo else None,
     }
     if len(open_tickets) == 1:
-        await relay_to_staff(message, data, open_tickets[0], content)
+        await relay_to_staff(message, open_tickets[0], content, customer=customer, texts=texts, repos=repos,
+                             clock=clock, settings=settings, renderer=renderer, bot=bot)
         return
-    state: FSMContext = data["state"]
     pending = dict((await state.get_data()).get(PENDING_KEY) or {})
     pending[str(message.message_id)] = content
     while len(pending) > PENDING_MAX:
@@ -96,11 +95,9 @@ async def customer_sends_other(message: Message, texts: Texts) -> None:
 
 
 @router.callback_query(RelayCallback.filter())
-async def relay_choice(callback: CallbackQuery, callback_data: RelayCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    state: FSMContext = data["state"]
-    customer: Customer | None = data.get("customer")
+async def relay_choice(callback: CallbackQuery, callback_data: RelayCallback, customer: Customer | None,
+                       state: FSMContext, texts: Texts, repos: Repos, clock: Clock, settings: Settings,
+                       renderer: TextRenderer, bot: Bot) -> None:
     ticket = await repos.tickets.get(callback_data.ticket)
     pending = dict((await state.get_data()).get(PENDING_KEY) or {})
     content = pending.get(str(callback_data.message))
@@ -115,20 +112,15 @@ async def relay_choice(callback: CallbackQuery, callback_data: RelayCallback, **
     pending.pop(str(callback_data.message))
     await state.update_data({PENDING_KEY: pending})
     await callback.message.edit_reply_markup(reply_markup=None)
-    await relay_to_staff(callback.message, data, ticket, content)
+    await relay_to_staff(callback.message, ticket, content, customer=customer, texts=texts, repos=repos, clock=clock,
+                         settings=settings, renderer=renderer, bot=bot)
 
 
-async def relay_to_staff(message: Message, data: dict[str, Any], ticket: Ticket, content: dict[str, Any],
-                         acknowledge: bool = True) -> None:
+async def relay_to_staff(message: Message, ticket: Ticket, content: dict[str, Any], *, customer: Customer,
+                         texts: Texts, repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer,
+                         bot: Bot, acknowledge: bool = True) -> None:
     """Post the customer's words (or photo) to the staff chat, record them, and tell the customer
     (unless ``acknowledge`` is off: the caller thanks them in its own words)."""
-    texts: Texts = data["texts"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    bot: Bot = data["bot"]
-    customer: Customer = data["customer"]
     now = clock.now()
     stexts = await staff_chat_texts(repos, renderer, settings)
     text: str | None = content.get("text")
