@@ -3,14 +3,21 @@
 pyproject.toml's import-linter contracts (``lint-imports`` in .ci/run) keep the
 layers pointing down and sibling packages acyclic; this test looks at every
 module of ``bot``, ``handlers``, ``jobs`` and ``storage`` (imports made only
-for type checking included) and fails naming each cycle, import by import.
+for type checking included) and fails naming each cycle, import by import. It
+also makes sure every module is in one of the contract's layers, so a new
+module cannot slip past them.
 """
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 import grimp
 
 ROOTS = ("bot", "handlers", "jobs", "storage")
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
@@ -72,6 +79,16 @@ def test_the_import_graph_has_no_cycle() -> None:
     assert len(graph.modules) > 50  # the whole code base was read
     cycles = _cycles(graph)
     assert not cycles, "\n\n".join(_describe(graph, group) for group in cycles)
+
+
+def test_every_module_is_in_a_layer() -> None:
+    contracts = tomllib.loads(PYPROJECT.read_text())["tool"]["importlinter"]["contracts"]
+    [layers] = [c["layers"] for c in contracts if c["type"] == "layers"]
+    names = {name.strip().strip("()") for layer in layers for name in re.split(r"[:|]", layer)}
+    graph = grimp.build_graph(*ROOTS, cache_dir=None)
+    outside = [m for m in sorted(graph.modules)
+               if m not in ROOTS and not any(m == n or m.startswith(n + ".") for n in names)]
+    assert not outside, f"not in any layer of pyproject.toml's layers contract: {outside}"
 
 
 def test_the_cycle_finder_finds_cycles() -> None:
