@@ -138,7 +138,7 @@ def build_dialogs(*extra: Dialog) -> Dialogs:
     """Every dialog on the protocol (bot.dialogs), so /help, the guard and the fallback can ask its question
     again; a new dialog goes here, and its router in build_routers."""
     return Dialogs([registration.dialog, ordering.dialog, complaint.dialog, csat.comment_dialog, care.survey,
-                    staff_tools.note_dialog, ticket_desk.resolve_dialog, *extra])
+                    staff_tools.note_dialog, ticket_desk.resolve_dialog, order_desk.reason_dialog, *extra])
 
 
 def build_routers(*extra: Router) -> Router:

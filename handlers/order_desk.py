@@ -12,21 +12,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from aiogram.filters import StateFilter
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters import StateFilter
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.pipeline import at_once
-from bot.filters import When
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import ask_again, asks, end_dialog
+from bot.dialogs import TYPED, Dialog, Turn
+from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
 from bot.rules import orders as rules
 from bot.rules.customer_file import Invalid
@@ -147,19 +146,14 @@ async def tell_staff(bot: Bot, settings: Settings, text: str, order: Order) -> N
         log.warning("could not tell the staff chat about order %s: %s", order.id, exc)
 
 
-async def notify_customer(data: dict[str, Any], order: Order, customer: Customer | None,
-                          reason_code: str | None = None) -> bool:
+async def notify_customer(order: Order, customer: Customer | None, *, bot: Bot, settings: Settings,
+                          renderer: TextRenderer, repos: Repos, clock: Clock, reason_code: str | None = None) -> bool:
     """Tell the customer, in their language, what became of their order.
 
     A customer who blocked the bot is marked unreachable and staff are told.
     """
     if customer is None or customer.telegram_id is None:
         return False
-    bot: Bot = data["bot"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
     lang = customer.language
     reason = order.cancel_reason
     if reason_code is not None:
@@ -203,13 +197,9 @@ def _last_change(renderer: TextRenderer, settings: Settings, lang: str, order: O
 # ----- status buttons ------------------------------------------------------------
 
 @router.callback_query(DeskCallback.filter(F.action.in_(STAFF_ACTIONS)), InStaffPlace())  # elsewhere: expired
-async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    role: Role = data["role"]
-    repos: Repos = data["repos"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    state: FSMContext = data["state"]
+async def press_status(callback: CallbackQuery, callback_data: DeskCallback, turn: Turn, state: FSMContext,
+                       texts: Texts, role: Role, repos: Repos, clock: Clock, settings: Settings,
+                       renderer: TextRenderer, bot: Bot) -> None:
     if role < Role.STAFF:
         await callback.answer(texts("orders/desk/staff_only.txt"), show_alert=True)
         return
@@ -224,7 +214,7 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **d
         # Someone else moved it first (or the card is old): show the truth.
         await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
                               show_alert=True)
-        await refresh_card(data["bot"], settings, renderer, repos, order, customer, card)
+        await refresh_card(bot, settings, renderer, repos, order, customer, card)
         return
     if target == rules.CANCELLED:
         current = await state.get_state()
@@ -235,9 +225,8 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **d
         await state.set_state(DeskForm.reason)
         await state.update_data(desk={"order": order.id, "expected": expected})
         if card is not None:
-            await ask_reason(card, data)
+            await turn.ask(card, DeskForm.reason)
         return
-    clock: Clock = data["clock"]
     won = await repos.orders.change_status(order.id, expected, target, _actor(callback.from_user), clock.now(),
                                            order=order)
     if not won:  # someone else moved it meanwhile: show the truth
@@ -245,21 +234,18 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, **d
         assert order is not None
         await callback.answer(texts("orders/desk/already.txt", **_last_change(renderer, settings, texts.lang, order)),
                               show_alert=True)
-        await refresh_card(data["bot"], settings, renderer, repos, order, customer, card)
+        await refresh_card(bot, settings, renderer, repos, order, customer, card)
         return
     await callback.answer(texts("orders/desk/done.txt", number=order.id,
                                 status=status_label(renderer, texts.lang, order.status)))
-    await refresh_card(data["bot"], settings, renderer, repos, order, customer, card)
-    await notify_customer(data, order, customer)
+    await refresh_card(bot, settings, renderer, repos, order, customer, card)
+    await notify_customer(order, customer, bot=bot, settings=settings, renderer=renderer, repos=repos, clock=clock)
 
 
 # ----- cancelling with a reason --------------------------------------------------
 
-@asks(DeskForm.reason)
-async def ask_reason(message: Message, data: dict[str, Any]) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    user: User | None = data.get("event_from_user")
+async def ask_reason(message: Message, texts: Texts, state: FSMContext, event_from_user: User | None = None) -> None:
+    user = event_from_user
     desk = (await state.get_data()).get("desk") or {}
     order_id = int(desk.get("order", 0))
     builder = InlineKeyboardBuilder()
@@ -272,6 +258,12 @@ async def ask_reason(message: Message, data: dict[str, Any]) -> None:
                          reply_markup=builder.as_markup())
 
 
+# Cancel on a card asks the staff member who pressed it for a reason: one question, answered by typing or by a
+# quick reason's button. Those buttons carry the order (DeskCallback, not step buttons), so one left on the
+# question of an earlier Cancel is stale; press_reason checks them.
+reason_dialog = Dialog(DeskForm, prefix="dskr", ask={DeskForm.reason: ask_reason}, errors="orders/errors")
+
+
 async def _reason_dialog(state: FSMContext) -> dict[str, Any] | None:
     if await state.get_state() != DeskForm.reason.state:
         return None
@@ -279,16 +271,11 @@ async def _reason_dialog(state: FSMContext) -> dict[str, Any] | None:
     return desk if isinstance(desk, dict) and desk.get("order") else None
 
 
-async def _cancel_with_reason(message: Message, data: dict[str, Any], reason: str, code: str | None) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    repos: Repos = data["repos"]
-    clock: Clock = data["clock"]
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
-    user: User = data["event_from_user"]
-    desk = await _reason_dialog(state) or {}
-    await end_dialog(state)
+async def _cancel_with_reason(message: Message, user: User, reason: str, code: str | None, *, turn: Turn,
+                              texts: Texts, repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer,
+                              bot: Bot) -> None:
+    desk = await _reason_dialog(turn.state) or {}
+    await turn.end()
     order_id, expected = int(desk.get("order", 0)), str(desk.get("expected", ""))
     won = await repos.orders.change_status(order_id, expected, rules.CANCELLED, _actor(user), clock.now(), reason)
     order = await repos.orders.get(order_id)
@@ -296,53 +283,46 @@ async def _cancel_with_reason(message: Message, data: dict[str, Any], reason: st
         await message.answer(texts("orders/not_found"))
         return
     customer = await repos.customers.get(order.customer_id)
-    await refresh_card(data["bot"], settings, renderer, repos, order, customer)
+    await refresh_card(bot, settings, renderer, repos, order, customer)
     if not won:
         await message.answer(texts("orders/desk/changed_meanwhile", **_last_change(renderer, settings, texts.lang,
                                                                                    order)))
         return
-    told = await notify_customer(data, order, customer, reason_code=code)
+    told = await notify_customer(order, customer, bot=bot, settings=settings, renderer=renderer, repos=repos,
+                                 clock=clock, reason_code=code)
     await message.answer(texts("orders/desk/cancelled_done", number=order.id, reason=reason, told=told))
 
 
-@router.message(StateFilter(DeskForm.reason), When((F.text) & (~F.text.startswith("/"))))
-async def process_reason(message: Message, **data: Any) -> None:
-    if data["role"] < Role.STAFF:
+@router.message(StateFilter(DeskForm.reason), TYPED)
+async def process_reason(message: Message, event_from_user: User, turn: Turn, texts: Texts, role: Role, repos: Repos,
+                         clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
+    if role < Role.STAFF:
         return
     try:
         reason = rules.parse_reason(message.text or "")
     except Invalid as error:
-        texts: Texts = data["texts"]
-        await message.answer(texts(f"orders/errors/{error.code}", **error.params))
-        await ask_again(message, data)
+        await turn.reject(message, error)  # orders/errors/<code>, and the question again
         return
-    await _cancel_with_reason(message, data, reason, None)
+    await _cancel_with_reason(message, event_from_user, reason, None, turn=turn, texts=texts, repos=repos, clock=clock,
+                              settings=settings, renderer=renderer, bot=bot)
 
 
 @router.callback_query(DeskCallback.filter(F.action.in_({"reason", "keep"})), InStaffPlace())
-async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, **data: Any) -> None:
-    texts: Texts = data["texts"]
-    state: FSMContext = data["state"]
-    message = callback.message
-    desk = await _reason_dialog(state)
-    # Only the staff member who pressed Cancel, while still asked, for this order.
-    if (data["role"] < Role.STAFF or desk is None or int(desk["order"]) != callback_data.order_id
-            or not isinstance(message, Message)
-            or (callback_data.action == "reason" and callback_data.value not in QUICK_REASONS)):
-        await callback.answer(texts("common/button_expired.txt"))
+async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, turn: Turn, texts: Texts, role: Role,
+                       repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
+    desk = await _reason_dialog(turn.state)
+    # Only the staff member who pressed Cancel, while still asked, for this order (callback data can be forged).
+    fits = (role >= Role.STAFF and desk is not None and int(desk["order"]) == callback_data.order_id
+            and (callback_data.action != "reason" or callback_data.value in QUICK_REASONS))
+    press = await turn.choice(callback, fits)  # answered; the question loses its buttons
+    if press is None:
         return
-    await callback.answer()
-    try:
-        await message.edit_reply_markup(reply_markup=None)
-    except TelegramBadRequest:
-        pass
     if callback_data.action == "keep":
-        await end_dialog(state)
-        await message.answer(texts("orders/desk/kept", number=callback_data.order_id))
+        await turn.end()
+        await press.message.answer(texts("orders/desk/kept", number=callback_data.order_id))
         return
-    settings: Settings = data["settings"]
-    renderer: TextRenderer = data["renderer"]
     # Staff (and the card) read the staff chat's wording; the customer gets orders/reasons/<code> in theirs.
-    lang = await staff_chat_language(data["repos"], settings)
+    lang = await staff_chat_language(repos, settings)
     reason = renderer.render(lang, f"buttons/desk_reason_{callback_data.value}")
-    await _cancel_with_reason(message, data, reason, callback_data.value)
+    await _cancel_with_reason(press.message, callback.from_user, reason, callback_data.value, turn=turn, texts=texts,
+                              repos=repos, clock=clock, settings=settings, renderer=renderer, bot=bot)
