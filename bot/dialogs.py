@@ -194,11 +194,11 @@ class Press:
         """Answer the press and take the question's buttons away (they cannot be pressed twice)."""
         await self.callback.answer()
         if take_buttons:
-            await take_buttons_away(self.message)
+            await set_buttons(self.message)
 
 
-async def take_buttons_away(message: Message, markup: InlineKeyboardMarkup | None = None) -> None:
-    """Replace a message's buttons (by default: none left)."""
+async def set_buttons(message: Message, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Replace a message's buttons (by default: none left); a second press finds them changed already."""
     try:
         await message.edit_reply_markup(reply_markup=markup)
     except TelegramBadRequest:

@@ -30,7 +30,7 @@ from sqlalchemy import update
 from bot.care_messages import CareCallback
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import TYPED, Dialog, StepButton, Turn, take_buttons_away
+from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
 from bot.filters import When
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
@@ -126,7 +126,7 @@ async def not_now(callback: CallbackQuery, customer: Customer | None, repos: Rep
                                     row.id, now)
     await callback.answer()
     assert isinstance(callback.message, Message)
-    await take_buttons_away(callback.message)
+    await set_buttons(callback.message)
     await callback.message.answer(texts("care/snoozed", days=rules.SNOOZE_DAYS))
 
 
@@ -147,7 +147,7 @@ async def stop_reminders(callback: CallbackQuery, customer: Customer | None, rep
     product = await repos.products.get(row.ref_product_id)
     await callback.answer()
     assert isinstance(callback.message, Message)
-    await take_buttons_away(callback.message)
+    await set_buttons(callback.message)
     await callback.message.answer(texts("care/stopped_product", product=product.name(texts.lang) if product else ""))
 
 
@@ -185,7 +185,7 @@ async def rate_order(callback: CallbackQuery, callback_data: CareCallback, custo
         return
     answer, created = await repos.care.rate(row.ref_order_id, customer.id, row.id, callback_data.v, clock.now())
     assert isinstance(callback.message, Message)
-    await take_buttons_away(callback.message)
+    await set_buttons(callback.message)
     if not created:
         await callback.answer(texts("care/survey_already.txt"), show_alert=True)
         return

@@ -25,9 +25,9 @@ from bot.filters import When
 from bot.menu import MenuCallback
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
+from bot.services.tickets import StaffForum, customer_tz, post_card
 from bot.texts import TextRenderer, Texts
 from bot.ticket_priority import complaint_priority
-from bot.services.tickets import StaffForum, customer_tz, post_card
 from storage.models import Customer
 from storage.repositories import Repos
 

@@ -37,6 +37,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
+from bot.dialogs import set_buttons
 from bot.filters import When
 from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
@@ -50,7 +51,6 @@ from bot.services.tickets import (
     post_card,
     send_staff_reply,
     send_to_customer,
-    set_buttons,
     split_text,
     staff_chat_texts,
 )

@@ -20,7 +20,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import TYPED, Dialog, StepButton, Turn
+from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
 from bot.filters import When
 from bot.pipeline import at_once
 from bot.rules import tickets as rules
@@ -30,7 +30,6 @@ from bot.services.tickets import (
     customer_actor,
     notify_managers,
     refresh_card,
-    set_buttons,
     staff_chat_texts,
     tell_staff,
 )

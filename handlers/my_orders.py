@@ -14,7 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import Turn, take_buttons_away
+from bot.dialogs import Turn, set_buttons
 from bot.filters import When
 from bot.menu import MenuCallback
 from bot.rules import orders as rules
@@ -110,7 +110,7 @@ async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCall
         return
     if action == "cancel_no":
         await callback.answer()
-        await take_buttons_away(message)
+        await set_buttons(message)
         await message.answer(texts("orders/kept", number=order.id))
         return
     if not rules.can_change(order.status, rules.CANCELLED, by_customer=True):
@@ -127,7 +127,7 @@ async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCall
         await message.answer(texts("orders/cancel_confirm", number=order.id, total=order.total),
                              reply_markup=builder.as_markup())
         return
-    await take_buttons_away(message)
+    await set_buttons(message)
     await _cancel(message, order, customer, texts=texts, repos=repos, clock=clock, settings=settings,
                   renderer=renderer, bot=bot)
 

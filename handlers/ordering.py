@@ -34,7 +34,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import TYPED, Dialog, StepButton, Turn, take_buttons_away
+from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
 from bot.filters import When
 from bot.menu import MenuCallback
 from bot.pipeline import at_once
@@ -490,7 +490,7 @@ async def process_button(callback: CallbackQuery, callback_data: StepButton, tur
         await press.accept(take_buttons=False)
         view = await _product_view(texts, turn, repos)
         if view is None:
-            await take_buttons_away(message)
+            await set_buttons(message)
             await turn.ask(message, OrderForm.category)
             return
         try:

@@ -16,7 +16,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import privacy
 from bot.clock import Clock
 from bot.config import LANGUAGES, Settings
-from bot.dialogs import Turn
+from bot.dialogs import Turn, set_buttons
 from bot.filters import When
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
@@ -125,7 +125,7 @@ async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback,
         await callback.answer(texts("common/button_expired.txt"))
         return
     await callback.answer()
-    await message.edit_reply_markup(reply_markup=None)
+    await set_buttons(message)
     if callback_data.action == "forget_no":
         await message.answer(texts("profile/forget_kept"))
         return

@@ -17,8 +17,8 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import CommandStart, StateFilter
-from aiogram.fsm.context import FSMContext
 from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
     CallbackQuery,

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import Turn, take_buttons_away
+from bot.dialogs import Turn, set_buttons
 from bot.reports import (
     REPORT_NAMES,
     REPORTS,
@@ -264,7 +264,7 @@ async def segment_action(callback: CallbackQuery, callback_data: ReportCallback,
                                            now=now)
     if result.status == "already":
         await callback.answer(texts("reports/segment_already.txt"), show_alert=True)
-        await take_buttons_away(message)
+        await set_buttons(message)
         return
     await press.accept()
     if result.status == "empty":

@@ -23,8 +23,8 @@ from bot.roles import HasRole, InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
 from bot.rules.text_units import utf16_len
-from bot.texts import Texts
 from bot.services.tickets import StaffForum, card_context, card_markup, learn_forum
+from bot.texts import Texts
 from storage.models import Customer
 from storage.repositories import Repos
 

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import BaseFilter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -21,7 +20,7 @@ from aiogram.types import CallbackQuery, Chat, ForceReply, InlineKeyboardMarkup,
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.dialogs import TYPED, Dialog, Turn, asked_question
+from bot.dialogs import TYPED, Dialog, Turn, asked_question, set_buttons
 from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
@@ -200,10 +199,7 @@ async def process_resolution_note(message: Message, turn: Turn, texts: Texts, re
 
 async def _edit_markup(callback: CallbackQuery, markup: InlineKeyboardMarkup | None) -> None:
     assert isinstance(callback.message, Message)
-    try:
-        await callback.message.edit_reply_markup(reply_markup=markup)
-    except TelegramAPIError as exc:  # "message is not modified" after a double press
-        log.debug("card buttons not changed: %s", exc)
+    await set_buttons(callback.message, markup)
 
 
 async def _set_priority(callback: CallbackQuery, callback_data: TicketCallback, ticket: Ticket, *, texts: Texts,

@@ -20,6 +20,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
 from bot.config import Settings
+from bot.dialogs import set_buttons
 from bot.filters import When
 from bot.pipeline import at_once
 from bot.rules import tickets as rules
@@ -111,7 +112,7 @@ async def relay_choice(callback: CallbackQuery, callback_data: RelayCallback, cu
     await callback.answer()
     pending.pop(str(callback_data.message))
     await state.update_data({PENDING_KEY: pending})
-    await callback.message.edit_reply_markup(reply_markup=None)
+    await set_buttons(callback.message)
     await relay_to_staff(callback.message, ticket, content, customer=customer, texts=texts, repos=repos, clock=clock,
                          settings=settings, renderer=renderer, bot=bot)
 

@@ -13,9 +13,9 @@ answers to one person use that person's.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot
@@ -24,13 +24,13 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyParameters, User
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.pipeline import at_once
 from bot.callback_ids import RowId
 from bot.config import Settings
+from bot.pipeline import at_once
 from bot.rules import tickets as rules
 from bot.rules.sla import notice_time
-from bot.staff_language import chat_language, member_languages, staff_chat_language
 from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_len, utf16_split  # noqa: F401  (re-exported)
+from bot.staff_language import chat_language, member_languages, staff_chat_language
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
 from storage.repositories import Repos
@@ -311,14 +311,6 @@ async def send_staff_reply(bot: Bot, repos: Repos, customer: Customer, now: date
         if failure:
             return failure
     return None
-
-
-async def set_buttons(message: Message, markup: InlineKeyboardMarkup | None) -> None:
-    """Change (or take away) a message's buttons; a second press finds them changed already."""
-    try:
-        await message.edit_reply_markup(reply_markup=markup)
-    except TelegramBadRequest as exc:
-        log.debug("buttons not changed: %s", exc)
 
 
 # ----- the satisfaction survey ---------------------------------------------------------------
