@@ -34,10 +34,21 @@ takes ``turn: Turn`` — this update's side of the protocol:
   the next step and is stale.
 * ``turn.remember_question(sent)`` / ``turn.answered(message)``: a question
   answered by typing loses its buttons too.
-* ``turn.interrupted`` / ``turn.wrong_input`` / ``turn.busy`` are the
-  mid-dialog guard: another command or a sticker where text is needed gets a
-  clear answer and the question again; a button that would start a second
-  dialog asks to finish the first.
+* ``turn.interrupted`` / ``turn.wrong_input`` / ``turn.busy`` /
+  ``turn.start_by_button`` are the mid-dialog guard: another command or a
+  sticker where text is needed gets a clear answer and the question again; a
+  button that would start a second dialog asks to finish the first.
+* ``dialog.values(state)`` / ``dialog.save(state, values)``: the answers so far.
+* ``turn.choice(callback, fits)``: a chain of button choices that carry
+  everything chosen so far in the buttons themselves, with no dialog state
+  (segment sending in the staff group); stale presses and taking buttons
+  away work as in a dialog. :func:`set_buttons` changes a message's buttons.
+
+A new dialog: a module in ``handlers/`` with its StatesGroup, askers, one
+``Dialog`` and its handlers (``tests/test_dialog_protocol.py`` is one of three
+questions), its texts in ``templates/en`` and ``templates/zh``, and two lines
+in ``bot.app``: the dialog in ``build_dialogs`` and its router in
+``build_routers``.
 
 Nothing here is kept in the process: the step, the dialog's values and the
 opening message's id live in dialog data (the FSM storage, in the database),
@@ -46,13 +57,13 @@ so a dialog goes on after ``:restart`` or on another replica.
 
 from __future__ import annotations
 
+import inspect
 import types
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot, F
-from aiogram.dispatcher.event.handler import CallableObject
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
@@ -97,6 +108,20 @@ class StepButton(CallbackData, prefix="step"):
     value: str = ""
 
 
+class _Asker:
+    """An asker and the names of its parameters: it gets the chat's message and, by name, what it declares
+    of the update's data (as aiogram gives a handler its parameters)."""
+
+    def __init__(self, fn: AskFn) -> None:
+        self.fn = fn
+        parameters = list(inspect.signature(fn).parameters.values())[1:]  # the first is the message
+        self.names = tuple(p.name for p in parameters
+                           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+    async def __call__(self, message: Message, data: Mapping[str, Any]) -> None:
+        await self.fn(message, **{name: data[name] for name in self.names if name in data})
+
+
 class Dialog:
     """One conversation's questions and buttons (a definition: no per-chat state)."""
 
@@ -116,7 +141,7 @@ class Dialog:
         # The callback data of this dialog's buttons: ``<prefix>:<action>:<step>:<value>``.
         self.Button: type[StepButton] = types.new_class(
             f"{form.__name__}Button", (StepButton,), {"prefix": prefix})
-        self._askers = {self._own(state): CallableObject(fn) for state, fn in ask.items()}
+        self._askers = {self._own(state): _Asker(fn) for state, fn in ask.items()}
         self._buttons = dict(buttons or {})
         self._buttons_only = {self._own(state) for state in buttons_only}
         self.errors = errors
@@ -160,7 +185,7 @@ class Dialog:
         asker = self._askers.get(state_name)
         if asker is None:
             return False
-        await asker.call(message, **data)
+        await asker(message, data)
         return True
 
 
