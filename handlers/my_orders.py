@@ -106,7 +106,7 @@ async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCall
         await begin_reorder(message, turn, texts=texts, repos=repos, customer=customer, order_id=order.id)
         return
     if action not in ("cancel", "cancel_yes", "cancel_no"):
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
     if action == "cancel_no":
         await callback.answer()

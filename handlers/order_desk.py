@@ -206,7 +206,7 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, tur
     card = callback.message if isinstance(callback.message, Message) else None
     order = await repos.orders.get(callback_data.order_id)
     if order is None:
-        await callback.answer(texts("common/button_expired.txt"))
+        await turn.expired(callback)
         return
     customer = await repos.customers.get(order.customer_id)
     target, expected = callback_data.action, callback_data.expected
@@ -217,9 +217,7 @@ async def press_status(callback: CallbackQuery, callback_data: DeskCallback, tur
         await refresh_card(bot, settings, renderer, repos, order, customer, card)
         return
     if target == rules.CANCELLED:
-        current = await state.get_state()
-        if current is not None and not current.startswith("DeskForm:"):
-            await callback.answer(texts("common/finish_first.txt"), show_alert=True)
+        if await turn.busy(callback, unless=reason_dialog):  # another order's reason: this one's now
             return
         await callback.answer()
         await state.set_state(DeskForm.reason)
