@@ -25,7 +25,6 @@ from aiogram.filters import StateFilter
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from sqlalchemy import update
 
 from bot.care_messages import CareCallback
 from bot.clock import Clock
@@ -137,13 +136,7 @@ async def stop_reminders(callback: CallbackQuery, customer: Customer | None, rep
     if row is None or row.ref_product_id is None or customer is None:
         return
     await repos.care.stop_product(customer.id, row.ref_product_id, row.id, clock.now())
-    await repos.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.customer_id == customer.id, OutboxMessage.kind == rules.KIND_REORDER,
-               OutboxMessage.ref_product_id == row.ref_product_id, OutboxMessage.status == "pending")
-        .values(status="skipped", skip_reason="stopped for this product")
-        .execution_options(synchronize_session=False)
-    )
+    await repos.care.skip_pending_about(customer.id, rules.KIND_REORDER, row.ref_product_id, "stopped for this product")
     product = await repos.products.get(row.ref_product_id)
     await callback.answer()
     assert isinstance(callback.message, Message)

@@ -152,6 +152,16 @@ class CareRepo:
     async def stop_product(self, customer_id: int, product_id: int, outbox_id: int | None, now: datetime) -> None:
         await self._upsert_stop(customer_id, product_id, STOP, None, outbox_id, now)
 
+    async def skip_pending_about(self, customer_id: int, kind: str, product_id: int, reason: str) -> None:
+        """The customer's pending messages of ``kind`` about a product: skipped with ``reason``."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.customer_id == customer_id, OutboxMessage.kind == kind,
+                   OutboxMessage.ref_product_id == product_id, OutboxMessage.status == "pending")
+            .values(status="skipped", skip_reason=reason)
+            .execution_options(synchronize_session=False)
+        )
+
     async def snooze_product(self, customer_id: int, product_id: int, until: datetime, outbox_id: int | None,
                              now: datetime) -> None:
         await self._upsert_stop(customer_id, product_id, SNOOZE, until, outbox_id, now)
