@@ -19,9 +19,9 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import (
     BotCommand,
     BotCommandScope,
@@ -41,8 +41,22 @@ from bot.roles import Role
 from bot.rules import care as care_rules
 from bot.services.tickets import StaffForum
 from bot.texts import TextRenderer
-from handlers import care, common, complaint, conversations, csat, my_orders, order_desk, ordering, profile
-from handlers import registration, reports, staff_tools, ticket_desk, ticket_relay
+from handlers import (
+    care,
+    common,
+    complaint,
+    conversations,
+    csat,
+    my_orders,
+    order_desk,
+    ordering,
+    profile,
+    registration,
+    reports,
+    staff_tools,
+    ticket_desk,
+    ticket_relay,
+)
 from jobs import care as care_jobs
 from jobs import delivery, digest, leases
 from jobs import sla as sla_jobs
@@ -159,10 +173,10 @@ def build_routers(*extra: Router) -> Router:
         registration.router,
         profile.router,
         ordering.router,
-        my_orders.router,
+        my_orders.build_router(),
         care.router,
         complaint.router,
-        csat.router,
+        csat.build_router(),
         ticket_relay.router,
         # Any chat: /language (a person's own; an admin's in the staff chat is the chat's).
         profile.language_router,

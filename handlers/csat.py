@@ -38,9 +38,17 @@ from handlers.conversations import pass_on_comment
 from storage.models import Customer, Ticket
 from storage.repositories import Repos
 
-router = Router(name="csat")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="csat")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.callback_query.register(rate, CsatCallback.filter(F.action == "rate"))
+    router.message.register(process_comment, StateFilter(CsatForm.comment), TYPED)
+    router.callback_query.register(skip_comment, comment_dialog.Button.filter())
+    router.callback_query.register(not_solved, CsatCallback.filter(F.action.in_({"notsolved", "reopen"})))
+    return router
 
 
 class CsatForm(StatesGroup):
@@ -87,7 +95,6 @@ async def _own_ticket(ticket_id: int, repos: Repos, customer: Customer | None) -
     return ticket
 
 
-@router.callback_query(CsatCallback.filter(F.action == "rate"))
 async def rate(callback: CallbackQuery, callback_data: CsatCallback, customer: Customer | None, texts: Texts,
                repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot, turn: Turn) -> None:
     ticket = await _own_ticket(callback_data.ticket, repos, customer)
@@ -133,7 +140,6 @@ async def rate(callback: CallbackQuery, callback_data: CsatCallback, customer: C
         await callback.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
 
-@router.message(StateFilter(CsatForm.comment), TYPED)
 async def process_comment(message: Message, turn: Turn, customer: Customer | None, texts: Texts, repos: Repos,
                           clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     try:
@@ -172,7 +178,6 @@ async def process_comment(message: Message, turn: Turn, customer: Customer | Non
     await message.answer(texts("tickets/csat_thanks_done", ticket=ticket, passed_on=low))
 
 
-@router.callback_query(comment_dialog.Button.filter())
 async def skip_comment(callback: CallbackQuery, callback_data: StepButton, turn: Turn, customer: Customer | None,
                        texts: Texts, repos: Repos) -> None:
     press = await turn.press(callback, callback_data)
@@ -183,7 +188,6 @@ async def skip_comment(callback: CallbackQuery, callback_data: StepButton, turn:
     await press.message.answer(texts("tickets/csat_thanks_done", ticket=ticket))
 
 
-@router.callback_query(CsatCallback.filter(F.action.in_({"notsolved", "reopen"})))
 async def not_solved(callback: CallbackQuery, callback_data: CsatCallback, customer: Customer | None, texts: Texts,
                      repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
                      turn: Turn) -> None:

@@ -27,9 +27,17 @@ from storage.models import Customer, Order
 from storage.repositories import Repos
 from storage.repositories.orders import Actor
 
-router = Router(name="my-orders")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="my-orders")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.message.register(orders_command, Command("orders"))
+    router.callback_query.register(orders_from_menu, MenuCallback.filter(F.action == "orders"))
+    router.callback_query.register(press_order_button, MyOrderCallback.filter())
+    return router
+
 
 ITEMS_SHOWN = 3  # per order in the list; the rest are counted
 
@@ -73,13 +81,11 @@ async def show_orders(message: Message, *, texts: Texts, repos: Repos, settings:
     )
 
 
-@router.message(Command("orders"))
 async def orders_command(message: Message, texts: Texts, repos: Repos, settings: Settings, renderer: TextRenderer,
                          customer: Customer | None) -> None:
     await show_orders(message, texts=texts, repos=repos, settings=settings, renderer=renderer, customer=customer)
 
 
-@router.callback_query(MenuCallback.filter(F.action == "orders"))
 async def orders_from_menu(callback: CallbackQuery, texts: Texts, repos: Repos, settings: Settings,
                            renderer: TextRenderer, customer: Customer | None) -> None:
     await callback.answer()
@@ -88,7 +94,6 @@ async def orders_from_menu(callback: CallbackQuery, texts: Texts, repos: Repos, 
                           customer=customer)
 
 
-@router.callback_query(MyOrderCallback.filter())
 async def press_order_button(callback: CallbackQuery, callback_data: MyOrderCallback, turn: Turn, texts: Texts,
                              repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
                              customer: Customer | None) -> None:
