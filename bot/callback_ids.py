@@ -5,6 +5,9 @@ must not reach the database (SQLite raises OverflowError past 64 bits,
 PostgreSQL past the 32 bits of an ``Integer`` column). A CallbackData field
 typed :data:`RowId` refuses such a value, so the button's filter does not
 match and the press gets "This button has expired" (``handlers.common``).
+
+Telegram does not check ``data`` against the buttons of the message it came from:
+https://core.telegram.org/bots/api#callbackquery
 """
 
 from __future__ import annotations

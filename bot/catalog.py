@@ -32,7 +32,8 @@ COLUMNS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", 
 REQUIRED = ("sku", "name_en", "name_zh", "category", "unit", "price")
 SAMPLE_CATALOG = Path(__file__).resolve().parent / "data" / "sample_catalog.csv"
 
-SKU_MAX, NAME_MAX, CATEGORY_MAX, UNIT_MAX = 64, 64, 64, 32  # keep cards and summaries under 4096
+# Keep cards and summaries under 4096 (https://core.telegram.org/bots/api#sendmessage).
+SKU_MAX, NAME_MAX, CATEGORY_MAX, UNIT_MAX = 64, 64, 64, 32
 PRICE_MAX = Decimal(1_000_000)
 DAYS_MAX = 3650.0
 _SKU = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")

@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     winback_min_days: int = Field(45, ge=1)
     winback_repeat_days: int = Field(60, ge=1)
     attribution_days: int = Field(7, ge=1)
+    # Kept under Telegram's limits (about 30 a second overall, 1 a second per chat, 20 a minute per group):
+    # https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
     rate_global_per_second: float = Field(25, gt=0)
     rate_chat_per_second: float = Field(1, gt=0)
     rate_group_per_minute: float = Field(18, gt=0)

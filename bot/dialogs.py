@@ -31,7 +31,10 @@ takes ``turn: Turn`` — this update's side of the protocol:
   this dialog, and fits the step's button table (callback data can be forged).
   A stale press is answered "This button has expired"; an accepted one is
   answered and the question's buttons are taken away, so a double press finds
-  the next step and is stale.
+  the next step and is stale. Telegram does not check callback data against
+  the message's buttons (https://core.telegram.org/bots/api#callbackquery), and
+  the client shows a progress bar until the press is answered
+  (https://core.telegram.org/bots/api#answercallbackquery).
 * ``turn.remember_question(sent)`` / ``turn.answered(message)``: a question
   answered by typing loses its buttons too.
 * ``turn.interrupted`` / ``turn.wrong_input`` / ``turn.busy`` /

@@ -8,6 +8,12 @@ captions over 1024, callback data over 64 bytes, HTML that Telegram's parser
 refuses, a 403 for a chat that blocked the bot, a scripted 429 with
 ``retry_after``, a scripted network failure.
 
+What it imitates: https://core.telegram.org/bots/api#sendmessage (text),
+https://core.telegram.org/bots/api#sendphoto (caption),
+https://core.telegram.org/bots/api#inlinekeyboardbutton (callback_data),
+https://core.telegram.org/bots/api#html-style, https://core.telegram.org/bots/api#making-requests
+(error answers) and https://core.telegram.org/bots/api#responseparameters (``retry_after``).
+
 :class:`FakeUser` is a person: it sends text, contacts, stickers, photos and
 presses buttons by label, by feeding updates through the real ``Dispatcher``.
 """
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
 
     from bot.clock import Clock
 
-CALLBACK_DATA_LIMIT = 64
+CALLBACK_DATA_LIMIT = 64  # bytes: https://core.telegram.org/bots/api#inlinekeyboardbutton
 BOT_ID = 7_000_000_001
 BOT_USERNAME = "caredesk_bot"
 
@@ -175,6 +181,7 @@ class FakeTelegram:
         self.bot: "Bot | None" = None
         self.on_bot_message: Callable[[SentMessage, bool], None] | None = None
         # A button's answer with a text (text, show_alert): a toast, or an alert with OK.
+        # https://core.telegram.org/bots/api#answercallbackquery
         self.on_callback_answer: Callable[[str, bool], None] | None = None
 
     # ----- wiring -------------------------------------------------------
@@ -284,6 +291,7 @@ class FakeTelegram:
                 raise ScriptedError(429, f"Too Many Requests: retry after {fault.retry_after}", fault.retry_after)
             if fault.kind == "blocked":
                 raise ScriptedError(403, "Forbidden: bot was blocked by the user")
+            # https://core.telegram.org/bots#how-are-bots-different-from-users
             if fault.kind == "cant_initiate":  # the user never opened a private chat with the bot
                 raise ScriptedError(403, "Forbidden: bot can't initiate conversation with a user")
             if fault.kind == "deactivated":
@@ -329,6 +337,7 @@ class FakeTelegram:
                 raise ScriptedError(400, f"Bad Request: can't parse entities: {exc}") from None
         else:
             visible = text
+        # https://core.telegram.org/api/entities#entity-length
         length = utf16_len(visible)  # Telegram counts UTF-16 code units (an emoji is 2)
         if not visible.strip() and not empty_ok:
             raise ScriptedError(400, "Bad Request: message text is empty")
@@ -338,6 +347,7 @@ class FakeTelegram:
         return visible
 
     def _store_file(self, value: Any, default_name: str) -> tuple[str, str, bytes]:
+        # A file_id sent again reuses the file: https://core.telegram.org/bots/api#sending-files
         if isinstance(value, str):  # a file_id already known to Telegram
             name, data = self.files.get(value, (default_name, b""))
             return value, name, data

@@ -6,7 +6,7 @@
   decides, the unit commits once. A handler that raises: the unit is rolled
   back, one log record (update id, one traceback, no personal data) is
   written, the person is told in their language and a pressed button stops
-  spinning.
+  spinning (https://core.telegram.org/bots/api#answercallbackquery).
 * :class:`SendPath` — a request middleware on the bot's session, so every
   Telegram call passes it. Inside an update, a call whose result the handler
   does not need (answers, edits, taking buttons away, callback answers,
@@ -20,7 +20,9 @@
   network error before the request went out, or a 5xx, is tried again with
   backoff; a cosmetic call (a reaction, taking buttons away, answering a
   button press too late) that fails is logged and forgotten rather than
-  failing the update.
+  failing the update. (429 and ``retry_after``:
+  https://core.telegram.org/bots/api#responseparameters; the limits:
+  https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this)
 * :class:`Lanes` — updates of one chat are handled one at a time, in order;
   different chats run concurrently.
 * :class:`UpdateIntake` — what the webhook and polling share: parse, store in
@@ -73,7 +75,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Methods that put a message in a chat: these count against Telegram's rate limits.
+# Methods that put a message in a chat: these count against Telegram's rate limits
+# (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
 SENDING_METHODS = frozenset({
     "sendMessage", "sendPhoto", "sendDocument", "sendMediaGroup", "sendSticker", "sendVoice", "sendVideo",
     "sendAudio", "sendAnimation", "sendContact", "sendLocation", "copyMessage", "forwardMessage",
@@ -119,7 +122,8 @@ PENDING = Pending()
 COSMETIC_METHODS = frozenset({
     "setMessageReaction", "editMessageReplyMarkup", "answerCallbackQuery", "deleteMessage", "sendChatAction",
 })
-# Bad requests that say "nothing to do" (https://core.telegram.org/bots/api#making-requests).
+# Bad requests that say "nothing to do" (https://core.telegram.org/bots/api#making-requests); a message
+# older than 48 hours can't be deleted (https://core.telegram.org/bots/api#deletemessage).
 HARMLESS = ("message is not modified", "query is too old", "query id is invalid",
             "message to delete not found", "message to edit not found", "message can't be deleted")
 # Tries of one call inside an update for network errors and 5xx, and the first backoff (doubling).

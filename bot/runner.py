@@ -11,6 +11,9 @@ Webhook answers: a wrong or missing secret → 401; a body over
 :data:`MAX_BODY` → 413; a body that is not JSON → 400 (Telegram would retry
 a 5xx); JSON that is not an update → 200 and one warning (retrying it would
 not help); while shutting down → 503 (Telegram delivers it again later).
+
+Telegram repeats a webhook request that got no 2XX answer, and gives up after a
+reasonable number of attempts: https://core.telegram.org/bots/api#setwebhook
 """
 
 from __future__ import annotations
@@ -131,7 +134,11 @@ async def run_polling(settings: Settings) -> None:
 
 
 async def poll(app: App, intake: UpdateIntake, stopping: asyncio.Event, timeout: int = 25) -> None:
-    """getUpdates until ``stopping``; the offset moves past a batch only once it is in the inbox."""
+    """getUpdates until ``stopping``; the offset moves past a batch only once it is in the inbox.
+
+    An update is confirmed (and not returned again) once getUpdates is called with an offset above its
+    ``update_id``: https://core.telegram.org/bots/api#getupdates
+    """
     offset: int | None = None
     allowed = app.dispatcher.resolve_used_update_types()
     failures = 0

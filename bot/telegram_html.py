@@ -4,6 +4,9 @@
 sandbox: only Telegram's tags, properly nested and closed, no bare ``<`` or
 ``&``, only the named entities Telegram knows. ``to_plain`` renders the
 message as the reader sees it (tags gone, entities decoded).
+
+The rules: https://core.telegram.org/bots/api#html-style (tags, entities, escaping) and
+https://core.telegram.org/bots/api#formatting-options (what may nest in what).
 """
 
 from __future__ import annotations
@@ -74,7 +77,10 @@ def check(text: str) -> str:
 
 
 def visible_length(text: str) -> int:
-    """Length as Telegram counts it: after entities are parsed, in UTF-16 units."""
+    """Length as Telegram counts it: after entities are parsed, in UTF-16 units.
+
+    https://core.telegram.org/api/entities#entity-length
+    """
     return len(check(text).encode("utf-16-le")) // 2
 
 

@@ -15,7 +15,8 @@ person never waits behind a bulk of care messages.
 Pacing: token buckets (``RATE_GLOBAL_PER_SECOND`` overall,
 ``RATE_CHAT_PER_SECOND`` per private chat, ``RATE_GROUP_PER_MINUTE`` per
 group), on a :class:`Timer` — real time live, the ManualClock in tests (a
-"sleep" moves the clock, nothing waits for real).
+"sleep" moves the clock, nothing waits for real). Telegram's limits:
+https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this
 
 Each send is three short transactions: pending → sending (compare-and-set,
 so two workers never take the same row), the request, then sending → sent.
@@ -24,11 +25,13 @@ A crash in the middle leaves "sending"; on start those rows become
 
 * 429 ``retry_after``: all sending pauses that long plus a little jitter;
   the row is tried again (the attempt does not count).
+  https://core.telegram.org/bots/api#responseparameters
 * 403 (blocked, deactivated) or 400 chat not found: the customer is marked
   unreachable, the row failed, never retried; their other pending care rows
   are skipped. A row with a ``fallback`` option (a staff reminder whose
   assignee never opened a private chat with the bot) is written again for
-  the fallback chat.
+  the fallback chat. A bot cannot start a private chat:
+  https://core.telegram.org/bots#how-are-bots-different-from-users
 * other 400s (bad HTML, too long...): failed, with the error kept.
 * network error before the request went out, or 5xx: tried again with
   backoff, up to ``OUTBOX_MAX_ATTEMPTS``; then failed with the error kept.
@@ -476,7 +479,9 @@ class OutboxWorker:
 
     async def _edit(self, row: OutboxMessage, options: dict[str, Any]) -> Any:
         """Replace the text (or a photo's caption) of ``options['edit_message_id']``; its buttons go,
-        unless the row carries new ones."""
+        unless the row carries new ones: an edit without ``reply_markup`` drops the inline keyboard
+        (https://core.telegram.org/bots/api#editmessagetext, https://core.telegram.org/bots/api#editmessagecaption).
+        """
         bot = self.deps.bot
         markup = _markup(row.reply_markup) if row.reply_markup else None
         try:

@@ -14,6 +14,9 @@ through it, so together they never exceed
   never does;
 * a 429's ``retry_after`` (plus jitter): all sending pauses.
 
+Telegram's limits: https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this;
+``retry_after``: https://core.telegram.org/bots/api#responseparameters.
+
 Time comes from a :class:`Timer`: real time live, the ManualClock in tests (a
 "sleep" moves the clock, nothing waits for real).
 

@@ -100,6 +100,7 @@ async def _remind(repos: Repos, ctx: JobContext, ticket: Ticket, check: rules.Ch
         if settings.staff_chat_id is not None:
             # The assignee may never have opened a private chat with the bot (Telegram then
             # answers 403): the reminder goes to the staff chat instead, naming them.
+            # https://core.telegram.org/bots#how-are-bots-different-from-users
             options = {"fallback": {
                 "chat_id": settings.staff_chat_id, "options": staff_chat_route(ticket, settings),
                 "text": group_texts("tickets/sla_warning", **{**facts, "unreachable": ticket.assignee_name or "—"}),

@@ -5,6 +5,9 @@ update id, so an update Telegram delivers twice (it retries when it did not
 see our ``200``) is taken once; the handler's unit of work marks it handled
 (``storage.unit_of_work.mark_handled``); handled ids are kept for a day (how
 long Telegram keeps an undelivered update) and then pruned.
+
+Webhook retries: https://core.telegram.org/bots/api#setwebhook; ``update_id`` is what tells
+a repeated update: https://core.telegram.org/bots/api#update
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A local Bot API stand-in over HTTP, for tests that run ``caredesk run`` as a real process.
 
-It answers ``POST /bot<token>/<method>`` as Telegram does, with the same
+It answers ``POST /bot<token>/<method>`` as Telegram does
+(https://core.telegram.org/bots/api#making-requests), with the same
 rules as the in-process fake (:class:`bot.fake_telegram.FakeTelegram` does the
 work: limits counted as Telegram counts them, HTML checked, 403 for a blocked
 chat), records every call with the time it came in, and can add latency and
@@ -14,7 +15,7 @@ faults per method. Point the bot at it with ``TELEGRAM_API_URL``.
     await standin.stop()
 
 Updates are posted to the bot's webhook by the test itself (:func:`post_update`),
-with the secret header, as Telegram would.
+with the secret header, as Telegram would (``secret_token``: https://core.telegram.org/bots/api#setwebhook).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class BotAPIStandIn:
     calls: list[Recorded] = field(default_factory=list)
     faults: list[StandInFault] = field(default_factory=list)
     url: str = ""
-    # Updates waiting for getUpdates (polling mode): Telegram forgets one once an offset above its id is asked.
+    # Updates waiting for getUpdates (polling mode): Telegram forgets one once an offset above its id is asked
+    # (https://core.telegram.org/bots/api#getupdates).
     updates: list[dict[str, Any]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 

@@ -68,7 +68,10 @@ def split_phone(phone: str) -> tuple[str, str | None]:
 
 
 def contact_phone(phone_number: str, region: str) -> str:
-    """Telegram sends shared contacts without the leading '+' sometimes."""
+    """Telegram sends shared contacts without the leading '+' sometimes.
+
+    ``phone_number`` of https://core.telegram.org/bots/api#contact
+    """
     raw = phone_number.strip()
     if raw and raw[0].isdigit():
         raw = "+" + raw
@@ -124,7 +127,10 @@ def parse_household(text: str) -> int:
 
 
 def language_for(language_code: str | None, default: str) -> str:
-    """Telegram's ``language_code``: zh* → zh, otherwise the default."""
+    """Telegram's ``language_code``: zh* → zh, otherwise the default.
+
+    An IETF language tag ("zh-hans", "en-US"), sometimes absent: https://core.telegram.org/bots/api#user
+    """
     if language_code and language_code.lower().startswith("zh"):
         return "zh"
     if language_code and language_code.lower().startswith("en"):

@@ -28,7 +28,9 @@ SOURCES = ("dialog", "reorder", "reminder", "winback")
 QTY_MIN, QTY_MAX = 1, 999
 QTY_QUICK = (1, 2, 3, 5, 10)
 PAGE_SIZE = 8  # products per page of the inline keyboard
-MAX_CART_LINES = 12  # keeps the summary and the staff card under Telegram's 4096 characters
+# Keeps the summary and the staff card under Telegram's 4096 characters:
+# https://core.telegram.org/bots/api#sendmessage
+MAX_CART_LINES = 12
 NOTE_MAX = 300
 REASON_MAX = 300
 HISTORY_LIMIT = 10  # orders shown by /orders

@@ -5,6 +5,10 @@ Telegram counts the 4096 characters of a message and the 1024 of a caption in
 UTF-16 code units: an emoji outside the Basic Multilingual Plane (😀) counts 2,
 a Chinese character 1. Every length check on a text that goes to Telegram uses
 :func:`utf16_len`.
+
+Limits: https://core.telegram.org/bots/api#sendmessage (text 1-4096 characters after entities parsing),
+https://core.telegram.org/bots/api#sendphoto (caption 0-1024); the counting:
+https://core.telegram.org/api/entities#entity-length
 """
 
 from __future__ import annotations

@@ -138,7 +138,9 @@ async def render_card(repos: Repos, renderer: TextRenderer, settings: Settings, 
 class StaffForum:
     """Whether the staff chat is a forum (a topic per ticket), as learnt from the messages seen there.
 
-    One per app, in the dispatcher's data (bot.app): None until the bot has seen the chat.
+    One per app, in the dispatcher's data (bot.app): None until the bot has seen the chat. Telegram
+    tells it in ``Chat.is_forum`` (https://core.telegram.org/bots/api#chat); a topic is made with
+    https://core.telegram.org/bots/api#createforumtopic and known by its ``message_thread_id``.
     """
 
     known: bool | None = None
@@ -155,6 +157,7 @@ def learn_forum(staff_forum: StaffForum | None, chat: Any, settings: Settings) -
 
 
 async def _create_topic(bot: Bot, chat_id: int, texts: Texts, ticket: Ticket, customer: Customer | None) -> int:
+    # A topic name is 1-128 characters: https://core.telegram.org/bots/api#createforumtopic
     name = texts("tickets/topic_name.txt", ticket=ticket, customer=customer)[:128]
     topic = await bot.create_forum_topic(chat_id=chat_id, name=name)
     return topic.message_thread_id
@@ -296,7 +299,8 @@ async def send_staff_reply(bot: Bot, repos: Repos, customer: Customer, now: date
 
     ``render(text)`` wraps a piece of the reply in its template. A photo carries the reply as its caption
     unless that would pass Telegram's 1024-unit caption limit: then the text follows on its own. Long text
-    goes in pieces that each fit a message.
+    goes in pieces that each fit a message. (Limits: https://core.telegram.org/bots/api#sendphoto,
+    https://core.telegram.org/bots/api#sendmessage)
     """
     if photo is not None:
         caption, extra = render(body or ""), None

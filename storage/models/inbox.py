@@ -17,6 +17,7 @@ class InboxUpdate(Base):
     handled then. The primary key makes a redelivered update a no-op.
     A handled row keeps its id (its payload is emptied) for a day, as long
     as Telegram may deliver the same update again, then it is pruned.
+    (``update_id`` lets a bot ignore repeated updates: https://core.telegram.org/bots/api#update)
     """
 
     __tablename__ = "inbox_updates"

@@ -35,7 +35,9 @@ class Ticket(Base):
     # The Submit button's idempotency key: one ticket per complaint dialog.
     idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text)
-    photo_file_ids: Mapped[str | None] = mapped_column(Text)  # JSON list of Telegram file_ids
+    # JSON list of Telegram file_ids, kept to send the photos again; they do not expire:
+    # https://core.telegram.org/bots/faq#can-i-count-on-file-ids-to-be-persistent
+    photo_file_ids: Mapped[str | None] = mapped_column(Text)
     assignee_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
     assignee_name: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
