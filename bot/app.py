@@ -159,55 +159,48 @@ def build_routers(*extra: Router) -> Router:
     """Every router, in the order an update tries them: aiogram runs the first handler whose filters
     pass, so where two routers could take the same update, the one listed first gets it.
 
-    ``extra``: more routers (the tests' own dialogs), after the bot's own and before the fallbacks.
+    ``extra``: more routers (the tests' own dialogs, new for each call too), after the bot's own and
+    before the fallbacks.
     """
+    # Each call makes new routers (aiogram gives a router one parent, and the tests and the sandbox's
+    # :restart build many dispatchers in one process).
+    common_routers = common.build_routers()
+    profile_routers = profile.build_routers()
     root = Router(name="root")
     routers = (
         # Everywhere, first: /help and /cancel, then the guard that answers other commands in the
         # middle of a dialog by asking the dialog's question again.
-        common.commands_router,
-        common.guard_router,
+        common_routers.commands,
+        common_routers.guard,
         # Private chats, customers: each router takes only private chats. The care buttons and the
         # survey comment come before the ticket relay, which takes any free text of a customer with an
         # open ticket to the staff chat.
-        registration.router,
-        profile.router,
-        ordering.router,
+        registration.build_router(),
+        profile_routers.profile,
+        ordering.build_router(),
         my_orders.build_router(),
-        care.router,
-        complaint.router,
+        care.build_router(),
+        complaint.build_router(),
         csat.build_router(),
-        ticket_relay.router,
+        ticket_relay.build_router(),
         # Any chat: /language (a person's own; an admin's in the staff chat is the chat's).
-        profile.language_router,
+        profile_routers.language,
         # Staff (their role; in the staff chat or a private chat): orders, tickets (a reply to a card
         # or in a ticket's topic goes to its customer), staff tools.
-        order_desk.router,
-        ticket_desk.router,
-        staff_tools.router,
+        order_desk.build_router(),
+        ticket_desk.build_router(),
+        staff_tools.build_router(),
         # Free text nothing above took: a customer's starts a conversation in the staff chat, a staff
         # reply to it goes back. After the ticket relay and the ticket desk, which keep a ticket's own.
-        conversations.router,
+        conversations.build_router(),
         # Managers: reports (commands and their buttons only).
-        reports.router,
+        reports.build_router(),
         *extra,
         # Last: nothing goes unanswered.
-        common.fallback_router,
+        common_routers.fallback,
     )
-    for router in routers:
-        _attach(root, router)
+    root.include_routers(*routers)
     return root
-
-
-def _attach(parent: Router, child: Router) -> None:
-    # The routers live in their handler modules (handlers register by decorator), but the tests and
-    # the sandbox's :restart build many dispatchers in one process, and aiogram lets a router have
-    # one parent: release it from the discarded one first (aiogram has no public way to).
-    old = child.parent_router
-    if old is not None:
-        old.sub_routers.remove(child)
-        child._parent_router = None  # noqa: SLF001
-    parent.include_router(child)
 
 
 def _count_update(_update: Any, handler: str | None, seconds: float, ok: bool) -> None:

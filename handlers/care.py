@@ -39,9 +39,21 @@ from handlers.conversations import pass_on_comment
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 
-router = Router(name="care")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="care")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.callback_query.register(order_again, CareCallback.filter(F.a == "again"))
+    router.callback_query.register(not_now, CareCallback.filter(F.a == "later"))
+    router.callback_query.register(stop_reminders, CareCallback.filter(F.a == "stop"))
+    router.callback_query.register(show_menu, CareCallback.filter(F.a == "menu"))
+    router.callback_query.register(rate_order, CareCallback.filter(F.a == "rate"))
+    router.callback_query.register(skip_comment, survey.Button.filter())
+    router.message.register(save_comment, StateFilter(CareSurvey.comment), TYPED)
+    return router
+
 
 COMMENT_LIMIT = 1000
 LOW_RATING = 2  # at or below: the staff chat hears about it
@@ -90,7 +102,6 @@ async def _row(callback: CallbackQuery, kinds: tuple[str, ...], customer: Custom
 
 # ----- reminders and win-backs -----------------------------------------------------------------
 
-@router.callback_query(CareCallback.filter(F.a == "again"))
 async def order_again(callback: CallbackQuery, customer: Customer | None, repos: Repos, texts: Texts,
                       turn: Turn) -> None:
     """One tap to the reorder summary; the order records the message it answered."""
@@ -114,7 +125,6 @@ async def order_again(callback: CallbackQuery, customer: Customer | None, repos:
                             order_id=row.ref_order_id, source="winback", outbox_id=row.id)
 
 
-@router.callback_query(CareCallback.filter(F.a == "later"))
 async def not_now(callback: CallbackQuery, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts,
                   turn: Turn) -> None:
     row = await _row(callback, (rules.KIND_REORDER,), customer, repos, turn)
@@ -129,7 +139,6 @@ async def not_now(callback: CallbackQuery, customer: Customer | None, repos: Rep
     await callback.message.answer(texts("care/snoozed", days=rules.SNOOZE_DAYS))
 
 
-@router.callback_query(CareCallback.filter(F.a == "stop"))
 async def stop_reminders(callback: CallbackQuery, customer: Customer | None, repos: Repos, clock: Clock,
                          texts: Texts, turn: Turn) -> None:
     row = await _row(callback, (rules.KIND_REORDER,), customer, repos, turn)
@@ -144,7 +153,6 @@ async def stop_reminders(callback: CallbackQuery, customer: Customer | None, rep
     await callback.message.answer(texts("care/stopped_product", product=product.name(texts.lang) if product else ""))
 
 
-@router.callback_query(CareCallback.filter(F.a == "menu"))
 async def show_menu(callback: CallbackQuery, customer: Customer | None, repos: Repos, texts: Texts,
                     turn: Turn) -> None:
     row = await _row(callback, (rules.KIND_WINBACK,), customer, repos, turn)
@@ -167,7 +175,6 @@ async def _tell_staff(repos: Repos, renderer: TextRenderer, settings: Settings, 
                                not_before=staff_notice_time(settings, None, clock.now()))
 
 
-@router.callback_query(CareCallback.filter(F.a == "rate"))
 async def rate_order(callback: CallbackQuery, callback_data: CareCallback, customer: Customer | None, repos: Repos,
                      clock: Clock, texts: Texts, renderer: TextRenderer, settings: Settings, turn: Turn) -> None:
     row = await _row(callback, (rules.KIND_SURVEY,), customer, repos, turn)
@@ -194,7 +201,6 @@ async def rate_order(callback: CallbackQuery, callback_data: CareCallback, custo
     await turn.ask(callback.message, CareSurvey.comment, rating=answer.rating)
 
 
-@router.callback_query(survey.Button.filter())
 async def skip_comment(callback: CallbackQuery, callback_data: StepButton, texts: Texts, turn: Turn) -> None:
     press = await turn.press(callback, callback_data)
     if press is None:
@@ -203,7 +209,6 @@ async def skip_comment(callback: CallbackQuery, callback_data: StepButton, texts
     await press.message.answer(texts("care/survey_done"))
 
 
-@router.message(StateFilter(CareSurvey.comment), TYPED)
 async def save_comment(message: Message, turn: Turn, customer: Customer | None, texts: Texts, repos: Repos,
                        clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     comment = (message.text or "").strip()

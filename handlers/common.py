@@ -1,11 +1,13 @@
 """What every chat shares: /help, /cancel, the mid-dialog guard, and fallbacks.
 
-``commands_router`` and ``guard_router`` come first in the chain,
-``fallback_router`` last: whatever no feature handled gets an answer here,
+The ``commands`` and ``guard`` routers come first in the chain,
+``fallback`` last: whatever no feature handled gets an answer here,
 never silence.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart, StateFilter
@@ -20,9 +22,32 @@ from bot.roles import HasRole, InStaffChat, Role
 from bot.texts import Texts
 from storage.models import Customer
 
-commands_router = Router(name="common-commands")
-guard_router = Router(name="dialog-guard")
-fallback_router = Router(name="fallback")
+
+class CommonRouters(NamedTuple):
+    commands: Router  # first in the chain: /help, /cancel
+    guard: Router  # next: another command in the middle of a dialog
+    fallback: Router  # last: whatever no feature handled
+
+
+def build_routers() -> CommonRouters:
+    """New routers with this module's handlers, each tried in this order (bot.app.build_routers places them)."""
+    commands = Router(name="common-commands")
+    commands.message.register(show_help, Command("help"))
+    commands.message.register(staff_start_in_staff_chat, CommandStart(), When(F.chat.type != "private"),
+                              HasRole(Role.STAFF), InStaffChat())
+    commands.callback_query.register(show_help_from_menu, MenuCallback.filter(F.action == "help"))
+    commands.message.register(cancel_handler, Command("cancel"))
+
+    guard = Router(name="dialog-guard")
+    guard.message.register(command_in_dialog, ~StateFilter(None), When(F.text.startswith("/")), _blocked_in_dialog)
+
+    fallback = Router(name="fallback")
+    fallback.message.register(wrong_input_in_dialog, ~StateFilter(None))
+    fallback.message.register(outside_dialog, When(F.chat.type == "private"))
+    fallback.message.register(unknown_command_in_group, When(F.text.startswith("/")))
+    fallback.callback_query.register(stale_button)
+    return CommonRouters(commands=commands, guard=guard, fallback=fallback)
+
 
 async def _blocked_in_dialog(message: Message, customer: Customer | None = None) -> bool:
     return not allowed_in_dialog(message, registered=customer is not None)
@@ -33,28 +58,24 @@ def help_text(texts: Texts, role: Role) -> str:
     return texts("common/help", commands=commands, role=role.name.lower())
 
 
-@commands_router.message(Command("help"))
 async def show_help(message: Message, texts: Texts, role: Role, turn: Turn) -> None:
     await message.answer(help_text(texts, role))
     # In the middle of a dialog: remind the person where they were.
     await turn.ask_again(message)
 
 
-@commands_router.message(CommandStart(), When(F.chat.type != "private"), HasRole(Role.STAFF), InStaffChat())
 async def staff_start_in_staff_chat(message: Message, texts: Texts, role: Role, turn: Turn) -> None:
     """/start in the staff group: a staff member gets their command list (customers register in private)."""
     await message.answer(help_text(texts, role))
     await turn.ask_again(message)
 
 
-@commands_router.callback_query(MenuCallback.filter(F.action == "help"))
 async def show_help_from_menu(callback: CallbackQuery, texts: Texts, role: Role) -> None:
     await callback.answer()
     if callback.message:
         await callback.message.answer(help_text(texts, role))
 
 
-@commands_router.message(Command("cancel"))
 async def cancel_handler(message: Message, state: FSMContext, texts: Texts, turn: Turn) -> None:
     if await state.get_state() is None:
         await message.answer(texts("common/nothing_to_cancel"), reply_markup=ReplyKeyboardRemove())
@@ -63,19 +84,16 @@ async def cancel_handler(message: Message, state: FSMContext, texts: Texts, turn
     await message.answer(texts("common/cancelled"), reply_markup=ReplyKeyboardRemove())
 
 
-@guard_router.message(~StateFilter(None), When(F.text.startswith("/")), _blocked_in_dialog)
 async def command_in_dialog(message: Message, turn: Turn) -> None:
     """Another command in the middle of a dialog: finish it or /cancel first."""
     await turn.interrupted(message)
 
 
-@fallback_router.message(~StateFilter(None))
 async def wrong_input_in_dialog(message: Message, turn: Turn) -> None:
     """Nothing in the dialog accepted this message (a sticker where text is needed...)."""
     await turn.wrong_input(message)
 
 
-@fallback_router.message(When(F.chat.type == "private"))
 async def outside_dialog(message: Message, texts: Texts, customer: Customer | None, role: Role) -> None:
     if message.text and message.text.startswith("/"):
         if customer is None and role == Role.CUSTOMER:
@@ -89,14 +107,12 @@ async def outside_dialog(message: Message, texts: Texts, customer: Customer | No
         await message.answer(texts("common/hint"))
 
 
-@fallback_router.message(When(F.text.startswith("/")))
 async def unknown_command_in_group(message: Message, texts: Texts, role: Role) -> None:
     """In the staff group, only commands get an answer; staff chatter does not."""
     if role >= Role.STAFF:
         await message.answer(texts("common/unknown_command"))
 
 
-@fallback_router.callback_query()
 async def stale_button(callback: CallbackQuery, texts: Texts) -> None:
     """A button of an old or finished dialog, or data that does not parse."""
     await callback.answer(texts("common/button_expired.txt"), show_alert=False)

@@ -31,9 +31,20 @@ from bot.ticket_priority import complaint_priority
 from storage.models import Customer
 from storage.repositories import Repos
 
-router = Router(name="complaint")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="complaint")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.message.register(complaint_command, Command("complaint"))
+    router.callback_query.register(complaint_from_menu, MenuCallback.filter(F.action == "complaint"))
+    router.message.register(process_description, StateFilter(ComplaintForm.description), TYPED)
+    router.message.register(process_photo, StateFilter(ComplaintForm.confirm), When(F.photo))
+    router.message.register(process_photo, StateFilter(ComplaintForm.description), When(F.photo))
+    router.message.register(description_not_text, StateFilter(ComplaintForm.description), When((~F.text) & (~F.photo)))
+    router.callback_query.register(process_button, dialog.Button.filter())
+    return router
 
 
 class ComplaintForm(StatesGroup):
@@ -123,12 +134,10 @@ async def start_complaint(message: Message, turn: Turn, texts: Texts, customer: 
     await turn.ask(message, ComplaintForm.category)
 
 
-@router.message(Command("complaint"))
 async def complaint_command(message: Message, turn: Turn, texts: Texts, customer: Customer | None) -> None:
     await start_complaint(message, turn, texts, customer)
 
 
-@router.callback_query(MenuCallback.filter(F.action == "complaint"))
 async def complaint_from_menu(callback: CallbackQuery, turn: Turn, texts: Texts, customer: Customer | None) -> None:
     message = await turn.start_by_button(callback)
     if message is not None:
@@ -137,7 +146,6 @@ async def complaint_from_menu(callback: CallbackQuery, turn: Turn, texts: Texts,
 
 # ----- the description ------------------------------------------------------------------------
 
-@router.message(StateFilter(ComplaintForm.description), TYPED)
 async def process_description(message: Message, turn: Turn) -> None:
     try:
         description = rules.parse_description(message.text or "")
@@ -150,8 +158,6 @@ async def process_description(message: Message, turn: Turn) -> None:
     await turn.ask(message, ComplaintForm.confirm)
 
 
-@router.message(StateFilter(ComplaintForm.description), When(F.photo))
-@router.message(StateFilter(ComplaintForm.confirm), When(F.photo))
 async def process_photo(message: Message, turn: Turn, texts: Texts) -> None:
     """Photos are kept by file_id; a caption in the description step is the description."""
     state = turn.state
@@ -181,7 +187,6 @@ async def process_photo(message: Message, turn: Turn, texts: Texts) -> None:
         await message.answer(texts("complaints/photo_kept", count=len(photos), limit=rules.PHOTOS_MAX))
 
 
-@router.message(StateFilter(ComplaintForm.description), When((~F.text) & (~F.photo)))
 async def description_not_text(message: Message, turn: Turn, texts: Texts) -> None:
     """A sticker, a voice note, a file...: the description must be written."""
     await turn.say_and_ask_again(message, texts("complaints/errors/description_not_text"))
@@ -189,7 +194,6 @@ async def description_not_text(message: Message, turn: Turn, texts: Texts) -> No
 
 # ----- buttons ------------------------------------------------------------------------------------
 
-@router.callback_query(dialog.Button.filter())
 async def process_button(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts,
                          repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
                          customer: Customer | None, staff_forum: StaffForum | None = None) -> None:

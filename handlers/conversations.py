@@ -63,7 +63,19 @@ from storage.repositories.conversations import ConversationRepo
 
 log = logging.getLogger(__name__)
 
-router = Router(name="conversations")
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="conversations")
+    router.message.register(customer_writes, When((F.chat.type == "private") & F.photo), StateFilter(None),
+                            IsCustomer())
+    router.message.register(customer_writes, When((F.chat.type == "private") & F.text & ~F.text.startswith("/")),
+                            StateFilter(None), IsCustomer())
+    router.message.register(staff_replies, ConversationReply())
+    # Its buttons pressed outside the staff place are expired buttons (the fallback answers them).
+    router.callback_query.register(conversation_button, ConversationCallback.filter(), InStaffPlace())
+    return router
+
 
 # A message within this long of the conversation's last one joins it; later, a new one starts.
 CONTINUE_FOR = timedelta(days=3)
@@ -122,8 +134,6 @@ class IsCustomer(BaseFilter):
         return customer is not None and customer.telegram_id is not None and role == Role.CUSTOMER
 
 
-@router.message(When((F.chat.type == "private") & F.text & ~F.text.startswith("/")), StateFilter(None), IsCustomer())
-@router.message(When((F.chat.type == "private") & F.photo), StateFilter(None), IsCustomer())
 async def customer_writes(message: Message, customer: Customer, texts: Texts, repos: Repos, clock: Clock,
                           settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     text = message.text if message.text is not None else message.caption
@@ -230,7 +240,6 @@ class ConversationReply(BaseFilter):
         return {"conversation": conversation} if conversation is not None else False
 
 
-@router.message(ConversationReply())
 async def staff_replies(message: Message, conversation: Conversation, repos: Repos, clock: Clock,
                         renderer: TextRenderer, bot: Bot, texts: Texts) -> None:
     stexts = texts  # in the staff chat: its language
@@ -263,7 +272,6 @@ async def staff_replies(message: Message, conversation: Conversation, repos: Rep
 
 # ----- make it a complaint ---------------------------------------------------------------------
 
-@router.callback_query(ConversationCallback.filter(), InStaffPlace())  # elsewhere: an expired button
 async def conversation_button(callback: CallbackQuery, callback_data: ConversationCallback, texts: Texts, role: Role,
                               repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
                               staff_forum: StaffForum | None = None) -> None:
@@ -341,4 +349,4 @@ async def _make_complaint(callback: CallbackQuery, conversation: Conversation, c
         business_hours=settings.sla.schedule is not None))
 
 
-__all__ = ["CONTINUE_FOR", "ConversationCallback", "router"]
+__all__ = ["CONTINUE_FOR", "ConversationCallback", "build_router"]

@@ -37,7 +37,16 @@ from storage.repositories.orders import Actor
 
 log = logging.getLogger(__name__)
 
-router = Router(name="order-desk")
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="order-desk")
+    # Its buttons pressed outside the staff place are expired buttons (the fallback answers them).
+    router.callback_query.register(press_status, DeskCallback.filter(F.action.in_(STAFF_ACTIONS)), InStaffPlace())
+    router.message.register(process_reason, StateFilter(DeskForm.reason), TYPED)
+    router.callback_query.register(press_reason, DeskCallback.filter(F.action.in_({"reason", "keep"})), InStaffPlace())
+    return router
+
 
 QUICK_REASONS = ("out_of_stock", "customer_asked", "cannot_deliver")
 STAFF_ACTIONS = (rules.ACCEPTED, rules.OUT_FOR_DELIVERY, rules.DELIVERED, rules.CANCELLED)
@@ -196,7 +205,6 @@ def _last_change(renderer: TextRenderer, settings: Settings, lang: str, order: O
 
 # ----- status buttons ------------------------------------------------------------
 
-@router.callback_query(DeskCallback.filter(F.action.in_(STAFF_ACTIONS)), InStaffPlace())  # elsewhere: expired
 async def press_status(callback: CallbackQuery, callback_data: DeskCallback, turn: Turn, state: FSMContext,
                        texts: Texts, role: Role, repos: Repos, clock: Clock, settings: Settings,
                        renderer: TextRenderer, bot: Bot) -> None:
@@ -291,7 +299,6 @@ async def _cancel_with_reason(message: Message, user: User, reason: str, code: s
     await message.answer(texts("orders/desk/cancelled_done", number=order.id, reason=reason, told=told))
 
 
-@router.message(StateFilter(DeskForm.reason), TYPED)
 async def process_reason(message: Message, event_from_user: User, turn: Turn, texts: Texts, role: Role, repos: Repos,
                          clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     if role < Role.STAFF:
@@ -305,7 +312,6 @@ async def process_reason(message: Message, event_from_user: User, turn: Turn, te
                               settings=settings, renderer=renderer, bot=bot)
 
 
-@router.callback_query(DeskCallback.filter(F.action.in_({"reason", "keep"})), InStaffPlace())
 async def press_reason(callback: CallbackQuery, callback_data: DeskCallback, turn: Turn, texts: Texts, role: Role,
                        repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     desk = await _reason_dialog(turn.state)

@@ -46,9 +46,19 @@ from handlers.order_desk import post_card
 from storage.models import Customer, Product
 from storage.repositories import Repos
 
-router = Router(name="ordering")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="ordering")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.message.register(order_command, Command("order"))
+    router.callback_query.register(order_from_menu, MenuCallback.filter(F.action == "order"))
+    router.message.register(process_quantity, StateFilter(OrderForm.quantity), TYPED)
+    router.message.register(process_address, StateFilter(OrderForm.address), TYPED)
+    router.message.register(process_note, StateFilter(OrderForm.note), TYPED)
+    router.callback_query.register(process_button, dialog.Button.filter())
+    return router
 
 
 class OrderForm(StatesGroup):
@@ -203,7 +213,8 @@ async def ask_more(message: Message, texts: Texts, turn: Turn, repos: Repos) -> 
     lines, _ = await _priced(repos, _cart(od))
     builder = InlineKeyboardBuilder()
     builder.button(text=texts.button("order_add_more"), callback_data=dialog.button("more", "more"))
-    builder.button(text=texts.button("order_checkout", count=len(lines)), callback_data=dialog.button("checkout", "more"))
+    builder.button(text=texts.button("order_checkout", count=len(lines)),
+                   callback_data=dialog.button("checkout", "more"))
     await message.answer(
         texts("orders/cart", lines=[_line(p, q, texts.lang) for p, q in lines],
               total=rules.order_total((q, p.price) for p, q in lines)),
@@ -329,12 +340,10 @@ async def start_order(message: Message, turn: Turn, texts: Texts, customer: Cust
     await turn.ask(message, OrderForm.category)
 
 
-@router.message(Command("order"))
 async def order_command(message: Message, turn: Turn, texts: Texts, customer: Customer | None) -> None:
     await start_order(message, turn, texts, customer)
 
 
-@router.callback_query(MenuCallback.filter(F.action == "order"))
 async def order_from_menu(callback: CallbackQuery, turn: Turn, texts: Texts, customer: Customer | None) -> None:
     message = await turn.start_by_button(callback)
     if message is not None:
@@ -406,7 +415,6 @@ async def _add(message: Message, turn: Turn, texts: Texts, repos: Repos, quantit
     await turn.ask(message, OrderForm.more)
 
 
-@router.message(StateFilter(OrderForm.quantity), TYPED)
 async def process_quantity(message: Message, turn: Turn, texts: Texts, repos: Repos) -> None:
     try:
         quantity = rules.parse_quantity(message.text or "")
@@ -434,7 +442,6 @@ async def _after_address(message: Message, turn: Turn) -> None:
     await turn.ask(message, OrderForm.confirm if review else OrderForm.note)
 
 
-@router.message(StateFilter(OrderForm.address), TYPED)
 async def process_address(message: Message, turn: Turn, customer: Customer | None) -> None:
     try:
         address = customer_file.parse_address(message.text or "")
@@ -445,7 +452,6 @@ async def process_address(message: Message, turn: Turn, customer: Customer | Non
     await _address_chosen(message, turn, address, offer_save=customer is not None and address != customer.address)
 
 
-@router.message(StateFilter(OrderForm.note), TYPED)
 async def process_note(message: Message, turn: Turn) -> None:
     try:
         note = rules.parse_note(message.text or "")
@@ -461,7 +467,6 @@ async def process_note(message: Message, turn: Turn) -> None:
 
 # ----- buttons ------------------------------------------------------------------
 
-@router.callback_query(dialog.Button.filter())
 async def process_button(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts, repos: Repos,
                          clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot,
                          customer: Customer | None) -> None:

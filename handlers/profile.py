@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -29,28 +29,46 @@ from storage.models import Customer
 from storage.repositories import Repos
 from storage.repositories.privacy import ShownMessage
 
-router = Router(name="profile")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
-# /language works in every chat. In the staff chat a staff member chooses the whole group's language (the
-# cards, notices and alerts posted there); in their private chat, their own (what the bot sends them there).
-# Both are kept in the database (bot.staff_language). Elsewhere it is kept per person and chat.
-language_router = Router(name="language")
+
+class ProfileRouters(NamedTuple):
+    profile: Router  # private chats: /profile, /stop, /resume, /mydata, /forget
+    # /language works in every chat. In the staff chat a staff member chooses the whole group's language (the
+    # cards, notices and alerts posted there); in their private chat, their own (what the bot sends them there).
+    # Both are kept in the database (bot.staff_language). Elsewhere it is kept per person and chat.
+    language: Router
 
 
-@router.message(Command("profile"))
+def build_routers() -> ProfileRouters:
+    """New routers with this module's handlers, each tried in this order (bot.app.build_routers places them)."""
+    profile = Router(name="profile")
+    profile.message.filter(When(F.chat.type == "private"))
+    profile.callback_query.filter(When(F.message.chat.type == "private"))
+    profile.message.register(profile_command, Command("profile"))
+    profile.callback_query.register(profile_from_menu, MenuCallback.filter(F.action == "profile"))
+    profile.callback_query.register(edit_field, ProfileCallback.filter(F.action == "edit"))
+    profile.message.register(stop_care, Command("stop"))
+    profile.message.register(resume_care, Command("resume"))
+    profile.message.register(my_data, Command("mydata"))
+    profile.message.register(forget_ask, Command("forget"))
+    profile.callback_query.register(forget_answer, ProfileCallback.filter(F.action.in_({"forget_yes", "forget_no"})))
+
+    language = Router(name="language")
+    language.message.register(language_ask, Command("language"))
+    language.callback_query.register(language_from_menu, MenuCallback.filter(F.action == "language"))
+    language.callback_query.register(language_set, ProfileCallback.filter(F.action == "lang"))
+    return ProfileRouters(profile=profile, language=language)
+
+
 async def profile_command(message: Message, texts: Texts, customer: Customer | None) -> None:
     await show_profile(message, texts, customer)
 
 
-@router.callback_query(MenuCallback.filter(F.action == "profile"))
 async def profile_from_menu(callback: CallbackQuery, texts: Texts, customer: Customer | None) -> None:
     await callback.answer()
     if isinstance(callback.message, Message):
         await show_profile(callback.message, texts, customer)
 
 
-@router.callback_query(ProfileCallback.filter(F.action == "edit"))
 async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, texts: Texts, turn: Turn,
                      customer: Customer | None) -> None:
     if (customer is None or customer.id != callback_data.cid or callback_data.value not in STEPS
@@ -65,7 +83,6 @@ async def edit_field(callback: CallbackQuery, callback_data: ProfileCallback, te
 
 # ----- care messages on and off --------------------------------------------
 
-@router.message(Command("stop"))
 async def stop_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts,
                     turn: Turn) -> None:
     """Works in the middle of a dialog too; the dialog's question is asked again."""
@@ -78,7 +95,6 @@ async def stop_care(message: Message, customer: Customer | None, repos: Repos, c
     await turn.ask_again(message)
 
 
-@router.message(Command("resume"))
 async def resume_care(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts,
                       turn: Turn) -> None:
     if customer is None:
@@ -92,7 +108,6 @@ async def resume_care(message: Message, customer: Customer | None, repos: Repos,
 
 # ----- privacy ----------------------------------------------------------------
 
-@router.message(Command("mydata"))
 async def my_data(message: Message, customer: Customer | None, repos: Repos, clock: Clock, texts: Texts) -> None:
     if customer is None:
         await message.answer(texts("common/register_first"))
@@ -105,7 +120,6 @@ async def my_data(message: Message, customer: Customer | None, repos: Repos, clo
     )
 
 
-@router.message(Command("forget"))
 async def forget_ask(message: Message, customer: Customer | None, texts: Texts) -> None:
     if customer is None:
         await message.answer(texts("common/register_first"))
@@ -116,7 +130,6 @@ async def forget_ask(message: Message, customer: Customer | None, texts: Texts) 
     await message.answer(texts("profile/forget_confirm"), reply_markup=builder.as_markup())
 
 
-@router.callback_query(ProfileCallback.filter(F.action.in_({"forget_yes", "forget_no"})))
 async def forget_answer(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
                         repos: Repos, clock: Clock, texts: Texts, state: FSMContext, renderer: TextRenderer,
                         settings: Settings) -> None:
@@ -155,20 +168,17 @@ def _language_keyboard(renderer: TextRenderer) -> Any:
     return builder.as_markup()
 
 
-@language_router.message(Command("language"))
 async def language_ask(message: Message, texts: Texts, settings: Settings) -> None:
     await message.answer(texts("profile/language_ask", group=is_staff_chat(message.chat.id, settings)),
                          reply_markup=_language_keyboard(texts.renderer))
 
 
-@language_router.callback_query(MenuCallback.filter(F.action == "language"))
 async def language_from_menu(callback: CallbackQuery, texts: Texts) -> None:
     await callback.answer()
     if isinstance(callback.message, Message):
         await callback.message.answer(texts("profile/language_ask"), reply_markup=_language_keyboard(texts.renderer))
 
 
-@language_router.callback_query(ProfileCallback.filter(F.action == "lang"))
 async def language_set(callback: CallbackQuery, callback_data: ProfileCallback, customer: Customer | None,
                        repos: Repos, clock: Clock, texts: Texts, state: FSMContext, settings: Settings, role: Role,
                        turn: Turn) -> None:

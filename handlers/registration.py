@@ -43,9 +43,21 @@ from handlers.common import help_text
 from storage.models import Customer
 from storage.repositories import Repos
 
-router = Router(name="registration")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="registration")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.message.register(start, CommandStart())
+    router.message.register(process_name, StateFilter(RegistrationForm.name), TYPED)
+    router.message.register(process_contact, StateFilter(RegistrationForm.phone), When(F.contact))
+    router.message.register(process_phone, StateFilter(RegistrationForm.phone), TYPED)
+    router.message.register(process_birthday, StateFilter(RegistrationForm.birthday), TYPED)
+    router.message.register(process_address, StateFilter(RegistrationForm.address), TYPED)
+    router.message.register(process_household, StateFilter(RegistrationForm.household), TYPED)
+    router.callback_query.register(process_button, dialog.Button.filter())
+    return router
 
 
 class RegistrationForm(StatesGroup):
@@ -250,7 +262,6 @@ dialog = Dialog(
 
 # ----- starting ---------------------------------------------------------------
 
-@router.message(CommandStart())
 async def start(message: Message, texts: Texts, turn: Turn, customer: Customer | None, role: Role) -> None:
     """A new customer registers; a registered one sees the menu; staff see their commands."""
     if customer is not None:
@@ -325,7 +336,6 @@ async def keep(message: Message, turn: Turn, step: str, texts: Texts, customer: 
     await turn.ask(message, RegistrationForm.confirm)
 
 
-@router.message(StateFilter(RegistrationForm.name), TYPED)
 async def process_name(message: Message, turn: Turn, texts: Texts, customer: Customer | None, repos: Repos,
                        clock: Clock) -> None:
     try:
@@ -336,7 +346,6 @@ async def process_name(message: Message, turn: Turn, texts: Texts, customer: Cus
     await accept(message, turn, "name", value, texts=texts, customer=customer, repos=repos, clock=clock)
 
 
-@router.message(StateFilter(RegistrationForm.phone), When(F.contact))
 async def process_contact(message: Message, turn: Turn, texts: Texts, customer: Customer | None, repos: Repos,
                           clock: Clock, settings: Settings) -> None:
     contact = message.contact
@@ -354,7 +363,6 @@ async def process_contact(message: Message, turn: Turn, texts: Texts, customer: 
     await _phone_accepted(message, turn, value, texts=texts, customer=customer, repos=repos, clock=clock)
 
 
-@router.message(StateFilter(RegistrationForm.phone), TYPED)
 async def process_phone(message: Message, turn: Turn, texts: Texts, customer: Customer | None, repos: Repos,
                         clock: Clock, settings: Settings) -> None:
     text = (message.text or "").strip()
@@ -379,7 +387,6 @@ async def _phone_accepted(message: Message, turn: Turn, value: str, *, texts: Te
     await accept(message, turn, "phone", value, texts=texts, customer=customer, repos=repos, clock=clock)
 
 
-@router.message(StateFilter(RegistrationForm.birthday), TYPED)
 async def process_birthday(message: Message, turn: Turn, texts: Texts, customer: Customer | None, repos: Repos,
                            clock: Clock, settings: Settings) -> None:
     today = clock.now().astimezone(settings.tz).date()
@@ -391,7 +398,6 @@ async def process_birthday(message: Message, turn: Turn, texts: Texts, customer:
     await accept(message, turn, "birthday", value, texts=texts, customer=customer, repos=repos, clock=clock)
 
 
-@router.message(StateFilter(RegistrationForm.address), TYPED)
 async def process_address(message: Message, turn: Turn, texts: Texts, customer: Customer | None, repos: Repos,
                           clock: Clock) -> None:
     try:
@@ -402,7 +408,6 @@ async def process_address(message: Message, turn: Turn, texts: Texts, customer: 
     await accept(message, turn, "address", value, texts=texts, customer=customer, repos=repos, clock=clock)
 
 
-@router.message(StateFilter(RegistrationForm.household), TYPED)
 async def process_household(message: Message, turn: Turn, texts: Texts, customer: Customer | None, repos: Repos,
                             clock: Clock) -> None:
     try:
@@ -415,7 +420,6 @@ async def process_household(message: Message, turn: Turn, texts: Texts, customer
 
 # ----- buttons ---------------------------------------------------------------
 
-@router.callback_query(dialog.Button.filter())
 async def process_button(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts,
                          customer: Customer | None, repos: Repos, clock: Clock) -> None:
     press = await turn.press(callback, callback_data)

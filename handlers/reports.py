@@ -43,7 +43,16 @@ from bot.telegram_html import check
 from bot.texts import TextRenderer, Texts
 from storage.repositories import Repos
 
-router = Router(name="reports")
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="reports")
+    router.message.register(show_report, Command(*REPORT_NAMES))
+    router.message.register(export_report, Command("export"))
+    router.callback_query.register(segment_action, ReportCallback.filter())
+    router.message.register(digest_command, Command("digest"))
+    return router
+
 
 DIGEST_HOURS = (7, 8, 9, 12, 18, 21)
 
@@ -120,7 +129,6 @@ def _segment_markup(name: str, result: Any, texts: Texts) -> InlineKeyboardMarku
     return builder.as_markup()
 
 
-@router.message(Command(*REPORT_NAMES))
 async def show_report(message: Message, command: CommandObject, role: Role, repos: Repos, settings: Settings,
                       clock: Clock, texts: Texts) -> None:
     if await _refused(message, role, settings, texts):
@@ -138,7 +146,6 @@ async def show_report(message: Message, command: CommandObject, role: Role, repo
     await send_report(message, name, result, texts, settings, _segment_markup(name, result, texts))
 
 
-@router.message(Command("export"))
 async def export_report(message: Message, command: CommandObject, role: Role, repos: Repos, settings: Settings,
                         clock: Clock, texts: Texts) -> None:
     if await _refused(message, role, settings, texts):
@@ -178,7 +185,6 @@ def _segment_title(texts: Texts, segment: str) -> str:
     return output.label(texts, "segment", segment)
 
 
-@router.callback_query(ReportCallback.filter())
 async def segment_action(callback: CallbackQuery, callback_data: ReportCallback, role: Role, repos: Repos,
                          settings: Settings, clock: Clock, texts: Texts, renderer: TextRenderer, turn: Turn) -> None:
     """A segment's care message, chosen in a chain of buttons (bot.dialogs ``Turn.choice``): each button
@@ -312,7 +318,6 @@ def parse_hour(text: str) -> int | None:
     return None
 
 
-@router.message(Command("digest"))
 async def digest_command(message: Message, command: CommandObject, role: Role, repos: Repos, settings: Settings,
                          clock: Clock, texts: Texts) -> None:
     if await _refused(message, role, settings, texts):

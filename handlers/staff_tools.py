@@ -28,10 +28,22 @@ from bot.texts import Texts
 from storage.models import Customer
 from storage.repositories import Repos
 
-router = Router(name="staff-tools")
-router.message.filter(HasRole(Role.STAFF))
-# Buttons pressed in another group (forged data) are expired buttons there.
-router.callback_query.filter(HasRole(Role.STAFF), InStaffPlace())
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="staff-tools")
+    router.message.filter(HasRole(Role.STAFF))
+    # Buttons pressed in another group (forged data) are expired buttons there.
+    router.callback_query.filter(HasRole(Role.STAFF), InStaffPlace())
+    router.message.register(elsewhere, Command(*STAFF_COMMANDS), ~InStaffPlace())
+    router.message.register(list_tickets, Command("tickets"))
+    router.message.register(show_ticket, Command("ticket"))
+    router.message.register(find_customer, Command("customer"))
+    router.callback_query.register(customer_button, CustomerCallback.filter())
+    router.message.register(process_note, StateFilter(NoteForm.text), TYPED)
+    router.message.register(note_command, Command("note"))
+    return router
+
 
 STAFF_COMMANDS = ("tickets", "ticket", "customer", "note")
 
@@ -49,7 +61,6 @@ class CustomerCallback(CallbackData, prefix="cust"):
     customer: RowId
 
 
-@router.message(Command(*STAFF_COMMANDS), ~InStaffPlace())
 async def elsewhere(message: Message, texts: Texts) -> None:
     """In a group that is not the staff group, staff tools say where they work, and show nothing."""
     await message.answer(texts("tickets/wrong_chat"))
@@ -57,7 +68,6 @@ async def elsewhere(message: Message, texts: Texts) -> None:
 
 # ----- /tickets -----------------------------------------------------------------------
 
-@router.message(Command("tickets"))
 async def list_tickets(message: Message, repos: Repos, clock: Clock, settings: Settings, texts: Texts,
                        staff_forum: StaffForum | None = None) -> None:
     learn_forum(staff_forum, message.chat, settings)
@@ -77,7 +87,6 @@ async def list_tickets(message: Message, repos: Repos, clock: Clock, settings: S
 
 # ----- /ticket N -------------------------------------------------------------------------
 
-@router.message(Command("ticket"))
 async def show_ticket(message: Message, command: CommandObject, repos: Repos, clock: Clock, settings: Settings,
                       texts: Texts) -> None:
     number = rules.parse_ticket_number(command.args or "")
@@ -112,7 +121,8 @@ async def show_ticket(message: Message, command: CommandObject, repos: Repos, cl
 
 async def show_customer(message: Message, customer: Customer, *, texts: Texts, repos: Repos, settings: Settings,
                         clock: Clock) -> None:
-    """The customer file: details, recent orders and complaints; then the staff notes (as many messages as they need)."""
+    """The customer file: details, recent orders and complaints; then the staff notes (in as many messages
+    as they need)."""
     tz = settings.default_timezone
     notes = await repos.customers.notes(customer.id)
     outlook = await prediction.for_customer(repos.session, settings, clock.now(), customer.id)
@@ -146,7 +156,6 @@ def _chunks(items: list[Any], size_of: Any) -> list[list[Any]]:
     return chunks
 
 
-@router.message(Command("customer"))
 async def find_customer(message: Message, command: CommandObject, texts: Texts, repos: Repos, settings: Settings,
                         clock: Clock) -> None:
     query = (command.args or "").strip()
@@ -170,7 +179,6 @@ async def find_customer(message: Message, command: CommandObject, texts: Texts, 
                          reply_markup=builder.as_markup())
 
 
-@router.callback_query(CustomerCallback.filter())
 async def customer_button(callback: CallbackQuery, callback_data: CustomerCallback, turn: Turn, texts: Texts,
                           repos: Repos, settings: Settings, clock: Clock) -> None:
     customer = await repos.customers.get(callback_data.customer)
@@ -191,7 +199,8 @@ async def customer_button(callback: CallbackQuery, callback_data: CustomerCallba
 
 # ----- /note ---------------------------------------------------------------------------------------
 
-async def ask_note(message: Message, texts: Texts, repos: Repos, turn: Turn, event_from_user: User | None = None) -> None:
+async def ask_note(message: Message, texts: Texts, repos: Repos, turn: Turn,
+                   event_from_user: User | None = None) -> None:
     customer_id = (await turn.state.get_data()).get("note_customer")
     customer = await repos.customers.get(int(customer_id or 0))
     user = event_from_user
@@ -214,7 +223,6 @@ async def _save_note(message: Message, customer: Customer, text: str, *, texts: 
     await message.answer(texts("tickets/note_saved", customer=customer, note=note))
 
 
-@router.message(StateFilter(NoteForm.text), TYPED)
 async def process_note(message: Message, turn: Turn, texts: Texts, repos: Repos, clock: Clock) -> None:
     try:
         text = rules.parse_note(message.text or "")
@@ -230,7 +238,6 @@ async def process_note(message: Message, turn: Turn, texts: Texts, repos: Repos,
     await _save_note(message, customer, text, texts=texts, repos=repos, clock=clock)
 
 
-@router.message(Command("note"))
 async def note_command(message: Message, command: CommandObject, texts: Texts, repos: Repos, clock: Clock) -> None:
     """``/note N TEXT`` (N = customer number), or ``/note TEXT`` replying to a ticket's message."""
     args = (command.args or "").strip()

@@ -45,7 +45,15 @@ from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 
-router = Router(name="ticket-desk")
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="ticket-desk")
+    # Its buttons pressed outside the staff place are expired buttons (the fallback answers them).
+    router.callback_query.register(ticket_button, TicketCallback.filter(), InStaffPlace())
+    router.message.register(process_resolution_note, StateFilter(ResolveForm.note), TYPED, IsResolutionNote())
+    router.message.register(relay_staff_reply, TicketReply())
+    return router
 
 
 class ResolveForm(StatesGroup):
@@ -54,7 +62,6 @@ class ResolveForm(StatesGroup):
 
 # ----- buttons on the card ----------------------------------------------------------------
 
-@router.callback_query(TicketCallback.filter(), InStaffPlace())  # elsewhere: an expired button
 async def ticket_button(callback: CallbackQuery, callback_data: TicketCallback, texts: Texts, role: Role,
                         repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer, bot: Bot, turn: Turn,
                         staff_forum: StaffForum | None = None, event_chat: Chat | None = None) -> None:
@@ -163,7 +170,6 @@ class IsResolutionNote(BaseFilter):
         return reply.message_id == await asked_question(state)
 
 
-@router.message(StateFilter(ResolveForm.note), TYPED, IsResolutionNote())
 async def process_resolution_note(message: Message, turn: Turn, texts: Texts, repos: Repos, clock: Clock,
                                   settings: Settings, renderer: TextRenderer, bot: Bot) -> None:
     try:
@@ -248,7 +254,6 @@ class TicketReply(BaseFilter):
         return {"ticket": ticket} if ticket is not None else False
 
 
-@router.message(TicketReply())
 async def relay_staff_reply(message: Message, ticket: Ticket, repos: Repos, clock: Clock, settings: Settings,
                             renderer: TextRenderer, bot: Bot, texts: Texts) -> None:
     # ``texts``: answers to this staff member, in the language they chose.

@@ -38,9 +38,19 @@ from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 
-router = Router(name="ticket-relay")
-router.message.filter(When(F.chat.type == "private"))
-router.callback_query.filter(When(F.message.chat.type == "private"))
+
+def build_router() -> Router:
+    """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
+    router = Router(name="ticket-relay")
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router.message.register(customer_writes, StateFilter(None), When(F.photo), HasOpenTickets())
+    router.message.register(customer_writes, StateFilter(None), When((F.text) & (~F.text.startswith("/"))),
+                            HasOpenTickets())
+    router.message.register(customer_sends_other, StateFilter(None), When((~F.text) & (~F.photo)), HasOpenTickets())
+    router.callback_query.register(relay_choice, RelayCallback.filter())
+    return router
+
 
 PENDING_KEY = "relay_pending"  # dialog data: messages waiting for "which ticket?"
 PENDING_MAX = 5
@@ -62,8 +72,6 @@ class HasOpenTickets(BaseFilter):
         return {"open_tickets": tickets} if tickets else False
 
 
-@router.message(StateFilter(None), When((F.text) & (~F.text.startswith("/"))), HasOpenTickets())
-@router.message(StateFilter(None), When(F.photo), HasOpenTickets())
 async def customer_writes(message: Message, open_tickets: list[Ticket], customer: Customer, state: FSMContext,
                           texts: Texts, repos: Repos, clock: Clock, settings: Settings, renderer: TextRenderer,
                           bot: Bot) -> None:
@@ -89,13 +97,11 @@ async def customer_writes(message: Message, open_tickets: list[Ticket], customer
     await message.reply(texts("tickets/relay_which"), reply_markup=builder.as_markup())
 
 
-@router.message(StateFilter(None), When((~F.text) & (~F.photo)), HasOpenTickets())
 async def customer_sends_other(message: Message, texts: Texts) -> None:
     """A sticker, voice note or file while a ticket is open: only text and photos are passed on."""
     await message.answer(texts("tickets/relay_unsupported"))
 
 
-@router.callback_query(RelayCallback.filter())
 async def relay_choice(callback: CallbackQuery, callback_data: RelayCallback, customer: Customer | None,
                        state: FSMContext, texts: Texts, repos: Repos, clock: Clock, settings: Settings,
                        renderer: TextRenderer, bot: Bot) -> None:

@@ -2,7 +2,7 @@
 
 "Refer a friend" — three questions (name, phone, confirm) — is written here
 the way a new dialog would be written in handlers/: a StatesGroup, one asker
-per question, a :class:`Dialog`, and handlers that take ``turn``. It is not
+per question, a :class:`Dialog`, handlers that take ``turn``, and ``build_router``. It is not
 part of the bot: the test gives it to ``create_app`` (``extra_dialogs``) and
 its texts to the renderer. Driven through the real dispatcher: the happy
 path, wrong input asked again, a stale button, a double press, /cancel, a
@@ -61,10 +61,18 @@ referral = Dialog(
     buttons={("skip", "phone"): None, ("send", "confirm"): None, ("again", "confirm"): None},
     buttons_only={ReferralForm.confirm},
 )
-router = Router(name="referral")
 
 
-@router.message(Command("refer"))
+def build_router() -> Router:
+    """A new router each time (one per dispatcher), its handlers in the order aiogram tries them."""
+    router = Router(name="referral")
+    router.message.register(refer, Command("refer"))
+    router.message.register(got_name, StateFilter(ReferralForm.name), TYPED)
+    router.message.register(got_phone, StateFilter(ReferralForm.phone), TYPED)
+    router.callback_query.register(pressed, referral.Button.filter())
+    return router
+
+
 async def refer(message: Message, turn: Turn) -> None:
     await turn.begin(message, **{referral.key: {"phone": None}})
     await turn.ask(message, ReferralForm.name)
@@ -75,7 +83,6 @@ async def _keep(turn: Turn, **answer: object) -> None:
     await referral.save(turn.state, {**values, **answer})
 
 
-@router.message(StateFilter(ReferralForm.name), TYPED)
 async def got_name(message: Message, turn: Turn) -> None:
     try:
         name = rules.parse_name(message.text or "")
@@ -86,7 +93,6 @@ async def got_name(message: Message, turn: Turn) -> None:
     await turn.ask(message, ReferralForm.phone)
 
 
-@router.message(StateFilter(ReferralForm.phone), TYPED)
 async def got_phone(message: Message, turn: Turn, settings: Settings) -> None:
     try:
         phone = rules.parse_phone(message.text or "", settings.default_region)
@@ -97,7 +103,6 @@ async def got_phone(message: Message, turn: Turn, settings: Settings) -> None:
     await turn.ask(message, ReferralForm.confirm)
 
 
-@router.callback_query(referral.Button.filter())
 async def pressed(callback: CallbackQuery, callback_data: StepButton, turn: Turn, texts: Texts) -> None:
     press = await turn.press(callback, callback_data)
     if press is None:
@@ -128,7 +133,7 @@ def _last(replies: list[SentMessage]) -> str:
 
 def _build(settings: Settings, app_clock: object, world: FakeTelegram) -> App:
     app = create_app(settings, clock=app_clock, session=world.session(),  # type: ignore[arg-type]
-                     extra_dialogs=[(router, referral)])
+                     extra_dialogs=[(build_router(), referral)])
     env = app.renderer.env
     env.loader = ChoiceLoader([DictLoader(TEMPLATES), env.loader])  # type: ignore[list-item]
     world.attach(app.dispatcher, app.bot)

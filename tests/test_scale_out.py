@@ -21,8 +21,8 @@ import random
 import signal
 import subprocess
 import sys
-from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -139,7 +139,7 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
         app.jobs.rate_prefix = prefix
         apps.append(app)
     a, b = apps
-    # The handlers' routers are module-level: only the dispatcher built last handles updates in this process.
+    # Updates go to one instance (b); both instances run the jobs.
     world.attach(b.dispatcher, b.bot)
     try:
         # Three complaints (normal priority: first response due within 2 h), then the care backlog.
@@ -190,7 +190,7 @@ async def test_two_instances_deliver_once_within_caps_and_rate_and_hand_the_leas
         assert max(per_day.values()) == 1
         texts = [text for _, _, text in log.sends if text.startswith("care ")]
         assert len(texts) == len(set(texts)) == CUSTOMERS
-        tomorrow = datetime(2026, 3, 3, 1, 0, tzinfo=timezone.utc)  # 09:00 in Shanghai, when quiet hours end
+        tomorrow = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, when quiet hours end
         async with a.db.session() as session:
             rows = (await session.scalars(select(OutboxMessage).where(OutboxMessage.category == "care"))).all()
         assert Counter(r.status for r in rows) == {"sent": CUSTOMERS, "pending": CUSTOMERS}
@@ -244,7 +244,7 @@ class BotApiStandIn:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001  (aiohttp names no public accessor)
+        port = site._server.sockets[0].getsockname()[1]  # aiohttp names no public accessor
         return runner, port
 
 
@@ -257,7 +257,7 @@ def _daytime_zone(now: datetime) -> str:
 
 async def test_a_replica_killed_mid_delivery_loses_nothing_and_doubles_nothing(servers: Any) -> None:
     url, redis, prefix = servers
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     clock = ManualClock(now)
     world = FakeTelegram(clock)
     settings = _settings(url, redis, "finisher", default_timezone=_daytime_zone(now))
