@@ -1,9 +1,10 @@
-"""Benchmark: every manager report on 100,000 customers and 1,000,000 orders (SQLite).
+"""Benchmark: every manager report on 100,000 customers and 1,000,000 orders (SQLite, and PostgreSQL).
 
 Run it by hand (it is not part of the test suite)::
 
     python -m bench.bench_reports                 # 100,000 customers, 1,000,000 orders
     python -m bench.bench_reports 20000 200000    # smaller
+    python -m bench.bench_reports --postgres      # the same data on PostgreSQL too: both columns
 
 The customers, orders and items come from ``bench.dataset`` (cached under
 ``bench/.cache/``). On a copy of that file this adds what the reports read
@@ -14,19 +15,28 @@ tenth of deliveries, 40 % answered; birthday greetings; skipped ones) — also
 cached. The clock is ``bench.dataset.NOW``.
 
 For each report it prints the wall time of the SQL and rendering the text
-(first run, and the best of three), the same with the chart, and the peak
-memory the report allocated in Python (``tracemalloc``, a separate run), and
-the process's maximum resident size at the end.
+(first run, and the best of three), the CPU time of this process in the first
+run (PostgreSQL's own work is in its server, not counted), the same with the
+chart, and the peak memory the report allocated in Python (``tracemalloc``, a
+separate run), and the process's maximum resident size at the end. Each
+backend runs in a process of its own.
+
+``--postgres`` copies the same file into a throwaway PostgreSQL schema
+(``bench/postgres.py``: COPY, not timed) and measures the reports there too;
+without a reachable PostgreSQL it says why and prints SQLite only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import random
 import resource
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -229,20 +239,23 @@ async def _timed(db: Any, settings: Any, texts: Any, case: Case, chart: bool) ->
     return time.perf_counter() - started
 
 
-async def measure(path: Path, repeat: int) -> list[tuple[str, float, float, float, float, float]]:
+async def measure(database_url: str, repeat: int) -> list[tuple[str, float, float, float, float, float, float]]:
+    """(label, first s, best s, best with the chart s, Python peak MiB, with the chart, CPU s of the first run)."""
     from bot.config import Settings
     from bot.reports import charts  # noqa: F401  (load matplotlib before timing)
     from bot.texts import TextRenderer
     from storage.db import Database
 
-    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{path}", default_timezone="Asia/Shanghai")
+    settings = Settings(_env_file=None, database_url=database_url, default_timezone="Asia/Shanghai")
     texts = TextRenderer(currency=settings.currency).for_language("en")
     db = Database(settings.database_url)
     results = []
     try:
         charts.seasonal_index([str(i) for i in range(12)], [100.0] * 12, title="warm-up", baseline_label="100")
         for case in CASES:
+            cpu = time.process_time()
             first = await _timed(db, settings, texts, case, chart=False)
+            cpu = time.process_time() - cpu
             best = min([first] + [await _timed(db, settings, texts, case, chart=False) for _ in range(repeat - 1)])
             with_chart = min([await _timed(db, settings, texts, case, chart=True) for _ in range(repeat)])
             tracemalloc.start()
@@ -252,33 +265,100 @@ async def measure(path: Path, repeat: int) -> list[tuple[str, float, float, floa
             await _run(db, settings, texts, case, chart=True)
             _, peak_chart = tracemalloc.get_traced_memory()
             tracemalloc.stop()
-            results.append((case.label, first, best, with_chart, peak / 2**20, peak_chart / 2**20))
-            print(f"  {case.label:<30} {first:7.3f} s {best:7.3f} s {with_chart:7.3f} s "
+            results.append((case.label, first, best, with_chart, peak / 2**20, peak_chart / 2**20, cpu))
+            print(f"  {case.label:<30} {first:7.3f} s {cpu:7.3f} s {best:7.3f} s {with_chart:7.3f} s "
                   f"{peak / 2**20:8.1f} MiB {peak_chart / 2**20:8.1f} MiB", flush=True)
     finally:
         await db.dispose()
     return results
 
 
+HEADER = f"  {'report':<30} {'first':>9} {'CPU':>9} {'best':>9} {'+chart':>9} {'peak mem':>12} {'+chart':>12}"
+
+
+def _child(database_url: str, repeat: int) -> dict[str, Any]:
+    """Measure in a process of its own (its resident size is this backend's alone); echo its lines."""
+    cmd = [sys.executable, "-m", "bench.bench_reports", "--url", database_url, "--repeat", str(repeat)]
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}) as child:
+        assert child.stdout is not None
+        lines = []
+        for line in child.stdout:
+            lines.append(line)
+            if not line.startswith("{"):
+                print(line, end="", flush=True)
+    if child.returncode:
+        raise SystemExit(f"the {database_url.split(':')[0]} run failed ({child.returncode})")
+    return json.loads(lines[-1])
+
+
+def _one(database_url: str, repeat: int) -> None:
+    """The child: measure every report on ``database_url``, then one JSON line."""
+    results = asyncio.run(measure(database_url, repeat))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  max resident size of the process: {rss:,.0f} MiB", flush=True)
+    print(json.dumps({"results": results, "rss_mb": rss}))
+
+
+def _table(by_backend: dict[str, dict[str, Any]]) -> str:
+    names = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+    head = "| report | " + " | ".join(
+        f"{names[b]}: first / best s | CPU s | +chart s | peak MiB" for b in by_backend) + " |"
+    lines = [head, "| --- |" + " ---: | ---: | ---: | ---: |" * len(by_backend)]
+    rows = {b: {r[0]: r for r in data["results"]} for b, data in by_backend.items()}
+    for case in CASES:
+        cells = []
+        for b in by_backend:
+            _, first, best, chart, peak, peak_chart, cpu = rows[b][case.label]
+            cells += [f"{first:.3f} / {best:.3f}", f"{cpu:.3f}", f"{chart:.3f}", f"{peak:.1f} / {peak_chart:.1f}"]
+        lines.append(f"| {case.label} | " + " | ".join(cells) + " |")
+    lines.append("| max resident size (MiB) | " + " | ".join(
+        f"| | | {data['rss_mb']:,.0f}" for data in by_backend.values()) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Time every manager report on a large SQLite database.")
+    parser = argparse.ArgumentParser(description="Time every manager report on a large database.")
     parser.add_argument("customers", type=int, nargs="?", default=100_000)
     parser.add_argument("orders", type=int, nargs="?", default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached databases")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the same data on PostgreSQL too (tests/servers.py; copied with COPY)")
+    parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.url:
+        _one(args.url, args.repeat)
+        return
+    from bench import postgres
+
     path = build(args.customers, args.orders, args.seed, fresh=args.fresh)
     with sqlite3.connect(path) as db:
         counts = {table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
                   for table in ("customers", "orders", "order_items", "tickets", "outbox", "care_survey_answers")}
+    print(f"reports benchmark on {os.cpu_count()} CPU(s), load average {os.getloadavg()[0]:.1f}")
     print(f"database: {path.name} ({path.stat().st_size / 2**20:,.0f} MiB)")
     print("  " + ", ".join(f"{table} {count:,}" for table, count in counts.items()))
     print(f"  clock: {dataset.NOW.isoformat()}, business time zone Asia/Shanghai")
-    print(f"  {'report':<30} {'first':>9} {'best':>9} {'+chart':>9} {'peak mem':>12} {'+chart':>12}")
-    asyncio.run(measure(path, args.repeat))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"max resident size of the process: {rss:,.0f} MiB (includes SQLite's page cache)")
+    reason = postgres.unreachable() if args.postgres else None
+    if reason:
+        print(f"PostgreSQL skipped: {reason}")
+    by_backend: dict[str, dict[str, Any]] = {}
+    print("SQLite (file, WAL):")
+    print(HEADER)
+    by_backend["sqlite"] = _child(f"sqlite+aiosqlite:///{path}", args.repeat)
+    if args.postgres and not reason:
+        print(f"PostgreSQL (asyncpg), load average {os.getloadavg()[0]:.1f}:")
+        url, info = postgres.load(path)
+        try:
+            print(HEADER)
+            by_backend["postgresql"] = _child(url, args.repeat)
+        finally:
+            postgres.drop(url)
+    print()
+    print(_table(by_backend))
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
