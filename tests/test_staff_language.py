@@ -37,7 +37,7 @@ def ticket_card(world: FakeTelegram, number: int = 1) -> SentMessage:
     """The ticket's card in the staff chat, in either language."""
     for message in world.sent(STAFF_CHAT_ID):
         if message.html and "🎫" in message.html and (f"no. {number}</b>" in message.html
-                                                     or f"投诉 {number} 号</b>" in message.html):
+                                                     or f"{number} 号投诉</b>" in message.html):
             return message
     raise AssertionError(f"no card of ticket {number} in the staff chat")
 
@@ -68,7 +68,7 @@ async def test_staff_choose_chinese_for_the_staff_chat_cards_notices_and_warning
     # A new complaint's card, its buttons included.
     await file_complaint(customer, "musty rice", category="Product quality")  # normal: 2 h first response
     complaint = ticket_card(world)
-    assert complaint.text.startswith("🎫 投诉 1 号")
+    assert complaint.text.startswith("🎫 1 号投诉")
     assert complaint.labels == ["🙋 受理", "✅ 解决", "⚖️ 优先级"]
     chinese_only(complaint)
     assert not re.search(r"[\u4e00-\u9fff]", customer.last().text)  # the customer reads their own language
