@@ -56,7 +56,12 @@ def _figure(title: str, left: float = 0.09, bottom: float = 0.14) -> tuple[Figur
     FigureCanvasAgg(figure)
     figure.subplots_adjust(left=left, right=0.97, top=0.9, bottom=bottom)
     axes = figure.add_subplot()
-    axes.set_title(title, fontsize=13, loc="left", fontweight="bold")
+    # The packaged CJK face has one weight: a Chinese title is set a size larger instead of bold
+    # (asking for bold made matplotlib log a font warning on every chart).
+    if title.isascii():
+        axes.set_title(title, fontsize=13, loc="left", fontweight="bold")
+    else:
+        axes.set_title(title, fontsize=14, loc="left")
     axes.spines[["top", "right"]].set_visible(False)
     axes.grid(axis="y", color="#dddddd", linewidth=0.8)
     axes.set_axisbelow(True)
