@@ -248,6 +248,8 @@ async def register_commands(app: App) -> None:
     Managers also get their commands in the staff group (a per-member scope).
     A staff member who never opened a chat with the bot makes Telegram refuse
     their scope; that is logged and skipped, not a reason to stop the bot.
+    https://core.telegram.org/bots/api#setmycommands,
+    https://core.telegram.org/bots/api#botcommandscopechatmember
     """
     settings, renderer = app.settings, app.renderer
 

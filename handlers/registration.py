@@ -175,6 +175,7 @@ async def ask_phone(message: Message, texts: Texts, state: FSMContext, customer:
     rows = [[KeyboardButton(text=texts.button("share_phone"), request_contact=True)]]
     if editing:
         # A reply keyboard cannot carry inline buttons: "keep" comes back as text.
+        # https://core.telegram.org/bots/api#replykeyboardmarkup
         rows.append([KeyboardButton(text=texts.button("edit_keep"))])
     keyboard = ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, one_time_keyboard=True)
     await message.answer(_question(texts, "phone", editing, current), reply_markup=keyboard)
@@ -352,6 +353,7 @@ async def process_contact(message: Message, turn: Turn, texts: Texts, customer: 
     assert contact is not None
     # The share button always sends the sender's own contact; a contact card of
     # someone else (or of no Telegram user) is not theirs to give.
+    # https://core.telegram.org/bots/api#keyboardbutton (request_contact), https://core.telegram.org/bots/api#contact
     if message.from_user is None or contact.user_id != message.from_user.id:
         await turn.reject(message, rules.Invalid("phone_not_own"))
         return

@@ -49,7 +49,8 @@ STAFF_COMMANDS = ("tickets", "ticket", "customer", "note")
 
 LIST_LIMIT = 40  # tickets in one /tickets message
 MATCH_LIMIT = 8  # customers offered by /customer
-CHUNK = 3800  # UTF-16 units of history per message (Telegram allows 4096)
+# UTF-16 units of history per message (Telegram allows 4096: https://core.telegram.org/bots/api#sendmessage)
+CHUNK = 3800
 
 
 class NoteForm(StatesGroup):
