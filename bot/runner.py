@@ -8,9 +8,10 @@ SIGTERM (or SIGINT) the bot stops taking updates, finishes those in hand and
 their sends, lets the outbox worker finish the row it is sending, and exits.
 
 Webhook answers: a wrong or missing secret → 401; a body over
-:data:`MAX_BODY` → 413; a body that is not JSON → 400 (Telegram would retry
-a 5xx); JSON that is not an update → 200 and one warning (retrying it would
-not help); while shutting down → 503 (Telegram delivers it again later).
+:data:`MAX_BODY` → 413; a body that is not JSON → 400 (not a traceback and a
+500: no request of Telegram's looks like that, so it is refused plainly); JSON
+that is not an update → 200 and one warning (a retry would bring the same body);
+while shutting down → 503 (Telegram delivers it again later).
 
 Telegram repeats a webhook request that got no 2XX answer, and gives up after a
 reasonable number of attempts: https://core.telegram.org/bots/api#setwebhook
