@@ -9,18 +9,15 @@ forged press on any other message finds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from aiogram.filters.callback_data import CallbackData
-from jinja2 import Template
-from jinja2.runtime import Context
 
 from bot.callback_ids import RowId
-from bot.rules import care as rules
 from bot.config import LANGUAGES
+from bot.rules import care as rules
 from bot.texts import TextRenderer
 
 
@@ -58,54 +55,10 @@ class ProductFacts:
         return self.unit_zh if lang == "zh" and self.unit_zh else self.unit
 
 
-class _Reused:
-    """A compiled template rendered thousands of times in a row (the planner's backlog).
-
-    The same text as ``template.render(**variables)`` at about half the cost: Jinja's per-call
-    context (the globals merged in, the autoescape choice, the block table) is made once and
-    pointed at each call's variables. A context the template wrote to (a top-level ``{% set %}``,
-    inherited blocks) is never reused; an extension's change of the eval context is undone.
-    """
-
-    __slots__ = ("template", "globals", "context", "state")
-
-    def __init__(self, template: Template) -> None:
-        self.template = template
-        self.globals = dict(template.globals)  # a ChainMap: slow to merge, and the same every time
-        self.context: Context | None = None
-        self.state: Mapping[str, Any] = {}
-
-    def __call__(self, variables: dict[str, Any]) -> str:
-        template = self.template
-        context, self.context = self.context, None  # taken: a render inside this one makes its own
-        if context is None:
-            context = template.new_context(shared=True)
-            self.state = context.eval_ctx.save()
-        else:
-            context.eval_ctx.revert(self.state)
-        context.parent = {**self.globals, **variables}
-        try:
-            text: str = template.environment.concat(template.root_render_func(context))
-        except Exception:
-            template.environment.handle_exception()
-        if not context.vars and not context.exported_vars and all(len(b) == 1 for b in context.blocks.values()):
-            self.context = context
-        return text
-
-
-def _template(renderer: TextRenderer, lang: str, name: str) -> _Reused:
-    """A compiled template, looked up once per renderer (the planner renders thousands)."""
-    cache: dict[tuple[str, str], _Reused] = renderer.__dict__.setdefault("_care_templates", {})
-    template = cache.get((lang, name))
-    if template is None:
-        template = cache[(lang, name)] = _Reused(renderer.env.get_template(f"{lang}/{name}"))
-    return template
-
-
 def render_text(renderer: TextRenderer, planned: rules.Planned, customer: CustomerFacts,
                 product: ProductFacts | None = None, delivered_at: datetime | None = None,
                 tz: Any = None, on: date | None = None) -> str:
-    """The message (same as ``renderer.render(lang, "care/<kind>", ...)``, with the template cached).
+    """The message (same as ``renderer.render(lang, "care/<kind>", ...)``, through :meth:`TextRenderer.bulk`).
 
     ``on``: the customer's local day the message first may go. A reminder whose run-out day is
     already past by then (asked again after "Not now") says so instead of naming a past date.
@@ -123,7 +76,7 @@ def render_text(renderer: TextRenderer, planned: rules.Planned, customer: Custom
                      "delivered": local.date() if local else None}
     else:
         variables = {"lang": lang, "name": customer.name}
-    return _template(renderer, lang, f"care/{kind}.html")(variables).strip()
+    return renderer.bulk(lang, f"care/{kind}")(variables)
 
 
 def markup(renderer: TextRenderer, kind: str, lang: str, *, can_reorder: bool = True) -> dict[str, Any] | None:

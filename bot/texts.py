@@ -15,10 +15,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Undefined, pass_context, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    Undefined,
+    UndefinedError,
+    pass_context,
+    select_autoescape,
+)
 from jinja2.runtime import Context
 
 from bot.config import LANGUAGES
@@ -58,7 +66,7 @@ def _date(value: date | datetime | None, tz: str | None = None) -> str:
 
 def duration_parts(minutes: float | int) -> dict[str, int]:
     """Whole minutes as days, hours and minutes (``common/duration.txt`` words them)."""
-    minutes = int(round(minutes))
+    minutes = round(minutes)
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     return {"days": days, "hours": hours, "minutes": mins}
@@ -70,12 +78,18 @@ def _language_of(context: Context) -> str:
     return lang if lang in LANGUAGES else context.get("lang", LANGUAGES[0])
 
 
+def _missing(value: Undefined) -> NoReturn:
+    """Jinja's error naming the missing variable: reading a StrictUndefined (the environment's) raises it."""
+    str(value)
+    raise UndefinedError("a filter was given an undefined value")
+
+
 def _defined(fn: Callable[..., str]) -> Callable[..., str]:
     """A filter given a missing variable says which one (instead of a TypeError about Undefined)."""
 
     def checked(value: Any, *args: Any) -> str:
         if isinstance(value, Undefined):
-            value._fail_with_undefined_error()
+            _missing(value)
         return fn(value, *args)
 
     return checked
@@ -112,12 +126,13 @@ class TextRenderer:
         self.env.filters["date"] = _defined(_date)
         self.env.filters["duration"] = self._duration
         self.env.filters["phone"] = self._phone
+        self._bulk: dict[tuple[str, str], Callable[[dict[str, Any]], str]] = {}
 
     @pass_context
     def _duration(self, context: Context, minutes: float | int | None) -> str:
         """30 → "30m" / "30分钟"; 1500 → "1d 1h" / "1天1小时" (``common/duration.txt``)."""
         if isinstance(minutes, Undefined):
-            minutes._fail_with_undefined_error()
+            _missing(minutes)
         if minutes is None:
             return "—"
         return self.render(_language_of(context), "common/duration.txt", **duration_parts(minutes))
@@ -126,7 +141,7 @@ class TextRenderer:
     def _phone(self, context: Context, phone: str | None) -> str:
         """A stored phone as read: "+861088889999;ext=12" → "+861088889999 ext. 12" / "… 转 12"."""
         if isinstance(phone, Undefined):
-            phone._fail_with_undefined_error()
+            _missing(phone)
         if not phone:
             return "—"
         number, extension = split_phone(str(phone))
@@ -137,12 +152,33 @@ class TextRenderer:
         template = self.env.get_template(self._path(lang, name))
         return template.render(lang=lang, **context).strip()
 
+    def bulk(self, lang: str, name: str, /) -> Callable[[dict[str, Any]], str]:
+        """:meth:`render` of one template for thousands of calls in a row (the care planner's backlog).
+
+        The same text as ``render(lang, name, **variables)``; the template is looked up once (the
+        environment checks the file's modification time on every look-up) and its globals are
+        merged once: each call hands Jinja a complete context (``make_module(..., shared=True)``,
+        "the data is passed as is"), so Jinja does not merge the globals again for every render.
+        """
+        lang = lang if lang in LANGUAGES else LANGUAGES[0]
+        key = (lang, name)
+        render = self._bulk.get(key)
+        if render is None:
+            template = self.env.get_template(self._path(lang, name))
+            fixed = {**template.globals, "lang": lang}
+
+            def render(variables: dict[str, Any]) -> str:
+                return str(template.make_module({**fixed, **variables}, shared=True)).strip()
+
+            self._bulk[key] = render
+        return render
+
     @staticmethod
     def _path(lang: str, name: str) -> str:
         suffix = ".txt" if name.startswith("buttons/") or name.endswith(".txt") else ".html"
         return f"{lang}/{name.removesuffix('.txt').removesuffix('.html')}{suffix}"
 
-    def for_language(self, lang: str) -> "Texts":
+    def for_language(self, lang: str) -> Texts:
         return Texts(self, lang)
 
 

@@ -18,26 +18,23 @@ is chosen when the order is written (``storage.repositories.orders``).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time as timer
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import case, exists, func, select, update
 
-from bot.clock import ManualClock
 from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
+from bot.clock import ManualClock
 from bot.rules import care as rules
 from bot.rules.care_batch import BatchContext, BatchTerms, Memo, plan_batch
 from jobs.context import JobContext, JobDeps, job
+from storage import changes
 from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
 from storage.models.outbox import CATEGORY_CARE
-from storage import changes
 from storage.repositories import Repos
 from storage.repositories.outbox import SENT_LIKE
 
@@ -56,13 +53,14 @@ class PlanResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass
-class _Item:
-    planned: rules.Planned
-    customer: CustomerFacts
-    product: ProductFacts | None = None
-    delivered_at: datetime | None = None
-    memo: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None  # (memo key, inputs) of a batch-planned item
+# A message planned and not yet written: the fields of its Planned, the fields of its customer's
+# CustomerFacts, when the order was delivered (surveys), and the batch memo entry it came from ((memo key,
+# inputs) of a batch-planned message, else None). Plain tuples of plain values on purpose: Python's
+# collector stops tracking such tuples (see ``gc.is_tracked``), so the tens of thousands a first pass holds
+# until it writes are not walked again by every full collection meanwhile (as objects they made several
+# per pass, each walking every object of the bot).
+_Item = tuple[tuple[Any, ...], tuple[Any, ...], datetime | None, tuple[tuple[Any, ...], tuple[Any, ...]] | None]
+_KIND, _KEY = rules.Planned._fields.index("kind"), rules.Planned._fields.index("key")
 
 
 @dataclass(frozen=True)
@@ -84,35 +82,6 @@ class PlanContext:
         return frozenset(pairs)
 
 
-# Passes running in this process, and the collector's thresholds from before the first of them.
-_DEFERRING: list[Any] = [0, None]
-
-
-@contextmanager
-def _full_collections_deferred() -> Iterator[None]:
-    """No full garbage collection while a pass runs (the young generations are collected as usual).
-
-    A pass keeps tens of thousands of planned messages until it ends. Each time the objects
-    that survived a while grow by a quarter, Python's collector walks every object of the
-    process (the whole bot: about 0.2 s on the benchmark's data), four or five times a pass,
-    and frees nothing: about a second of the first pass. Objects outside cycles are freed as
-    ever; cycles wait for the collector's first full run after the pass. The thresholds are
-    process-wide: set by the first pass running, restored by the last.
-    """
-    if _DEFERRING[0] == 0:
-        _DEFERRING[1] = gc.get_threshold()
-        young, middle, *_ = _DEFERRING[1]
-        if young:  # 0: collection is off anyway
-            gc.set_threshold(young, middle, 1 << 30)
-    _DEFERRING[0] += 1
-    try:
-        yield
-    finally:
-        _DEFERRING[0] -= 1
-        if _DEFERRING[0] == 0:
-            gc.set_threshold(*_DEFERRING[1])
-
-
 async def plan(deps: JobDeps, now: datetime) -> PlanResult:
     """One planning pass over all eligible customers; writes new care messages to the outbox.
 
@@ -120,11 +89,6 @@ async def plan(deps: JobDeps, now: datetime) -> PlanResult:
     and every eligible customer's purchases of the last year — one aggregated row per
     customer, streamed in partitions and planned partition by partition.
     """
-    with _full_collections_deferred():
-        return await _plan(deps, now)
-
-
-async def _plan(deps: JobDeps, now: datetime) -> PlanResult:
     settings = deps.settings
     result = PlanResult()
     started = timer.perf_counter()
@@ -132,14 +96,14 @@ async def _plan(deps: JobDeps, now: datetime) -> PlanResult:
     ctx = PlanContext(now, settings, rules.LOOKAHEAD, rules.to_days(now))
     write_until = now + rules.PLAN_HORIZON
 
-    def add(customer: CustomerFacts, planned_list: list[rules.Planned], delivered_at: datetime | None = None,
+    def add(customer: tuple[Any, ...], planned_list: list[rules.Planned], delivered_at: datetime | None = None,
             memo: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None) -> None:
         for planned in planned_list:
             if planned.send_at > write_until:  # later: only remember when it comes into the horizon
                 enters = planned.send_at - rules.PLAN_HORIZON
                 result.next_due = enters if result.next_due is None else min(result.next_due, enters)
                 continue
-            items.append(_Item(planned, customer, products.get(planned.product_id or -1), delivered_at, memo))
+            items.append((tuple(planned), tuple(customer), delivered_at, memo))
 
     async with deps.db.session() as session:
         repos = Repos(session)
@@ -182,13 +146,13 @@ async def _plan(deps: JobDeps, now: datetime) -> PlanResult:
             batch_result = plan_batch(partition, batch, lambda c: stops.get(c, empty), winbacks.get, memo)
             still.update(batch_result.seen)
             for index, planned, key, inputs in batch_result.planned:
-                add(CustomerFacts._make(partition[index][:7]), [planned], memo=(key, inputs))
+                add(tuple(partition[index][:7]), [planned], memo=(key, inputs))
     result.candidates = len(items)
     result.timings["customers"] = timer.perf_counter() - started - result.timings["feeds"]
-    done = await _write(deps, items, now, result)
-    for item in items:
-        if item.memo is not None and item.planned.key in done:
-            still[item.memo[0]] = item.memo[1]
+    done = await _write(deps, items, products, now, result)
+    for planned_fields, _customer, _delivered_at, entry in items:
+        if entry is not None and planned_fields[_KEY] in done:
+            still[entry[0]] = entry[1]
     deps.care.batch = still
     result.timings["write"] = timer.perf_counter() - started - result.timings["feeds"] - result.timings["customers"]
     return result
@@ -220,7 +184,8 @@ WRITE_CHUNK = 1000
 _YIELD_EVERY = 50
 
 
-async def _write(deps: JobDeps, items: list[_Item], now: datetime, result: PlanResult) -> set[str]:
+async def _write(deps: JobDeps, items: list[_Item], products: dict[int, ProductFacts], now: datetime,
+                 result: PlanResult) -> set[str]:
     """Render what is new and write it, a thousand rows per short transaction.
 
     Short transactions, because on SQLite a writer locks the whole database:
@@ -235,16 +200,16 @@ async def _write(deps: JobDeps, items: list[_Item], now: datetime, result: PlanR
     settings = deps.settings
     renderer = deps.renderer
     async with deps.db.session() as session:
-        existing = await Repos(session).care.existing_keys(item.planned.key for item in items)
+        existing = await Repos(session).care.existing_keys(item[0][_KEY] for item in items)
     fresh: dict[str, _Item] = {}
     for item in items:
-        if item.planned.key not in existing:
-            fresh.setdefault(item.planned.key, item)
+        if item[0][_KEY] not in existing:
+            fresh.setdefault(item[0][_KEY], item)
     pending = list(fresh.values())
     zones: dict[str | None, Any] = {}
 
     def row(item: _Item) -> dict[str, Any]:
-        planned, customer = item.planned, item.customer
+        planned, customer, delivered_at = rules.Planned._make(item[0]), CustomerFacts._make(item[1]), item[2]
         tz = zones.get(customer.timezone)
         if tz is None:
             tz = zones[customer.timezone] = rules.zone(customer.timezone, settings.default_timezone)
@@ -252,7 +217,7 @@ async def _write(deps: JobDeps, items: list[_Item], now: datetime, result: PlanR
         return dict(
             dedupe_key=planned.key, kind=planned.kind, category=CATEGORY_CARE, priority=planned.priority,
             chat_id=customer.telegram_id, customer_id=customer.id,
-            text=render_text(renderer, planned, customer, item.product, item.delivered_at, tz,
+            text=render_text(renderer, planned, customer, products.get(planned.product_id or -1), delivered_at, tz,
                              on=not_before.astimezone(tz).date() if planned.kind == rules.KIND_REORDER else None),
             reply_markup=markup(renderer, planned.kind, customer.language, can_reorder=planned.order_id is not None),
             ref_order_id=planned.order_id, ref_product_id=planned.product_id, expires_at=planned.expires_at,
@@ -264,7 +229,7 @@ async def _write(deps: JobDeps, items: list[_Item], now: datetime, result: PlanR
             written = await Repos(session).outbox.add_many(rows)  # leaves out keys another planner wrote first
             await session.commit()
         for key in written:
-            result.written[fresh[key].planned.kind] += 1
+            result.written[fresh[key][0][_KIND]] += 1
 
     writing: asyncio.Task[None] | None = None
     try:

@@ -20,7 +20,9 @@ from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, 
 from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
+# Customers the planner takes at a time; read FEED_FETCH rows at a time (see purchase_lists).
 FEED_PARTITION = 5_000
+FEED_FETCH = 500
 
 
 def _eligible() -> Any:
@@ -57,6 +59,11 @@ class CareRepo:
         the customers (each one's recent orders are an index range of ix_orders_customer_created,
         already in time order: no sort, no full scan of orders), so a million orders cross into
         Python as one short row per customer (see :mod:`bot.rules.care_batch`).
+
+        Each row is copied into a plain tuple as soon as it is read, a few hundred rows at a time:
+        Python's collector stops tracking a tuple of plain values (``gc.is_tracked``), while a
+        result row stays tracked; rows held for a whole partition made it walk every object of
+        the bot once or twice per hourly pass.
         """
         c, o, i = Customer.__table__.c, Order.__table__.c, OrderItem.__table__.c
         order = (o.created_at, o.id, i.id)
@@ -70,7 +77,13 @@ class CareRepo:
             .group_by(*facts)
         )
         result = await self.session.stream(stmt)
-        async for partition in result.partitions(FEED_PARTITION):
+        partition: list[tuple[Any, ...]] = []
+        async for rows in result.partitions(FEED_FETCH):
+            partition.extend([tuple(row) for row in rows])
+            if len(partition) >= FEED_PARTITION:
+                yield partition
+                partition = []
+        if partition:
             yield partition
 
     async def delivered_between(self, start: datetime, end: datetime) -> list[tuple[Any, ...]]:

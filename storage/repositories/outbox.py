@@ -1,20 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from functools import lru_cache
-from itertools import chain
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage import changes
-from storage.models.base import UTCDateTime
 from storage.models.outbox import CATEGORY_CARE, CATEGORY_SERVICE, PRIORITY_SERVICE, OutboxMessage
 
 # Statuses counted as "went out" for caps and attribution (uncertain: it may have).
@@ -26,39 +20,6 @@ DUE_WINDOW = 1000
 # Rows written by this process so far: the delivery worker under ``advance``
 # skips its look-up when nothing was written and nothing fell due meanwhile.
 WRITES = [0]
-
-
-def _sqlite_column(column: Column[Any], dialect: Dialect) -> Callable[[Sequence[Any]], Sequence[Any]] | None:
-    """How SQLite is given a column's values, a whole column at once (None: as they are).
-
-    Each distinct value goes once through the column type's own bind processing: datetimes
-    by value (thousands of rows share a few moments), anything else by identity (the JSON
-    markup: one dict shared by thousands of rows; the rows keep the values alive meanwhile).
-    """
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        return None
-    if isinstance(column.type, UTCDateTime):
-        def by_value(values: Sequence[Any]) -> Sequence[Any]:
-            done = {value: process(value) for value in set(values)}
-            return list(map(done.__getitem__, values))
-        return by_value
-
-    def by_identity(values: Sequence[Any]) -> Sequence[Any]:
-        distinct = {id(value): value for value in values}
-        done = {key: process(value) for key, value in distinct.items()}
-        return list(map(done.__getitem__, map(id, values)))
-    return by_identity
-
-
-@lru_cache(maxsize=16)
-def _sqlite_insert(dialect: Dialect, names: tuple[str, ...], rows: int) -> str:
-    """INSERT of ``rows`` rows of these columns, a key written before left alone; returns (key, id) written."""
-    quote = dialect.identifier_preparer.quote
-    one = "(" + ", ".join("?" * len(names)) + ")"
-    return (f"INSERT INTO {quote(OutboxMessage.__tablename__)} ({', '.join(quote(n) for n in names)}) "
-            f"VALUES {', '.join([one] * rows)} "
-            f"ON CONFLICT ({quote('dedupe_key')}) DO NOTHING RETURNING {quote('dedupe_key')}, {quote('id')}")
 
 
 class OutboxRepo:
@@ -138,47 +99,17 @@ class OutboxRepo:
         if not rows:
             return {}
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        if dialect == "sqlite":
-            written = await self._add_many_sqlite(rows, chunk)
-        else:
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-            table = OutboxMessage.__table__
-            stmt = (insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
-                    .returning(table.c.dedupe_key, table.c.id))
-            written = {}
-            for start in range(0, len(rows), chunk):
-                result = await self.session.execute(stmt, list(rows[start:start + chunk]))
-                written.update({key: row_id for key, row_id in result.all()})
-        WRITES[0] += len(written)
-        return written
-
-    async def _add_many_sqlite(self, rows: Sequence[dict[str, Any]], chunk: int) -> dict[str, int]:
-        """:meth:`add_many` on SQLite: the same statement, one multi-row INSERT per chunk, values bound by hand.
-
-        SQLAlchemy's executemany runs every value of every row through its column's type
-        (most of the cost of a big batch: the UTC datetimes, the JSON markup); here each distinct
-        datetime is formatted once (as :class:`UTCDateTime` on SQLite stores it), each distinct
-        markup dumped once (by the column type itself), and the SQL is built once per size.
-        """
-        assert self.session.bind is not None
-        dialect = self.session.bind.dialect
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         table = OutboxMessage.__table__
-        names = tuple(rows[0])
-        converters = [(i, convert) for i, name in enumerate(names)
-                      if (convert := _sqlite_column(table.c[name], dialect)) is not None]
-        values_of = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-        per_statement = max(1, min(chunk, dialect.insertmanyvalues_max_parameters // len(names)))
-        connection = await self.session.connection()
-        changes.wrote(self.session)  # the ORM does not see this statement: count its commit
+        # One executemany per chunk: SQLAlchemy's "insertmanyvalues" sends it as multi-row INSERTs
+        # (as many rows per statement as the driver's parameter limit allows), RETURNING included.
+        stmt = (insert(table).on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(table.c.dedupe_key, table.c.id))
         written: dict[str, int] = {}
-        for start in range(0, len(rows), per_statement):
-            part = rows[start:start + per_statement]
-            columns: list[Sequence[Any]] = list(zip(*map(values_of, part)))
-            for i, convert in converters:
-                columns[i] = convert(columns[i])
-            values = tuple(chain.from_iterable(zip(*columns)))  # row after row, as the placeholders go
-            result = await connection.exec_driver_sql(_sqlite_insert(dialect, names, len(part)), values)
-            written.update({key: row_id for key, row_id in result.all()})
+        for start in range(0, len(rows), chunk):
+            result = await self.session.execute(stmt, list(rows[start:start + chunk]))
+            written.update(result.all())
+        WRITES[0] += len(written)
         return written
 
     async def by_message(self, chat_id: int, message_id: int) -> OutboxMessage | None:
@@ -397,7 +328,7 @@ class OutboxRepo:
         stmt = select(OutboxMessage.sent_at).where(
             OutboxMessage.customer_id == customer_id,
             OutboxMessage.category == CATEGORY_CARE,
-            OutboxMessage.status.in_(SENT_LIKE + ("sending",)),
+            OutboxMessage.status.in_((*SENT_LIKE, "sending")),
             OutboxMessage.sent_at >= since,
         )
         if exclude_id is not None:
