@@ -18,6 +18,7 @@ from bot.dialogs import Turn, set_buttons
 from bot.filters import When
 from bot.menu import MenuCallback
 from bot.rules import orders as rules
+from bot.rules.tickets import Actor
 from bot.staff_language import staff_chat_language
 from bot.texts import TextRenderer, Texts
 from handlers import ordering
@@ -25,7 +26,6 @@ from handlers.order_desk import refresh_card, status_label, tell_staff
 from handlers.ordering import begin_reorder
 from storage.models import Customer, Order
 from storage.repositories import Repos
-from storage.repositories.orders import Actor
 
 
 def build_router() -> Router:

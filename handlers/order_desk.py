@@ -29,11 +29,11 @@ from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
 from bot.rules import orders as rules
 from bot.rules.customer_file import Invalid
+from bot.rules.tickets import Actor
 from bot.staff_language import chat_language, staff_chat_language
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order
 from storage.repositories import Repos
-from storage.repositories.orders import Actor
 
 log = logging.getLogger(__name__)
 

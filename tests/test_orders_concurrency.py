@@ -7,9 +7,9 @@ import asyncio
 
 from bot.app import App
 from bot.fake_telegram import FakeUser
+from bot.rules.tickets import Actor
 from storage.db import Database
 from storage.repositories import Repos
-from storage.repositories.orders import Actor
 from tests.orders_helpers import SMALL_CATALOG, history, load_catalog, make_customer
 
 

@@ -14,11 +14,11 @@ from aiogram.types import CallbackQuery
 from bot.app import App
 from bot.dialogs import Turn
 from bot.fake_telegram import FakeTelegram, FakeUser
+from bot.rules.tickets import Actor
 from bot.texts import Texts
 from handlers.ordering import begin_reorder
 from storage.models import Customer
 from storage.repositories import Repos
-from storage.repositories.orders import Actor
 from tests.conftest import STAFF_CHAT_ID
 from tests.customer_helpers import customer_row
 from tests.orders_helpers import (

@@ -115,5 +115,3 @@ def csv_rows(report: SeasonalReport) -> list[list[Any]]:
     return rows
 
 
-def month_of(label: str) -> date:
-    return date(int(label[:4]), int(label[5:7]), 1)

@@ -82,7 +82,7 @@ class TransitionError(ValueError):
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did something: a customer, a staff member, or the system."""
+    """Who did something (in a ticket's or an order's history): a customer, a staff member, or the system."""
 
     role: str  # customer | staff | system
     telegram_id: int | None = None

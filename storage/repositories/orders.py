@@ -16,7 +16,6 @@ holds the status changes that follow it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,20 +25,12 @@ from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.rules import care as care_rules
+from bot.rules.tickets import Actor
 from storage.dialect import insert_for
 from storage.models import Order, OrderItem, OrderStatusChange, OutboxMessage, Product
 from storage.repositories.outbox import SENT_LIKE
 
 PRODUCT_FIELDS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person", "active")
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who changed an order: a staff member, the customer, or the system."""
-
-    role: str  # customer | staff | system
-    telegram_id: int | None = None
-    name: str | None = None
 
 
 class ProductRepo:
@@ -102,9 +93,6 @@ class ProductRepo:
             unchanged += not changed
         await self.session.flush()
         return created, updated, unchanged
-
-    async def set_active(self, product_id: int, active: bool) -> None:
-        await self.session.execute(update(Product).where(Product.id == product_id).values(active=active))
 
 
 class OrderRepo:
