@@ -70,7 +70,6 @@ class Settings(BaseSettings):
     default_region: str = "CN"
     currency: str = "CNY"
 
-    # Orders (issue: orders)
     # Complaints and response targets, minutes (issue: complaints)
     sla_first_response_high: int = Field(30, ge=1)
     sla_resolution_high: int = Field(8 * 60, ge=1)
