@@ -33,9 +33,10 @@ from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
 from bot.filters import When
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
+from bot.services import relay
+from bot.services.relay import Words
 from bot.services.tickets import staff_chat_texts, staff_notice_time
 from bot.texts import TextRenderer, Texts
-from handlers.conversations import pass_on_comment
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 
@@ -227,7 +228,7 @@ async def save_comment(message: Message, turn: Turn, customer: Customer | None, 
     answer = await repos.care.answer(order_id)
     await turn.end()
     if answer is not None:  # staff can answer it (a reply to it reaches the customer)
-        await pass_on_comment(message, comment, {"kind": "order", "id": order_id, "rating": answer.rating},
-                              order_id=order_id, customer=customer, texts=texts, repos=repos, clock=clock,
-                              settings=settings, renderer=renderer, bot=bot)
+        await relay.pass_on_comment(bot, repos, renderer, settings, clock.now(), customer,
+                                    Words(text=comment, photo=None, message_id=message.message_id),
+                                    {"kind": "order", "id": order_id, "rating": answer.rating}, order_id=order_id)
     await message.answer(texts("care/survey_comment_saved", order_id=order_id))

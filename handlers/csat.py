@@ -25,6 +25,8 @@ from bot.filters import When
 from bot.pipeline import at_once
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
+from bot.services import relay
+from bot.services.relay import Words
 from bot.services.tickets import (
     CsatCallback,
     customer_actor,
@@ -34,7 +36,6 @@ from bot.services.tickets import (
     tell_staff,
 )
 from bot.texts import TextRenderer, Texts
-from handlers.conversations import pass_on_comment
 from storage.models import Customer, Ticket
 from storage.repositories import Repos
 
@@ -168,9 +169,9 @@ async def process_comment(message: Message, turn: Turn, customer: Customer | Non
     low = (ticket.rating or 0) <= rules.LOW_RATING
     if low:
         # Staff can answer it: a message of this ticket (or of the customer's open one, or a conversation).
-        await pass_on_comment(message, comment, {"kind": "ticket", "id": ticket.id, "rating": ticket.rating or 0},
-                              ticket=ticket, customer=customer, texts=texts, repos=repos, clock=clock,
-                              settings=settings, renderer=renderer, bot=bot)
+        await relay.pass_on_comment(bot, repos, renderer, settings, now, customer,
+                                    Words(text=comment, photo=None, message_id=message.message_id),
+                                    {"kind": "ticket", "id": ticket.id, "rating": ticket.rating or 0}, ticket=ticket)
         if settings.manager_ids:  # the managers heard of the low rating; now of what went wrong
             await notify_managers(repos, renderer, settings, ticket, key=f"csat:{ticket.id}:comment",
                                   kind="csat_low", now=now,

@@ -25,6 +25,8 @@ from bot.pipeline import at_once
 from bot.roles import InStaffPlace, Role
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
+from bot.services import relay
+from bot.services.relay import Words
 from bot.services.tickets import (
     StaffForum,
     TicketCallback,
@@ -34,7 +36,6 @@ from bot.services.tickets import (
     enqueue_survey,
     learn_forum,
     refresh_card,
-    send_staff_reply,
     send_to_customer,
     staff_chat_texts,
     tell_staff,
@@ -264,31 +265,10 @@ async def relay_staff_reply(message: Message, ticket: Ticket, repos: Repos, cloc
         await message.reply(texts("tickets/reply_unsupported", ticket=ticket))
         return
     assert message.from_user is not None
-    me = actor_of(message.from_user)
-    now = clock.now()
-    customer = await repos.customers.get(ticket.customer_id)
-    photo = message.photo[-1].file_id if message.photo else None
-    body = message.text if message.text is not None else message.caption
-    failure: str | None = "gone"
-    if customer is not None:
-        ctexts = customer_texts(renderer, customer)
-        failure = await send_staff_reply(
-            bot, repos, customer, now,
-            lambda text: ctexts("tickets/staff_reply", ticket=ticket, name=me.name, text=text), body, photo)
-    await repos.tickets.add_message(
-        ticket, direction="out", actor=me, now=now, text=body, photo_file_id=photo,
-        staff_chat_id=message.chat.id, staff_message_id=message.message_id, delivered=failure is None,
-    )
+    failure = await relay.staff_reply_on_ticket(bot, repos, renderer, settings, clock.now(), ticket,
+                                                actor_of(message.from_user), Words.of(message), message.chat.id)
     if failure is not None:
         await message.reply(texts("tickets/not_delivered", ticket=ticket, reason=failure))
         return
-    if ticket.assignee_telegram_id is None:
-        await repos.tickets.assign(ticket, me, now, settings.sla)
-    if rules.record_first_response(ticket, now, settings.sla):
-        await repos.tickets.add_event(ticket, "first_response", me, now,
-                                      detail=f"{ticket.first_response_minutes:g} min")
-    if ticket.status in ("taken", "in_progress"):
-        await repos.tickets.transition(ticket, "waiting_customer", me, now, settings.sla)
-    await refresh_card(bot, repos, renderer, settings, ticket, now)
     # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
     await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])

@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
+from bot.rules.text_units import utf16_len
 from jobs.runner import advance, run_job
 from storage.models import Conversation, ConversationMessage, OutboxMessage, Ticket
 from tests.care_helpers import add_customer, add_order, add_product
 from tests.conftest import STAFF_CHAT_ID, register
-from tests.tickets_helpers import customer_row, file_complaint, messages
+from tests.tickets_helpers import file_complaint, messages
 
 COMPLAINT_WORDS = "Delivery was late and the bag was torn"
 
@@ -175,6 +176,20 @@ async def test_a_long_message_reaches_the_staff_chat_in_pieces(app: App, world: 
     await customer.send("x " * (limit // 2))
     pieces = [m for m in world.sent(STAFF_CHAT_ID) if "Mei" in m.text]
     assert len(pieces) == 2 and pieces[1].reply_to is None  # the second piece of the first message
+
+
+async def test_a_photo_keeps_its_words_as_caption_while_they_fit_else_they_follow(
+        app: App, world: FakeTelegram, customer: FakeUser) -> None:
+    """Telegram allows a caption of 1024 UTF-16 units (https://core.telegram.org/bots/api#sendphoto)."""
+    await register(customer, "Mei")
+    await customer.send_photo("torn " * 140)  # 700 units: fits with the header
+    photo = world.last(STAFF_CHAT_ID)
+    assert photo.kind == "photo" and ("torn " * 140).strip() in (photo.text or "")
+    await customer.send_photo("torn " * 200)  # 1000 units: the header would push it past the limit
+    photo, after = world.sent(STAFF_CHAT_ID)[-2:]
+    assert photo.kind == "photo" and "torn" not in (photo.text or "") and utf16_len(photo.html or "") <= 1024
+    assert after.kind == "text" and ("torn " * 200).strip() in (after.text or "")
+    assert photo.reply_to == after.reply_to == world.sent(STAFF_CHAT_ID)[-3].message_id  # the same conversation
 
 
 async def test_forget_edits_the_staff_chats_copies_and_deletes_the_conversation(

@@ -12,6 +12,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.repositories.care import CareRepo
+from storage.repositories.conversations import ConversationRepo
 from storage.repositories.customers import CustomerRepo
 from storage.repositories.leases import LeaseRepo
 from storage.repositories.orders import OrderRepo, ProductRepo
@@ -32,6 +33,10 @@ class Repos:
     @cached_property
     def care(self) -> CareRepo:
         return CareRepo(self.session)
+
+    @cached_property
+    def conversations(self) -> ConversationRepo:
+        return ConversationRepo(self.session)
 
     @cached_property
     def outbox(self) -> OutboxRepo:
