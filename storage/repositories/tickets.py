@@ -19,6 +19,21 @@ from bot.rules import tickets as rules
 from storage.models import ConversationMessage, Customer, Order, OutboxMessage, Ticket, TicketEvent, TicketMessage
 
 
+def _value_since(now: datetime) -> datetime:
+    """The start of the months a customer's value class looks at."""
+    return now - timedelta(days=365 * rules.TOP_CLASS_MONTHS // 12)
+
+
+def _revenue_by_customer(now: datetime) -> Any:
+    """Each customer's revenue (orders not cancelled) over the months value classes look at (a subquery)."""
+    return (
+        select(Order.customer_id.label("customer_id"), func.sum(Order.total).label("revenue"))
+        .where(Order.status != "cancelled", Order.created_at >= _value_since(now))
+        .group_by(Order.customer_id)
+        .subquery()
+    )
+
+
 class TicketRepo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -145,13 +160,7 @@ class TicketRepo:
         the first ``a_share`` of the cumulative revenue: a customer is A when
         the customers strictly ahead of them make less than that share.
         """
-        since = now - timedelta(days=365 * rules.TOP_CLASS_MONTHS // 12)
-        revenue = (
-            select(Order.customer_id.label("customer_id"), func.sum(Order.total).label("revenue"))
-            .where(Order.status != "cancelled", Order.created_at >= since)
-            .group_by(Order.customer_id)
-            .subquery()
-        )
+        revenue = _revenue_by_customer(now)
         mine = await self.session.scalar(select(revenue.c.revenue).where(revenue.c.customer_id == customer_id))
         if not mine or mine <= 0:
             return False
@@ -166,7 +175,7 @@ class TicketRepo:
 
     async def value_history(self, now: datetime) -> tuple[int, int]:
         """Customers with an order, and orders (not cancelled), over the months value classes look at."""
-        since = now - timedelta(days=365 * rules.TOP_CLASS_MONTHS // 12)
+        since = _value_since(now)
         customers, orders = (await self.session.execute(
             select(func.count(func.distinct(Order.customer_id)), func.count(Order.id))
             .where(Order.status != "cancelled", Order.created_at >= since)
@@ -180,13 +189,7 @@ class TicketRepo:
         """
         if not await self.is_top_revenue(customer_id, now, a_share):
             return None
-        since = now - timedelta(days=365 * rules.TOP_CLASS_MONTHS // 12)
-        revenue = (
-            select(Order.customer_id.label("customer_id"), func.sum(Order.total).label("revenue"))
-            .where(Order.status != "cancelled", Order.created_at >= since)
-            .group_by(Order.customer_id)
-            .subquery()
-        )
+        revenue = _revenue_by_customer(now)
         mine = select(revenue.c.revenue).where(revenue.c.customer_id == customer_id).scalar_subquery()
         at_or_ahead, total = (await self.session.execute(
             select(func.coalesce(func.sum(case((revenue.c.revenue >= mine, 1), else_=0)), 0), func.count())
