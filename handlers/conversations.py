@@ -102,6 +102,7 @@ async def staff_replies(message: Message, conversation: Conversation, repos: Rep
         await message.reply(stexts("conversations/not_delivered", reason=failure))
         return
     # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
+    # https://core.telegram.org/bots/api#setmessagereaction
     await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
 
 

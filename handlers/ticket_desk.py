@@ -145,6 +145,7 @@ async def ask_resolution_note(message: Message, texts: Texts, turn: Turn, event_
     user = event_from_user
     # ForceReply (selective: for the one mentioned) opens a reply: in a group with
     # privacy mode on, the bot only sees messages that reply to it (and commands).
+    # https://core.telegram.org/bots/api#forcereply, https://core.telegram.org/bots/features#privacy-mode
     asked = await at_once(message.answer(
         texts("tickets/ask_resolution", ticket_id=ticket_id, user_id=user.id if user else 0,
               name=user.full_name if user else "", limit=rules.NOTE_MAX),
@@ -167,7 +168,9 @@ class IsResolutionNote(BaseFilter):
         if reply is None:
             return True
         if message.is_topic_message and reply.message_id == message.message_thread_id:
-            return True  # in a forum topic every message "replies" to the topic's first message
+            # In a forum topic every message "replies" to the topic's first message
+            # (https://core.telegram.org/bots/api#message: message_thread_id, reply_to_message).
+            return True
         return reply.message_id == await asked_question(state)
 
 
@@ -271,4 +274,5 @@ async def relay_staff_reply(message: Message, ticket: Ticket, repos: Repos, cloc
         await message.reply(texts("tickets/not_delivered", ticket=ticket, reason=failure))
         return
     # A reaction that fails never fails the update (bot.pipeline: cosmetic calls).
+    # https://core.telegram.org/bots/api#setmessagereaction
     await bot.set_message_reaction(message.chat.id, message.message_id, [ReactionTypeEmoji(emoji="👍")])
