@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 
 from bot.fake_telegram import FakeTelegram, ScriptedError  # noqa: E402
 
-START = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai: not quiet hours
+START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: not quiet hours
 CUSTOMER_BASE = 1_000_000_000
 SERVICE_BASE = 2_000_000_000
 
@@ -368,10 +368,10 @@ async def _replicas(replicas: int, care: int, service_rate: float, seed: int) ->
             worker = app.jobs.outbox
             while not done.is_set():
                 await worker.drain()
-                worker._wake.clear()  # noqa: SLF001  (our own worker: wait for the next reply or poll)
+                worker._wake.clear()
                 try:
-                    await asyncio.wait_for(worker._wake.wait(), 0.05)  # noqa: SLF001
-                except asyncio.TimeoutError:
+                    await asyncio.wait_for(worker._wake.wait(), 0.05)
+                except TimeoutError:
                     pass
 
         async def watch() -> None:

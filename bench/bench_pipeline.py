@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -68,7 +68,7 @@ from bot.config import Settings  # noqa: E402
 from bot.fake_telegram import FakeTelegram, FakeUser  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 
-START = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Shanghai
+START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
 STAFF_CHAT_ID = -1001000000001
 STAFF_ID = 200001
 TOKEN = "123456:" + "A" * 35
@@ -90,7 +90,7 @@ def update_for(bot: Bot, world: FakeTelegram, user: FakeUser, text: str) -> Upda
     content: dict[str, Any] = {"text": text}
     if text.startswith("/"):
         content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-    raw = user._message(**content)  # noqa: SLF001 (our own fake)
+    raw = user._message(**content)
     return Update.model_validate({"update_id": world.next_update_id(), "message": raw}, context={"bot": bot})
 
 

@@ -242,7 +242,7 @@ async def _timed(db: Any, settings: Any, texts: Any, case: Case, chart: bool) ->
 async def measure(database_url: str, repeat: int) -> list[tuple[str, float, float, float, float, float, float]]:
     """(label, first s, best s, best with the chart s, Python peak MiB, with the chart, CPU s of the first run)."""
     from bot.config import Settings
-    from bot.reports import charts  # noqa: F401  (load matplotlib before timing)
+    from bot.reports import charts
     from bot.texts import TextRenderer
     from storage.db import Database
 

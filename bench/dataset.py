@@ -27,13 +27,13 @@ import random
 import sqlite3
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".cache"
 CATALOG = ROOT / "bot" / "data" / "sample_catalog.csv"
-NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 VERSION = 1  # bump when the shape of the data changes
 TELEGRAM_BASE = 1_000_000_000
 

@@ -19,7 +19,8 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, time as time_of_day, timezone
+from datetime import UTC, date, datetime
+from datetime import time as time_of_day
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,7 @@ def _converter(pg_type: str) -> Callable[[Any], Any] | None:
     if pg_type == "boolean":
         return lambda v: None if v is None else bool(v)
     if pg_type == "timestamp with time zone":
-        return lambda v: None if v is None else datetime.fromisoformat(v).replace(tzinfo=timezone.utc)
+        return lambda v: None if v is None else datetime.fromisoformat(v).replace(tzinfo=UTC)
     if pg_type == "timestamp without time zone":
         return lambda v: None if v is None else datetime.fromisoformat(v)
     if pg_type == "date":

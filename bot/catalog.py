@@ -321,7 +321,7 @@ def export_text(products: list[Product], fmt: str, currency: str) -> str:
 
 # ----- the database ----------------------------------------------------------
 
-async def import_rows(db: "Database", rows: list[dict[str, Any]]) -> tuple[int, int, int]:
+async def import_rows(db: Database, rows: list[dict[str, Any]]) -> tuple[int, int, int]:
     """Upsert validated rows in one transaction; (created, updated, unchanged)."""
     async with db.session() as session:
         repos = Repos(session)
@@ -330,19 +330,19 @@ async def import_rows(db: "Database", rows: list[dict[str, Any]]) -> tuple[int, 
     return counts
 
 
-async def import_file(db: "Database", path: Path, currency: str) -> tuple[int, int, int]:
+async def import_file(db: Database, path: Path, currency: str) -> tuple[int, int, int]:
     """Read, validate, then import; CatalogError leaves the database as it was."""
     rows = parse_catalog(path.read_bytes(), format_of(path), currency)
     return await import_rows(db, rows)
 
 
-async def export_products(db: "Database", fmt: str, currency: str) -> str:
+async def export_products(db: Database, fmt: str, currency: str) -> str:
     async with db.session() as session:
         products = await Repos(session).products.all()
     return export_text(products, fmt, currency)
 
 
-async def load_sample_catalog_if_empty(db: "Database", currency: str) -> None:
+async def load_sample_catalog_if_empty(db: Database, currency: str) -> None:
     """Sandbox start: a fresh database gets the sample shop's products."""
     async with db.session() as session:
         if await Repos(session).products.count():

@@ -52,7 +52,7 @@ def _migrate(settings: Settings) -> None:
         raise SystemExit(2) from None
 
 
-def missing_database_file(url: str) -> "Path | None":
+def missing_database_file(url: str) -> Path | None:
     """The SQLite file a URL names when that file does not exist (None: it exists, or not a file database)."""
     from pathlib import Path
 

@@ -7,7 +7,7 @@ moves when told to, so a test can travel in time instead of sleeping.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -18,15 +18,15 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
     def __init__(self, start: datetime | None = None) -> None:
-        start = start or datetime.now(timezone.utc)
+        start = start or datetime.now(UTC)
         if start.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware start")
-        self._now = start.astimezone(timezone.utc)
+        self._now = start.astimezone(UTC)
 
     def now(self) -> datetime:
         return self._now
@@ -34,7 +34,7 @@ class ManualClock:
     def set(self, moment: datetime) -> None:
         if moment.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware moment")
-        self._now = moment.astimezone(timezone.utc)
+        self._now = moment.astimezone(UTC)
 
     def advance(self, delta: timedelta) -> datetime:
         self._now += delta
@@ -44,5 +44,5 @@ class ManualClock:
 def utc(moment: datetime) -> datetime:
     """Treat a naive datetime (as SQLite returns them) as UTC."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -255,14 +255,14 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_abc_shares(self) -> "Settings":
+    def _check_abc_shares(self) -> Settings:
         if self.abc_a_share + self.abc_b_share > 1:
             raise ValueError(f"ABC_B_SHARE: ABC_A_SHARE + ABC_B_SHARE must be at most 1 (class C is the rest), "
                              f"got {self.abc_a_share:g} + {self.abc_b_share:g}")
         return self
 
     @model_validator(mode="after")
-    def _check_webhook(self) -> "Settings":
+    def _check_webhook(self) -> Settings:
         if self.mode != "webhook":
             return self
         if not self.webhook_url:

@@ -31,7 +31,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -199,7 +199,7 @@ class _Generator:
         """A moment during opening hours (08:00–21:00) of a business day, in UTC."""
         minutes = rng.randint(8 * 60, 21 * 60 - 1)
         local = datetime.combine(day, time(0), tzinfo=self.tz) + timedelta(minutes=minutes)
-        return local.astimezone(timezone.utc)
+        return local.astimezone(UTC)
 
     def household(self, batch: _Batch) -> None:
         rng = self.rng
@@ -402,7 +402,7 @@ class _Generator:
                 day = birthday.replace(year=year)
             except ValueError:
                 continue
-            moment = datetime.combine(day, time(self.settings.birthday_hour), tzinfo=self.tz).astimezone(timezone.utc)
+            moment = datetime.combine(day, time(self.settings.birthday_hour), tzinfo=self.tz).astimezone(UTC)
             if joined < moment < self.end and (lapse_at is None or moment < lapse_at + timedelta(days=120)):
                 if rng.random() < 0.9:
                     self._outbox(batch, "birthday", cid, moment)
@@ -453,7 +453,7 @@ async def generate(db: Database, settings: Settings, *, customers: int, months: 
     summary.products_loaded = await ensure_products(db, settings)
     local_end = end.astimezone(settings.tz)
     start_day = add_months(local_end.date(), -months)
-    start = datetime.combine(start_day, time(0), tzinfo=settings.tz).astimezone(timezone.utc)
+    start = datetime.combine(start_day, time(0), tzinfo=settings.tz).astimezone(UTC)
     summary.start, summary.end = start_day, local_end.date()
     async with db.session() as session:
         products = await _products(session)

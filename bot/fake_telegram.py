@@ -24,7 +24,7 @@ import itertools
 import json
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiogram.client.default import Default
@@ -153,7 +153,7 @@ class Chat:
         return data
 
 
-def _resolve_defaults(value: Any, bot: "Bot") -> Any:
+def _resolve_defaults(value: Any, bot: Bot) -> Any:
     if isinstance(value, Default):
         return bot.default[value.name]
     if isinstance(value, dict):
@@ -166,7 +166,7 @@ def _resolve_defaults(value: Any, bot: "Bot") -> Any:
 class FakeTelegram:
     """The Telegram side: chats, messages, users, scripted faults."""
 
-    def __init__(self, clock: "Clock | None" = None) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock
         self.chats: dict[int, Chat] = {}
         self.users: dict[int, dict[str, Any]] = {}
@@ -177,23 +177,23 @@ class FakeTelegram:
         self._file_ids = itertools.count(1)
         self._callback_ids = itertools.count(1)
         self.files: dict[str, tuple[str, bytes]] = {}
-        self.dispatcher: "Dispatcher | None" = None
-        self.bot: "Bot | None" = None
+        self.dispatcher: Dispatcher | None = None
+        self.bot: Bot | None = None
         self.on_bot_message: Callable[[SentMessage, bool], None] | None = None
         # A button's answer with a text (text, show_alert): a toast, or an alert with OK.
         # https://core.telegram.org/bots/api#answercallbackquery
         self.on_callback_answer: Callable[[str, bool], None] | None = None
 
     # ----- wiring -------------------------------------------------------
-    def session(self) -> "FakeSession":
+    def session(self) -> FakeSession:
         return FakeSession(self)
 
-    def attach(self, dispatcher: "Dispatcher", bot: "Bot") -> None:
+    def attach(self, dispatcher: Dispatcher, bot: Bot) -> None:
         self.dispatcher = dispatcher
         self.bot = bot
 
     def now(self) -> datetime:
-        return self.clock.now() if self.clock else datetime.now(timezone.utc)
+        return self.clock.now() if self.clock else datetime.now(UTC)
 
     # ----- chats and users ---------------------------------------------
     def chat(self, chat_id: int, type_: str = "private", title: str | None = None, is_forum: bool = False) -> Chat:
@@ -508,7 +508,7 @@ class FakeSession(BaseSession):
     async def close(self) -> None:
         return None
 
-    async def make_request(self, bot: "Bot", method: TelegramMethod[TelegramType], timeout: int | None = None) -> TelegramType:
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None) -> TelegramType:
         name = method.__api_method__
         params = _resolve_defaults(method.model_dump(warnings=False), bot)
         call = Call(method=name, params=params)
@@ -553,7 +553,7 @@ class FakeUser:
         if chat.type == "private":
             world.users[self.chat_id] = self.user_dict()
 
-    def in_chat(self, chat_id: int) -> "FakeUser":
+    def in_chat(self, chat_id: int) -> FakeUser:
         """The same person, speaking in another chat (e.g. the staff group)."""
         return FakeUser(self.world, self.id, self.first_name, language_code=self.language_code,
                         username=self.username, chat_id=chat_id, last_name=self.last_name)

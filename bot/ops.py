@@ -36,12 +36,12 @@ log = logging.getLogger(__name__)
 CHECK_TIMEOUT = 2.0
 
 
-async def _check_database(app: "App") -> str:
+async def _check_database(app: App) -> str:
     await app.db.ping()
     return "ok"
 
 
-async def _check_redis(app: "App") -> str:
+async def _check_redis(app: App) -> str:
     client = getattr(app.storage, "redis", None)
     if client is None:
         from redis.asyncio import Redis
@@ -53,16 +53,16 @@ async def _check_redis(app: "App") -> str:
     return "ok"
 
 
-async def _timed(check: Any, app: "App") -> str:
+async def _timed(check: Any, app: App) -> str:
     try:
         return await asyncio.wait_for(check(app), CHECK_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT:g} s"
     except Exception as exc:  # noqa: BLE001  (any failure: not ready; the reason without details)
         return f"failed: {type(exc).__name__}"
 
 
-async def readiness(app: "App") -> tuple[bool, dict[str, Any]]:
+async def readiness(app: App) -> tuple[bool, dict[str, Any]]:
     """(ready, details) — what ``/readyz`` answers."""
     checks = {"database": _timed(_check_database, app)}
     if app.settings.redis_url:
@@ -82,7 +82,7 @@ async def readiness(app: "App") -> tuple[bool, dict[str, Any]]:
     return ready, body
 
 
-async def _lease(app: "App") -> dict[str, Any]:
+async def _lease(app: App) -> dict[str, Any]:
     """Who holds the scheduler lease, read from the database (the last known state when it cannot be read)."""
     state = leases.status(app.jobs)
     try:
@@ -97,7 +97,7 @@ async def _lease(app: "App") -> dict[str, Any]:
         return {"holder": state.get("holder"), "held_here": bool(state.get("held")), "stale": True}
 
 
-async def collect(app: "App") -> bytes:
+async def collect(app: App) -> bytes:
     """The metrics in Prometheus text format, with the backlog and the lease read now."""
     try:
         async with app.db.session() as session:
@@ -105,7 +105,7 @@ async def collect(app: "App") -> bytes:
         metrics.OUTBOX.clear()
         for status, category, count in backlog:
             metrics.OUTBOX.labels(status, category).set(count)
-    except Exception:  # noqa: BLE001  (the counters are still worth serving)
+    except Exception:
         log.warning("metrics: could not read the outbox backlog", exc_info=True)
     lease = await _lease(app)
     metrics.LEASE_HELD.set(1 if lease.get("held_here") else 0)
@@ -115,7 +115,7 @@ async def collect(app: "App") -> bytes:
     return generate_latest(metrics.REGISTRY)
 
 
-def add_ops_routes(web_app: web.Application, app: "App") -> None:
+def add_ops_routes(web_app: web.Application, app: App) -> None:
     """``/healthz``, ``/readyz`` and ``/metrics`` on an aiohttp application (the webhook's)."""
 
     async def healthz(_: web.Request) -> web.Response:
@@ -136,7 +136,7 @@ def add_ops_routes(web_app: web.Application, app: "App") -> None:
     web_app.router.add_get("/metrics", metrics_view)
 
 
-async def start_ops_server(app: "App", port: int, host: str = "0.0.0.0") -> web.AppRunner:
+async def start_ops_server(app: App, port: int, host: str = "0.0.0.0") -> web.AppRunner:
     """Polling mode: serve the three endpoints on ``port``; stop with ``await runner.cleanup()``."""
     web_app = web.Application()
     add_ops_routes(web_app, app)

@@ -142,7 +142,7 @@ def lane_of(update: Update) -> int:
 class CareDispatcher(Dispatcher):
     """The dispatcher, with each update in one unit of work (see the module's docstring)."""
 
-    def __init__(self, *, db: "Database", clock: "Clock", renderer: "TextRenderer", settings: "Settings",
+    def __init__(self, *, db: Database, clock: Clock, renderer: TextRenderer, settings: Settings,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.db = db
@@ -417,7 +417,7 @@ class Lanes:
 class UpdateIntake:
     """Accept updates (webhook or polling): inbox first, then a lane."""
 
-    def __init__(self, dispatcher: CareDispatcher, bot: Bot, db: "Database", clock: "Clock") -> None:
+    def __init__(self, dispatcher: CareDispatcher, bot: Bot, db: Database, clock: Clock) -> None:
         self.dispatcher = dispatcher
         self.bot = bot
         self.db = db
@@ -467,6 +467,6 @@ class UpdateIntake:
         self.accepting = False
         try:
             await asyncio.wait_for(self.lanes.wait_idle(), timeout.total_seconds())
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("%d update(s) still in hand at shutdown; they stay in the inbox for the next start",
                         self.lanes.in_hand)

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,7 @@ def add_commands(sub: Any, migrate: Any, migrate_existing: Any = None) -> None:
 
 def cmd_report(args: argparse.Namespace, settings: Settings, migrate: Any) -> int:
     from bot.clock import SystemClock
-    from bot.reports import PeriodError, report_period, run_report
-    from bot.reports import output
+    from bot.reports import PeriodError, output, report_period, run_report
     from bot.telegram_html import to_plain
     from bot.texts import TextRenderer
     from storage.db import Database
@@ -113,7 +112,7 @@ def cmd_demo_data(args: argparse.Namespace, settings: Settings, migrate: Any) ->
             print(f"caredesk: --end: not a date: {args.end!r} (YYYY-MM-DD)", file=sys.stderr)
             return 2
         end = datetime.combine(day, datetime.max.time().replace(microsecond=0), tzinfo=settings.tz)
-        end = end.astimezone(timezone.utc)
+        end = end.astimezone(UTC)
     else:
         from bot.clock import SystemClock
 

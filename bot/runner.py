@@ -60,7 +60,7 @@ async def _register_commands_until_done(app: App) -> None:
         try:
             await register_commands(app)
             return
-        except (TelegramAPIError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, TelegramAPIError, OSError) as exc:
             pause = COMMAND_RETRIES[min(attempt, len(COMMAND_RETRIES) - 1)]
             log.warning("could not set the command menus (%s); trying again in %d s", exc, pause)
             attempt += 1
@@ -71,7 +71,7 @@ async def _prune_now_and_then(intake: UpdateIntake) -> None:
     while True:
         try:
             await intake.prune()
-        except Exception:  # noqa: BLE001 - pruning is housekeeping; the next round tries again
+        except Exception:
             log.warning("could not prune the inbox", exc_info=True)
         await asyncio.sleep(PRUNE_EVERY)
 

@@ -53,7 +53,7 @@ import logging
 import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram.exceptions import (
@@ -76,10 +76,19 @@ from bot import metrics
 from bot.logs import redact
 from bot.rules import care as rules
 from jobs import leases
-from jobs.pacing import (  # noqa: F401  (re-exported: the pacer's home used to be here)
-    JITTER, MAX_BUCKETS, ClockTimer, Pacer, RealTimer, RedisLimits, Timer, TokenBucket, timer_for, watch_returns,
-)
 from jobs.context import JobContext, JobDeps, job
+from jobs.pacing import (  # noqa: F401  (re-exported: the pacer's home used to be here)
+    JITTER,
+    MAX_BUCKETS,
+    ClockTimer,
+    Pacer,
+    RealTimer,
+    RedisLimits,
+    Timer,
+    TokenBucket,
+    timer_for,
+    watch_returns,
+)
 from storage.dialect import is_postgres
 from storage.models.outbox import CATEGORY_CARE, OutboxMessage
 from storage.repositories import Repos
@@ -270,7 +279,7 @@ class OutboxWorker:
             return 0
         sent = await self.drain()
         async with self.deps.db.session() as session:
-            self._next_due = await Repos(session).outbox.next_due_at() or datetime.max.replace(tzinfo=timezone.utc)
+            self._next_due = await Repos(session).outbox.next_due_at() or datetime.max.replace(tzinfo=UTC)
         self._seen_writes = writes
         return sent
 

@@ -118,7 +118,7 @@ class ClockTimer:
 
 
 # Sleepers on each ManualClock: (wake-up moment, order) — see ClockTimer.sleep.
-_SLEEPERS: "weakref.WeakKeyDictionary[ManualClock, list[tuple[Any, int]]]" = weakref.WeakKeyDictionary()
+_SLEEPERS: weakref.WeakKeyDictionary[ManualClock, list[tuple[Any, int]]] = weakref.WeakKeyDictionary()
 _TOKENS = itertools.count()
 
 
@@ -135,7 +135,7 @@ class TokenBucket:
     back at the same rate before the next ordinary send.
     """
 
-    __slots__ = ("rate", "capacity", "tokens", "stamp")
+    __slots__ = ("capacity", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, capacity: float, now: float) -> None:
         self.rate = rate
@@ -183,7 +183,7 @@ class SendWindow:
     rate is at most ``limit / (window + round trip)`` (0.1 % less per ms).
     """
 
-    __slots__ = ("limit", "window", "flying", "ends", "_ids")
+    __slots__ = ("_ids", "ends", "flying", "limit", "window")
 
     def __init__(self, limit: int, window: float = WINDOW) -> None:
         self.limit = limit
@@ -353,7 +353,7 @@ class Pacer:
 
     @classmethod
     def from_settings(cls, settings: Any, now: float, rng: random.Random | None = None, *,
-                      timer: Timer | None = None, shared: RedisLimits | None = None) -> "Pacer":
+                      timer: Timer | None = None, shared: RedisLimits | None = None) -> Pacer:
         return cls(settings.rate_global_per_second, settings.rate_chat_per_second,
                    settings.rate_group_per_minute, now, rng, timer=timer, shared=shared)
 

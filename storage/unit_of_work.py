@@ -43,7 +43,7 @@ from storage.models import Customer, DialogState, InboxUpdate, StaffLanguage
 from storage.models.staff import STAFF_CHAT_KEY, member_key
 from storage.repositories.staff_languages import remember
 
-current_uow: ContextVar["UnitOfWork | None"] = ContextVar("current_uow", default=None)
+current_uow: ContextVar[UnitOfWork | None] = ContextVar("current_uow", default=None)
 
 EMPTY = "{}"
 

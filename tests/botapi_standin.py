@@ -171,5 +171,5 @@ async def post_update(session: aiohttp.ClientSession, url: str, secret: str, upd
     try:
         async with session.post(url, json=update, headers={SECRET_HEADER: secret}) as response:
             return response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
         return 0

@@ -16,7 +16,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,7 @@ STAFF_CHAT_ID = -1001000000001
 STAFF_ID = 200001
 STAFF2_ID = 200002
 MANAGER_ID = 300001
-START = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)  # a Monday, 10:00 in Shanghai
+START = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # a Monday, 10:00 in Shanghai
 
 
 BACKENDS = ("sqlite", "postgresql")
@@ -187,4 +187,4 @@ async def register(user: FakeUser, name: str | None = None, *, consent: bool = T
     await user.press("Confirm")
 
 
-__all__ = ["register", "restart", "asyncio"]
+__all__ = ["asyncio", "register", "restart"]

@@ -13,8 +13,8 @@ from bot.catalog import SAMPLE_CATALOG, import_rows, parse_catalog
 from bot.fake_telegram import FakeUser, SentMessage
 from bot.telegram_html import check
 from bot.texts import TextRenderer
-from storage.repositories import Repos
 from storage.models import Customer, Order, OrderItem, OrderStatusChange, Product
+from storage.repositories import Repos
 
 RENDERER = TextRenderer("CNY")
 

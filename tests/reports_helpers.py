@@ -8,7 +8,7 @@ runs once per backend (``[sqlite]``, ``[postgresql]``; see ``tests/conftest.py``
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -44,7 +44,7 @@ async def rdb(settings: Settings) -> AsyncIterator[ReportDB]:
 # ----- builders -------------------------------------------------------------------------
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 class Data:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ import pytest
 from bot.rules import care as rules
 from bot.rules.care_batch import BatchContext, BatchTerms, group_medians, plan_batch, usual_intervals
 
-NOW = datetime(2026, 3, 2, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 SETTINGS = dict(reorder_days_before=2, winback_min_days=45, winback_repeat_days=60)
 PRODUCTS = {1: (10.0, True), 2: (None, True), 3: (30.0, True), 4: (5.0, False), 5: (60.0, True)}
 

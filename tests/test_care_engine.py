@@ -4,7 +4,7 @@ the buttons of care messages, the survey dialog and order attribution."""
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -20,7 +20,7 @@ from storage.repositories import Repos
 from tests.care_helpers import add_customer, add_order, add_product, customer_row, enqueue, outbox
 from tests.conftest import START, restart
 
-UTC = timezone.utc
+UTC = UTC
 SHANGHAI = rules.zone("Asia/Shanghai")
 TG = 100001  # the ``customer`` fixture's Telegram id
 

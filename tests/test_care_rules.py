@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
 from bot.rules import care as rules
 
 SHANGHAI = rules.zone("Asia/Shanghai")
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 QUIET = dict(quiet_start=time(21, 0), quiet_end=time(9, 0))
 

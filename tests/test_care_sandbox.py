@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -59,7 +59,7 @@ async def test_the_care_sandbox_scenario(tmp_path: Path) -> None:
     await asyncio.to_thread(upgrade, url)
     settings = Settings(_env_file=None, database_url=url, sandbox_files_dir=tmp_path / "files")
     # The sandbox clock starts now: a birthday 27 days ahead falls in the 30-day window.
-    birthday = (datetime.now(timezone.utc) + timedelta(days=27)).date()
+    birthday = (datetime.now(UTC) + timedelta(days=27)).date()
     birthday = birthday.replace(year=1992)  # a leap year: 29 February is fine too
     out = io.StringIO()
     code = await run_sandbox(settings, stdin=io.StringIO(scenario(birthday.isoformat())), out=out)

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
-from tests.conftest import START, STAFF_CHAT_ID
+from tests.conftest import STAFF_CHAT_ID, START
 from tests.reports_helpers import Data
 
 

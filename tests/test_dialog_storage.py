@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from aiogram.exceptions import DataNotDictLikeError
@@ -209,7 +209,7 @@ class TestStorageContract:
         storage = subject.storage
         await storage.set_data(KEY, {"kept": 1})
         with pytest.raises(TypeError):
-            await storage.set_data(KEY, {"when": datetime(2026, 3, 2, tzinfo=timezone.utc)})
+            await storage.set_data(KEY, {"when": datetime(2026, 3, 2, tzinfo=UTC)})
         with pytest.raises(TypeError):
             await storage.update_data(KEY, {"obj": object()})
         assert await storage.get_data(KEY) == {"kept": 1}  # a refused write changes nothing

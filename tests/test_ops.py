@@ -112,9 +112,9 @@ def test_json_log_lines_carry_context_and_no_token() -> None:
 
 
 async def test_the_webhook_app_has_the_ops_routes(settings: Settings, clock: ManualClock, world: FakeTelegram) -> None:
-    from bot.runner import build_webhook_app
-
     from pydantic import SecretStr
+
+    from bot.runner import build_webhook_app
 
     hooked = settings.model_copy(update={"webhook_secret": SecretStr("s3cret"), "webhook_url": "https://bot.example"})
     app = create_app(hooked, clock=clock, session=world.session())

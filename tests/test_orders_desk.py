@@ -9,10 +9,10 @@ from datetime import timedelta
 
 import pytest
 
-from bot.pipeline import CALL_ATTEMPTS
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
-from tests.conftest import STAFF_CHAT_ID, STAFF_ID, STAFF2_ID, restart
+from bot.pipeline import CALL_ATTEMPTS
+from tests.conftest import STAFF2_ID, STAFF_CHAT_ID, STAFF_ID, restart
 from tests.customer_helpers import customer_row
 from tests.orders_helpers import (
     SMALL_CATALOG,

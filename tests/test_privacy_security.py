@@ -38,7 +38,6 @@ from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
 from tests.orders_helpers import load_catalog, place_order
 from tests.tickets_helpers import add_order, card, file_complaint
 
-
 # ----- 12. LIKE wildcards ------------------------------------------------------------------
 
 async def test_customer_search_wildcards_match_only_themselves(app: App, world: FakeTelegram,
@@ -352,9 +351,7 @@ async def _scan(app: App, secrets: list[str], telegram_id: int) -> list[str]:
                         value = json.dumps(value, ensure_ascii=False)
                     if isinstance(value, str) and any(s in value for s in secrets + [str(telegram_id)]):
                         found.append(f"{table.name}.{column} = {value[:80]!r}")
-                    elif isinstance(value, int) and not isinstance(value, bool) and value == telegram_id:
-                        found.append(f"{table.name}.{column} = {value}")
-                    elif isinstance(value, date) and value.isoformat() == BIRTHDAY:
+                    elif (isinstance(value, int) and not isinstance(value, bool) and value == telegram_id) or (isinstance(value, date) and value.isoformat() == BIRTHDAY):
                         found.append(f"{table.name}.{column} = {value}")
     return found
 
@@ -457,7 +454,7 @@ def test_a_redirect_loop_at_start_does_not_print_the_token(tmp_path: Path) -> No
     """``caredesk run`` against a Bot API URL that redirects forever: the error names the URL, not the token."""
 
     class Loop(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.send_response(302)
             self.send_header("Location", self.path)
             self.send_header("Content-Length", "0")

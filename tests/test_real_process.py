@@ -16,8 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,8 @@ from sqlalchemy import text as sql
 
 from bot.fake_telegram import FakeUser, SentMessage
 from storage.db import Database
-from storage.repositories import Repos
 from storage.models import InboxUpdate, Ticket, TicketMessage
+from storage.repositories import Repos
 from tests.botapi_standin import BotAPIStandIn, post_update
 from tests.conftest import STAFF_CHAT_ID, STAFF_ID, register
 
@@ -202,7 +202,7 @@ async def seed_customers(db_url: str, telegram_ids: list[int]) -> None:
             for telegram_id in telegram_ids:
                 await repos.customers.register(telegram_id, {
                     "name": f"Customer {telegram_id}", "phone": f"+86138{telegram_id:08d}"[:14], "address": None,
-                    "household_size": 2, "care_consent": True}, "en", datetime.now(timezone.utc))
+                    "household_size": 2, "care_consent": True}, "en", datetime.now(UTC))
             await session.commit()
     finally:
         await db.dispose()
@@ -327,7 +327,7 @@ async def test_sigterm_finishes_what_is_in_hand(db_url: str, standin: BotAPIStan
     try:
         async with db.session() as session:
             repos = Repos(session)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for n in range(60):
                 await repos.outbox.enqueue(dedupe_key=f"notice:{n}", kind="notice", chat_id=customers[n % 2],
                                            text=f"outbox notice {n}", now=now)

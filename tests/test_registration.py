@@ -265,8 +265,8 @@ async def test_someone_elses_contact_is_refused(app: App, customer: FakeUser) ->
 
 async def test_contact_card_without_telegram_user_is_refused(app: App, customer: FakeUser) -> None:
     await walk_to(customer, "phone")
-    raw = customer._message(contact={"phone_number": "8613911112222", "first_name": "Aunt"})  # noqa: SLF001
-    replies = await customer._feed_message(raw)  # noqa: SLF001
+    raw = customer._message(contact={"phone_number": "8613911112222", "first_name": "Aunt"})
+    replies = await customer._feed_message(raw)
     assert texts_of(replies) == [error("phone_not_own"), question("phone")]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from storage.db import Database
 from storage.models import Customer, Order, OutboxMessage, Product, Ticket
 from tests.reports_helpers import ReportDB, rdb  # noqa: F401  (fixtures)
 
-END = datetime(2026, 2, 28, 12, tzinfo=timezone.utc)
+END = datetime(2026, 2, 28, 12, tzinfo=UTC)
 
 
 async def _fingerprint(db: ReportDB | Database) -> tuple[int, int, int, int, int]:
@@ -45,7 +45,7 @@ async def test_demo_history_is_realistic(rdb: ReportDB, settings: Settings) -> N
         rated = await session.scalar(select(func.count()).where(Ticket.rating.is_not(None)))
         telegram_ids = list(await session.scalars(select(Customer.telegram_id)))
     assert statuses["delivered"] > 0.85 * summary.orders and statuses.get("cancelled", 0) > 0
-    assert first >= datetime(2025, 2, 27, 16, tzinfo=timezone.utc) and last <= END
+    assert first >= datetime(2025, 2, 27, 16, tzinfo=UTC) and last <= END
     assert {"reorder", "survey"} <= kinds
     assert attributed and rated is not None
     assert min(telegram_ids) > TELEGRAM_ID_BASE

@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
-from bot.reports import REPORTS, ReportSpec
-from bot.reports import output
+from bot.reports import REPORTS, ReportSpec, output
 from bot.reports.output import split_text
 from jobs.runner import advance
 from storage.models import OutboxMessage, ReportDigest, SegmentCampaign

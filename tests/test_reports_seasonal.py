@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -163,5 +163,5 @@ def test_bad_periods(text: str) -> None:
 
 def test_bounds_are_the_business_days_in_utc() -> None:
     start, end = Period(date(2026, 2, 1), date(2026, 2, 28)).bounds(ZoneInfo("Asia/Shanghai"))
-    assert start == datetime(2026, 1, 31, 16, tzinfo=timezone.utc)
-    assert end == datetime(2026, 2, 28, 16, tzinfo=timezone.utc)
+    assert start == datetime(2026, 1, 31, 16, tzinfo=UTC)
+    assert end == datetime(2026, 2, 28, 16, tzinfo=UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,7 +23,7 @@ def settings(settings: Settings) -> Settings:
 
 
 def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=SH).astimezone(timezone.utc)
+    return datetime(*args, tzinfo=SH).astimezone(UTC)
 
 
 async def test_evening_complaint_is_due_next_morning(app: App, world: FakeTelegram, customer: FakeUser,
@@ -81,7 +81,7 @@ async def test_a_low_rating_at_night_reaches_the_managers_when_the_shop_opens(
     assert not any("Low rating" in (m.text or "") for m in manager.inbox())
     await advance(app.jobs, timedelta(hours=1), step=timedelta(minutes=30))  # Tuesday 09:30
     (alert,) = [m for m in manager.inbox() if "Low rating" in (m.text or "")]
-    assert datetime.fromtimestamp(alert.raw["date"], timezone.utc) == local(2026, 3, 3, 9, 0)
+    assert datetime.fromtimestamp(alert.raw["date"], UTC) == local(2026, 3, 3, 9, 0)
 
 
 async def test_a_high_priority_alert_goes_at_any_hour_unless_configured_otherwise(
@@ -128,4 +128,4 @@ async def test_an_autoclose_notice_waits_for_the_customers_morning(app: App, wor
     assert not any("closed" in (m.text or "") for m in customer.inbox()[-1:])
     await advance(app.jobs, timedelta(hours=8), step=timedelta(minutes=30))
     closing = [m for m in customer.inbox() if "closed" in (m.text or "").lower()]
-    assert closing and datetime.fromtimestamp(closing[-1].raw["date"], timezone.utc) == local(2026, 3, 5, 9, 0)
+    assert closing and datetime.fromtimestamp(closing[-1].raw["date"], UTC) == local(2026, 3, 5, 9, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,7 +18,7 @@ HOURS = "mon-fri 09:00-18:00; sat 10:00-14:00"
 
 
 def local(*args: int, tz: ZoneInfo = SH) -> datetime:
-    return datetime(*args, tzinfo=tz).astimezone(timezone.utc)
+    return datetime(*args, tzinfo=tz).astimezone(UTC)
 
 
 def test_parse_days_ranges_and_gaps() -> None:
@@ -117,7 +117,7 @@ def test_priority_rule() -> None:
 
 def test_lifecycle_transitions_and_refusals() -> None:
     settings = _settings()
-    t0 = datetime(2026, 3, 2, 2, tzinfo=timezone.utc)
+    t0 = datetime(2026, 3, 2, 2, tzinfo=UTC)
     ticket = _ticket(t0)
     rules.refresh_due(ticket, settings.sla, t0)
     assert ticket.first_response_due_at == t0 + timedelta(hours=2)
@@ -152,7 +152,7 @@ def test_lifecycle_transitions_and_refusals() -> None:
 
 def test_running_checks_warn_and_breach_levels() -> None:
     settings = _settings(sla_first_response_high=30)
-    t0 = datetime(2026, 3, 2, 2, tzinfo=timezone.utc)
+    t0 = datetime(2026, 3, 2, 2, tzinfo=UTC)
     ticket = _ticket(t0, "high")
     checks = {c.target: c for c in rules.running_checks(ticket, t0 + timedelta(minutes=24), settings.sla)}
     assert checks["first"].level(0.8) == "warn" and checks["resolution"].level(0.8) == "ok"

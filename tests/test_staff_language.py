@@ -15,7 +15,7 @@ from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from jobs.runner import advance, run_job
 from storage.models import StaffLanguage
 from tests.care_helpers import add_customer, add_order, add_product
-from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, STAFF_ID, STAFF2_ID, register, restart
+from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, STAFF_ID, register, restart
 from tests.orders_helpers import SMALL_CATALOG, label, load_catalog, place_order
 from tests.tickets_helpers import deliver, file_complaint, messages
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import ContextManager
 
-
 from bot.app import App
 from bot.fake_telegram import FakeUser
 from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, quick_order, to_summary

@@ -32,7 +32,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -44,15 +44,15 @@ from jinja2.exceptions import UndefinedError
 from bot.catalog import NAME_MAX as PRODUCT_NAME_MAX
 from bot.catalog import UNIT_MAX
 from bot.commands import COMMANDS
+from bot.config import LANGUAGES
+from bot.fake_telegram import CAPTION_LIMIT, TEXT_LIMIT
 from bot.rules.orders import HISTORY_LIMIT, MAX_CART_LINES, QTY_MAX
 from bot.rules.orders import NOTE_MAX as ORDER_NOTE_MAX
 from bot.rules.orders import REASON_MAX as ORDER_REASON_MAX
 from bot.rules.tickets import NOTE_MAX as TICKET_NOTE_MAX
-from handlers.my_orders import ITEMS_SHOWN
-from bot.config import LANGUAGES
-from bot.fake_telegram import CAPTION_LIMIT, TEXT_LIMIT
 from bot.telegram_html import HTMLEntityError, check
 from bot.texts import TEMPLATES_DIR, TextRenderer
+from handlers.my_orders import ITEMS_SHOWN
 
 REPO = Path(__file__).resolve().parent.parent
 RENDERER = TextRenderer(currency="CNY")
@@ -92,7 +92,7 @@ NUMBER_VALUES = {"rating": 5, "stars": 5, "hour": 23, "household_size": 20, "pho
 DATE_NAMES = {"at", "since", "until", "due", "tomorrow", "start", "end", "as_of", "birthday", "date",
               "waiting_since"}
 REAL_VALUES: dict[str, Any] = {"tz": "Asia/Shanghai"}
-WORST_DATETIME = datetime(2026, 12, 31, 23, 59, tzinfo=timezone.utc)
+WORST_DATETIME = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
 WORST_DATE = date(2026, 12, 31)
 # A number that is long when printed, as money and as a count, yet safe to loop over small ranges with.
 WORST_NUMBER = 12_345_678
@@ -192,7 +192,7 @@ class Probes:
         self.truthy = truthy
         self.arity = arity
 
-    def obj(self, name: str = "obj", /, **fixed: Any) -> "Probe":
+    def obj(self, name: str = "obj", /, **fixed: Any) -> Probe:
         """A probe whose listed attributes are real values (the others stay probes)."""
         probe = Probe(self, name)
         probe._fixed = fixed
@@ -217,7 +217,7 @@ class Probe(int):
     _name: str
     _fixed: dict[str, Any] = {}
 
-    def __new__(cls, probes: Probes, name: str) -> "Probe":
+    def __new__(cls, probes: Probes, name: str) -> Probe:
         obj = super().__new__(cls, NUMBER_VALUES.get(name, WORST_NUMBER) if probes.truthy else 0)
         obj._probes = probes
         obj._name = name

@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
-from storage.models import Ticket
 from bot.services.tickets import TicketCallback
+from storage.models import Ticket
 from tests.conftest import STAFF_CHAT_ID, register
 from tests.tickets_helpers import card, customer_row, events, file_complaint, messages, outbox, ticket
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
-from tests.conftest import START, STAFF_CHAT_ID, register
+from tests.conftest import STAFF_CHAT_ID, START, register
 from tests.tickets_helpers import add_order, card, file_complaint
 
 

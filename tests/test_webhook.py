@@ -5,14 +5,13 @@ process: tests/test_real_process.py.)"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-import logging
-
 import pytest
-from pydantic import SecretStr
 from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from bot.app import App, create_app, register_commands

@@ -20,10 +20,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # before anything imports pyplot; the bot never opens a window
 
-from matplotlib import font_manager  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib import font_manager
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 WIDTH, HEIGHT, DPI = 9.0, 5.0, 100
 COLOR = "#2f6f9f"
@@ -36,7 +36,7 @@ CJK_FONT = "Noto Sans CJK SC"  # the Simplified Chinese face of the packaged col
 @lru_cache(maxsize=1)
 def cjk_font() -> str:
     """Register the packaged Noto Sans CJK collection with matplotlib; the name of its Chinese face."""
-    import noto_cjk_sans_otc  # noqa: PLC0415  (only the charts need it)
+    import noto_cjk_sans_otc
 
     font_manager.fontManager.addfont(str(noto_cjk_sans_otc.FONT_PATH))
     names = {font.name for font in font_manager.fontManager.ttflist}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +27,7 @@ from storage.queries import forecast as queries
 DAYS = 30
 HISTORY_FOR_SEASON_DAYS = 365
 
-_CACHE: dict[tuple[int, str], tuple[Any, date, "Forecast"]] = {}
+_CACHE: dict[tuple[int, str], tuple[Any, date, Forecast]] = {}
 
 
 @dataclass
@@ -71,9 +71,8 @@ async def compute(session: AsyncSession, settings: Settings, now: datetime) -> F
     index = None
     if first is not None:
         if first.tzinfo is None:
-            from datetime import timezone
 
-            first = first.replace(tzinfo=timezone.utc)
+            first = first.replace(tzinfo=UTC)
         if now - first > timedelta(days=HISTORY_FOR_SEASON_DAYS):
             index = _season_index(await seasonal.compute(session, settings, None, now), today + timedelta(days=1),
                                   DAYS)

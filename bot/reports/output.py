@@ -18,7 +18,7 @@ from bot import csv_safe
 from bot.config import Settings
 from bot.reports import abc, care, churn, csat, rfm, sales, seasonal, sla
 from bot.reports.periods import Period
-from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_cut, utf16_len
+from bot.rules.text_units import TEXT_LIMIT, utf16_cut, utf16_len
 from bot.texts import Texts, duration_parts, minor_digits, template_names
 from storage.queries.common import prepare
 
@@ -94,7 +94,7 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
 # ----- charts ---------------------------------------------------------------------
 
 def _money_axis(currency: str) -> Any:
-    from bot.texts import _SYMBOLS  # noqa: PLC0415  (the same symbols as the |money filter)
+    from bot.texts import _SYMBOLS
 
     digits = minor_digits(currency)
     symbol = _SYMBOLS.get(currency.upper(), "")
@@ -127,7 +127,7 @@ def render_chart(name: str, result: Any, texts: Texts, settings: Settings) -> by
     """The report's chart as PNG, or None when it has none (or nothing to draw)."""
     if not has_chart(name, result):
         return None
-    from bot.reports import charts  # noqa: PLC0415  (matplotlib loads on the first chart only)
+    from bot.reports import charts
 
     chart_texts = texts.renderer.for_language(charts.chart_language(texts.lang))
     with _chart_lock:

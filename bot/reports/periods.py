@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 MAX_DAYS = 366 * 10
@@ -62,7 +62,7 @@ def month_end(day: date) -> date:
 
 def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
     """The UTC instant at which ``day`` begins in ``tz``."""
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
 
 
 def local_today(now: datetime, tz: ZoneInfo) -> date:
@@ -87,7 +87,7 @@ class Period:
         """UTC ``[from, to)`` covering the period's local days."""
         return local_midnight_utc(self.start, tz), local_midnight_utc(self.end + timedelta(days=1), tz)
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         """The period to compare with: same shape, just before."""
         length = timedelta(days=self.days)
         if self.kind == "week":  # the same weekdays of the week before

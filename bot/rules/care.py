@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,7 +38,7 @@ WINBACK_VALID_DAYS = 14
 # "Not now" asks again this many days later.
 SNOOZE_DAYS = 3
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @lru_cache(maxsize=512)
@@ -56,7 +56,7 @@ def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
 
 def local_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
     """``day`` at local time ``at`` in ``tz``, as UTC."""
-    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc)
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
 # ----- policy: quiet hours and caps ---------------------------------------------------------------
@@ -304,7 +304,7 @@ def plan_reorder(customer_id: int, product_id: int, days: Sequence[float], last_
     key = f"reorder:{customer_id}:{product_id}:{due_day.isoformat()}"
     if snoozed_until is not None and snoozed_until > send_at:
         send_at = snoozed_until
-        key += f":s{snoozed_until.astimezone(timezone.utc):%Y%m%d%H%M}"
+        key += f":s{snoozed_until.astimezone(UTC):%Y%m%d%H%M}"
     if send_at > now + horizon:
         return None
     expires = max(expected_at, send_at) + timedelta(days=REORDER_LATE_DAYS)

@@ -66,7 +66,7 @@ class BatchContext:
 
     @classmethod
     def build(cls, now: datetime, horizon: timedelta, terms: BatchTerms,
-              products: dict[int, tuple[float | None, bool]], at_risk: np.ndarray | None = None) -> "BatchContext":
+              products: dict[int, tuple[float | None, bool]], at_risk: np.ndarray | None = None) -> BatchContext:
         size = max(products, default=0) + 1
         supply = np.full(size, np.nan)
         active = np.zeros(size, dtype=bool)

@@ -170,7 +170,7 @@ def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, counts: np.ndarray | None
     r, alpha, a, b = (float(v) for v in np.exp(best.x))
     # a and b may run to the bound together: a beta concentrated at p = a / (a + b) (everyone drops
     # out with about the same small chance; the likelihood is flat along a / (a + b)). Fine.
-    if not (1e-5 < r < 1e5 and 1e-5 < a and 1e-5 < b) or abs(a - 1.0) < 1e-9:
+    if not (1e-5 < r < 1e5 and a > 1e-5 and b > 1e-5) or abs(a - 1.0) < 1e-9:
         raise FitError("degenerate parameters")
     return Fit(r, alpha, a, b, int(total), -float(best.fun) * total)
 

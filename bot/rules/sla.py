@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -48,8 +48,8 @@ class Schedule:
         out = []
         for start, end in self.intervals[day.weekday()]:
             # Wall-clock arithmetic on an aware datetime, then to UTC: right across DST changes.
-            a = (midnight + timedelta(minutes=start)).astimezone(timezone.utc)
-            b = (midnight + timedelta(minutes=end)).astimezone(timezone.utc)
+            a = (midnight + timedelta(minutes=start)).astimezone(UTC)
+            b = (midnight + timedelta(minutes=end)).astimezone(UTC)
             if b > a:
                 out.append((a, b))
         return out

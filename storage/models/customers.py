@@ -38,7 +38,7 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     forgotten_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    notes: Mapped[list["StaffNote"]] = relationship(
+    notes: Mapped[list[StaffNote]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="StaffNote.id"
     )
 

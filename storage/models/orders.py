@@ -66,10 +66,10 @@ class Order(Base):
     staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     staff_message_id: Mapped[int | None] = mapped_column(BigInteger)
 
-    items: Mapped[list["OrderItem"]] = relationship(
+    items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderItem.id"
     )
-    history: Mapped[list["OrderStatusChange"]] = relationship(
+    history: Mapped[list[OrderStatusChange]] = relationship(
         back_populates="order", cascade="all, delete-orphan", order_by="OrderStatusChange.id"
     )
 

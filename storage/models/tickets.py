@@ -76,10 +76,10 @@ class Ticket(Base):
 
         return priority_reasons(self.priority_reason)
 
-    events: Mapped[list["TicketEvent"]] = relationship(
+    events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketEvent.id"
     )
-    messages: Mapped[list["TicketMessage"]] = relationship(
+    messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", cascade="all, delete-orphan", order_by="TicketMessage.id"
     )
 

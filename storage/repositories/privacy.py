@@ -14,7 +14,13 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
-    Conversation, ConversationMessage, Order, OrderStatusChange, OutboxMessage, Ticket, TicketMessage,
+    Conversation,
+    ConversationMessage,
+    Order,
+    OrderStatusChange,
+    OutboxMessage,
+    Ticket,
+    TicketMessage,
 )
 
 # The chat id a forgotten customer's outbox rows keep: no Telegram chat has it.
