@@ -430,9 +430,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.adjacent:
         r = asyncio.run(_adjacent(50, 4, args.seed))
         print(f"adjacent rows on {os.cpu_count()} CPU(s), load average {load:.1f} (pauses skipped, database time real)")
-        print(f"{r['rows']} rows for 50 chats (4 adjacent each): {r['sent']} sent in {r['seconds']} s = {r['rate']} msg/s "
-              f"({r['share_of_cap'] * 100:.1f} % of the {r['cap']:g}/s cap); most in any 1 s window "
-              f"{r['max_in_any_second']} ({_verdict(r)}); "
+        print(f"{r['rows']} rows for 50 chats (4 adjacent each): {r['sent']} sent in {r['seconds']} s "
+              f"= {r['rate']} msg/s ({r['share_of_cap'] * 100:.1f} % of the {r['cap']:g}/s cap); "
+              f"most in any 1 s window {r['max_in_any_second']} ({_verdict(r)}); "
               f"429s {r['rate_limited_429']}")
         print(r)
         return

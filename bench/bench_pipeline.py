@@ -51,9 +51,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -101,7 +102,7 @@ async def timed_feed(dispatcher: Dispatcher, bot: Bot, update: Update) -> tuple[
     return time.perf_counter() - began, time.process_time() - cpu
 
 
-def counted(app: App) -> ContextManager[list[str]]:
+def counted(app: App) -> AbstractContextManager[list[str]]:
     """SQL statements on every engine of the app's database (as tests/test_statement_budget.py counts them)."""
     return app.db.counting_statements()
 
@@ -151,8 +152,9 @@ async def register_directly(app: App, user: FakeUser) -> None:
         await repos.commit()
 
 
-async def caredesk_run(url: str, folder: Path, n: int, warmup: int,
-                       profile: str | None = None) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[int]], str | None]:
+async def caredesk_run(
+    url: str, folder: Path, n: int, warmup: int, profile: str | None = None,
+) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[int]], str | None]:
     """CareDesk: ``n`` measured updates of each kind. Returns times, statements per update, the profile text."""
     from bot.catalog import SAMPLE_CATALOG, import_rows, parse_catalog
 
@@ -269,11 +271,12 @@ def print_sequential(backend: str, rows: list[dict[str, Any]]) -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         sql = "" if r["sql"] is None else f"{r['sql'][0]:.1f}, {r['sql'][1]}"
-        print(f"| {r['kind']} | {r['rate']:.0f} | {r['p50'] * 1000:.2f} | {r['p99'] * 1000:.2f} | {r['ratio']:.2f} | "
-              f"{r['cpu'] * 1000:.2f} | {r['cpu_ratio']:.2f} | {sql} |")
+        print(f"| {r['kind']} | {r['rate']:.0f} | {r['p50'] * 1000:.2f} | {r['p99'] * 1000:.2f} "
+              f"| {r['ratio']:.2f} | {r['cpu'] * 1000:.2f} | {r['cpu_ratio']:.2f} | {sql} |")
 
 
-async def sequential(backend: str, url: str, folder: Path, n: int, warmup: int, profile: str | None) -> list[dict[str, Any]]:
+async def sequential(backend: str, url: str, folder: Path, n: int, warmup: int,
+                     profile: str | None) -> list[dict[str, Any]]:
     echo = await echo_run(n, warmup)
     times, statements, profile_text = await caredesk_run(url, folder, n, warmup, profile)
     echo_after = await echo_run(n, warmup)  # the echo rate again: how much the load moved during the run
@@ -290,7 +293,8 @@ async def sequential(backend: str, url: str, folder: Path, n: int, warmup: int, 
 # ----- latency mode ----------------------------------------------------------------------------------------------
 def start_update(update_id: int, user_id: int) -> dict[str, Any]:
     user = {"id": user_id, "is_bot": False, "first_name": "Mei", "language_code": "en"}
-    message = {"message_id": 1, "date": int(time.time()), "chat": {"id": user_id, "type": "private", "first_name": "Mei"},
+    chat = {"id": user_id, "type": "private", "first_name": "Mei"}
+    message = {"message_id": 1, "date": int(time.time()), "chat": chat,
                "from": user, "text": "/start", "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}
     return {"update_id": update_id, "message": message}
 
@@ -323,14 +327,15 @@ async def latency(backend: str, url: str, folder: Path, rate: float, latencies: 
                     posted: dict[int, float] = {}
                     acked: list[float] = []
 
-                    async def post(user_id: int, uid: int) -> int:
+                    async def post(user_id: int, uid: int, posted: dict[int, float], acked: list[float]) -> int:
                         posted[user_id] = time.monotonic()
                         status = await post_update(http, bot.url + "/telegram/webhook", SECRET,
                                                    start_update(uid, user_id))
                         acked.append(time.monotonic() - posted[user_id])
                         return status
 
-                    statuses = await asyncio.gather(*[post(u, update_id + 1 + i) for i, u in enumerate(users)])
+                    statuses = await asyncio.gather(*[post(u, update_id + 1 + i, posted, acked)
+                                                      for i, u in enumerate(users)])
                     update_id += crowd
                     got = await replies_for(standin, users, posted, wait)
                     errors = {c.params.get("chat_id") for c in standin.calls_of("sendMessage")
@@ -354,8 +359,8 @@ async def latency(backend: str, url: str, folder: Path, rate: float, latencies: 
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         not_200 = f" ({r['not_200']} not 200)" if r["not_200"] else ""
-        print(f"| {r['latency'] * 1000:.0f} ms | {r['customers']} | {r['handled']} | {r['failed']}{not_200} | {r['ack_p99']:.2f} | "
-              f"{r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} |")
+        print(f"| {r['latency'] * 1000:.0f} ms | {r['customers']} | {r['handled']} | {r['failed']}{not_200} "
+              f"| {r['ack_p99']:.2f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} |")
     if "database is locked" in log:
         print("(the bot's log says: database is locked)")
     return rows
@@ -414,7 +419,8 @@ def main(argv: list[str] | None = None) -> None:
         if reason:
             print(f"PostgreSQL skipped: {reason}")
         else:
-            backends.append(("PostgreSQL (asyncpg)", lambda: servers.postgres_url(migrated=True), servers.drop_postgres))
+            backends.append(("PostgreSQL (asyncpg)", lambda: servers.postgres_url(migrated=True),
+                             servers.drop_postgres))
     summary: dict[str, Any] = {}
     try:
         for name, make, drop in backends:
@@ -440,9 +446,9 @@ def main(argv: list[str] | None = None) -> None:
             from bench.bench_delivery import _adjacent
 
             r = asyncio.run(_adjacent(50, 4, 7))
-            print(f"\nadjacent rows (bench.bench_delivery --adjacent), load average {load()}: {r['sent']} of {r['rows']} "
-                  f"rows for 50 chats in {r['seconds']} s = {r['rate']} msg/s ({r['share_of_cap'] * 100:.1f} % of "
-                  f"the {r['cap']:g}/s cap); 429s {r['rate_limited_429']}")
+            print(f"\nadjacent rows (bench.bench_delivery --adjacent), load average {load()}: "
+                  f"{r['sent']} of {r['rows']} rows for 50 chats in {r['seconds']} s = {r['rate']} msg/s "
+                  f"({r['share_of_cap'] * 100:.1f} % of the {r['cap']:g}/s cap); 429s {r['rate_limited_429']}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\nload average at the end {load()}")

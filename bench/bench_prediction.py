@@ -57,7 +57,7 @@ def datasets_dir() -> Path:
     spec = importlib.util.find_spec("lifetimes")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("bench_prediction needs the CDNOW files of the lifetimes package: pip install -e .[bench]")
-    return Path(list(spec.submodule_search_locations)[0]) / "datasets"
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets"
 
 
 def load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,7 +75,8 @@ def as_csv(ids: np.ndarray, days: np.ndarray, amount: np.ndarray) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["customer", "date", "amount"])
     for c, d, a in zip(ids.tolist(), days.tolist(), amount.tolist()):
-        writer.writerow([c, (EPOCH.toordinal() + d) and date.fromordinal(EPOCH.toordinal() + d).isoformat(), f"{a:.2f}"])
+        day = (EPOCH.toordinal() + d) and date.fromordinal(EPOCH.toordinal() + d).isoformat()
+        writer.writerow([c, day, f"{a:.2f}"])
     return out.getvalue()
 
 
@@ -214,7 +215,7 @@ def threshold_experiment(ids: np.ndarray, days: np.ndarray, amount: np.ndarray, 
           "forecast error (median abs) |")
     print("|---|---|---|---|---|---|---|")
     for repeaters in (25, 50, 100, 200, 400, 800):
-        n = int(round(repeaters / share))
+        n = round(repeaters / share)
         fails, m_auc, f_auc, better, errors = 0, [], [], 0, []
         for _ in range(20):
             pick = rng.choice(len(log.customers), n, replace=False)

@@ -52,8 +52,9 @@ def _products() -> list[tuple]:
     with CATALOG.open(encoding="utf-8") as fh:
         for number, row in enumerate(csv.DictReader(fh), start=1):
             days = float(row["days_per_unit_per_person"]) if row.get("days_per_unit_per_person") else None
-            price = int(round(float(row["price"]) * 100))
-            rows.append((number, row["sku"], row["name_en"], row["name_zh"], row["category"], row["unit"], price, 1, days))
+            price = round(float(row["price"]) * 100)
+            rows.append((number, row["sku"], row["name_en"], row["name_zh"], row["category"], row["unit"],
+                         price, 1, days))
     return rows
 
 
@@ -117,7 +118,8 @@ def build(customers: int, orders: int, seed: int = 1, fresh: bool = False, quiet
     customer_rows = []
     now_ts = _ts(NOW)
     for cid in range(1, customers + 1):
-        birthday = (date(1950, 1, 1) + timedelta(days=rng.randrange(20_000))).isoformat() if rng.random() < 0.9 else None
+        birthday = ((date(1950, 1, 1) + timedelta(days=rng.randrange(20_000))).isoformat()
+                    if rng.random() < 0.9 else None)
         household = rng.randint(1, 6) if rng.random() < 0.8 else None
         lang = "zh" if rng.random() < 0.1 else "en"
         consent = 1 if rng.random() < 0.8 else 0
