@@ -8,14 +8,14 @@ prints the statements.
 
 from __future__ import annotations
 
-from typing import ContextManager
+from contextlib import AbstractContextManager
 
 from bot.app import App
 from bot.fake_telegram import FakeUser
 from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, quick_order, to_summary
 
 
-def counted(app: App) -> ContextManager[list[str]]:
+def counted(app: App) -> AbstractContextManager[list[str]]:
     return app.db.counting_statements()
 
 
