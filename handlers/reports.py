@@ -38,7 +38,7 @@ from bot.reports import (
 )
 from bot.reports.periods import Period, local_today, parse_period
 from bot.roles import Role
-from bot.rules.text_units import utf16_len
+from bot.rules.text_units import CAPTION_LIMIT, utf16_len
 from bot.telegram_html import check
 from bot.texts import TextRenderer, Texts
 from storage.repositories import Repos
@@ -97,7 +97,7 @@ async def _refused_press(callback: CallbackQuery, role: Role, settings: Settings
 
 def _fits_caption(caption: str) -> bool:
     try:
-        return utf16_len(check(caption)) <= output.CAPTION_LIMIT
+        return utf16_len(check(caption)) <= CAPTION_LIMIT
     except ValueError:
         return False
 
