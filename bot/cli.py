@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from bot.config import Settings, load_settings
 
@@ -54,8 +55,6 @@ def _migrate(settings: Settings) -> None:
 
 def missing_database_file(url: str) -> Path | None:
     """The SQLite file a URL names when that file does not exist (None: it exists, or not a file database)."""
-    from pathlib import Path
-
     from sqlalchemy.engine import make_url
 
     try:
@@ -110,8 +109,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_catalog_import(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 2 (nothing imported) when the file has any bad row; every one is listed."""
-    from pathlib import Path
-
     from bot.catalog import CatalogError, import_file
     from storage.db import Database
 
@@ -141,8 +138,6 @@ def cmd_catalog_import(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_catalog_export(args: argparse.Namespace, settings: Settings) -> int:
     """CSV (or YAML for a .yaml/.yml FILE) to FILE, or CSV to standard output."""
-    from pathlib import Path
-
     from bot.catalog import export_products, format_of
     from bot.private_files import write_private
     from storage.db import Database

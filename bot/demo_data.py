@@ -9,9 +9,10 @@ orders around the Spring Festival, Golden Week and the year's end, fewer in
 high summer. A few orders are cancelled. Complaints come after some
 deliveries, with first-response and resolution times around the targets,
 and most resolved complaints get a rating that follows how fast they were
-handled; some deliveries get a survey, and some surveys an answer. Care messages (reorder reminders, birthday greetings, surveys,
-win-backs) are in the outbox as sent, some skipped, and orders that answered
-a reminder or a win-back point at it: about a quarter of the lapsed
+handled; some deliveries get a survey, and some surveys an answer. Care
+messages (reorder reminders, birthday greetings, surveys, win-backs) are in
+the outbox as sent, some skipped, and orders that answered a reminder or a
+win-back point at it: about a quarter of the lapsed
 households who get a "we miss you" order again within ``ATTRIBUTION_DAYS``
 and keep buying.
 
@@ -329,7 +330,8 @@ class _Generator:
         cancelled = moment + timedelta(minutes=rng.uniform(5, 300)) if status == "cancelled" else None
         batch.orders.append(dict(
             id=oid, customer_id=cid, status=status, source=source, idempotency_key=None, address=None, note=None,
-            total=total, currency=self.settings.currency, created_at=moment, updated_at=delivered or cancelled or moment,
+            total=total, currency=self.settings.currency, created_at=moment,
+            updated_at=delivered or cancelled or moment,
             delivered_at=delivered, cancelled_at=cancelled, cancel_reason="changed my mind" if cancelled else None,
             reorder_of_id=None, attributed_outbox_id=attributed, staff_chat_id=None, staff_message_id=None,
         ))

@@ -73,7 +73,9 @@ class Fault:
 
     method: str | None
     chat_id: int | None
-    kind: str  # "retry_after" | "blocked" | "cant_initiate" | "chat_not_found" | "network" | "timeout_after_send" | "server" | "redirect_loop"
+    # "retry_after" | "blocked" | "cant_initiate" | "chat_not_found" | "network" | "timeout_after_send" | "server"
+    # | "redirect_loop"
+    kind: str
     times: int = 1
     retry_after: int = 5
 
@@ -301,7 +303,8 @@ class FakeTelegram:
             if fault.kind == "server":
                 raise ScriptedError(502, "Bad Gateway")
             if fault.kind == "network":  # the connection failed: the request never went out
-                raise TelegramNetworkError(method=None, message="ClientConnectorError: Cannot connect to host api.telegram.org:443")  # type: ignore[arg-type]
+                raise TelegramNetworkError(method=None,  # type: ignore[arg-type]
+                                           message="ClientConnectorError: Cannot connect to host api.telegram.org:443")
             if fault.kind == "redirect_loop":  # aiohttp names the URL, and with it the bot token
                 raise TelegramNetworkError(method=None, message="TooManyRedirects: 302, message='Too many redirects', "  # type: ignore[arg-type]
                                            "url='https://api.telegram.org/bot{token}/sendMessage'")
@@ -408,7 +411,8 @@ class FakeTelegram:
             visible = self._visible(html, parse_mode, CAPTION_LIMIT, empty_ok=True) if html else None
             if visible:
                 raw["caption"] = visible
-            key = {"sendPhoto": "photo", "sendDocument": "document", "sendSticker": "sticker", "sendVoice": "voice"}.get(method)
+            key = {"sendPhoto": "photo", "sendDocument": "document", "sendSticker": "sticker",
+                   "sendVoice": "voice"}.get(method)
             if key:
                 file_id, name, data = self._store_file(params.get(key), f"{key}.bin")
                 if key == "photo":
@@ -508,7 +512,8 @@ class FakeSession(BaseSession):
     async def close(self) -> None:
         return None
 
-    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None) -> TelegramType:
+    async def make_request(self, bot: Bot, method: TelegramMethod[TelegramType],
+                           timeout: int | None = None) -> TelegramType:
         name = method.__api_method__
         params = _resolve_defaults(method.model_dump(warnings=False), bot)
         call = Call(method=name, params=params)
@@ -521,7 +526,7 @@ class FakeSession(BaseSession):
             if exc.retry_after is not None:
                 body["parameters"] = {"retry_after": exc.retry_after}
             response = self.check_response(bot, method, exc.status, json.dumps(body))
-            raise AssertionError("check_response accepted an error")  # pragma: no cover
+            raise AssertionError("check_response accepted an error") from exc  # pragma: no cover
         except TelegramNetworkError as exc:
             call.ok, call.error = False, exc.message
             raise TelegramNetworkError(method=method, message=exc.message.replace("{token}", bot.token)) from None
@@ -661,7 +666,8 @@ class FakeUser:
     async def send_photo(self, caption: str | None = None, *, reply_to: int | None = None) -> list[SentMessage]:
         file_id = self.world.new_file_id()
         self.world.files[file_id] = ("photo.jpg", b"\xff\xd8fake-jpeg")
-        content: dict[str, Any] = {"photo": [{"file_id": file_id, "file_unique_id": file_id, "width": 800, "height": 600}]}
+        photo = {"file_id": file_id, "file_unique_id": file_id, "width": 800, "height": 600}
+        content: dict[str, Any] = {"photo": [photo]}
         if caption:
             content["caption"] = caption
         self._add_reply(content, reply_to, None)
@@ -669,7 +675,8 @@ class FakeUser:
 
     async def send_voice(self) -> list[SentMessage]:
         file_id = self.world.new_file_id()
-        return await self._feed_message(self._message(voice={"file_id": file_id, "file_unique_id": file_id, "duration": 3}))
+        voice = {"file_id": file_id, "file_unique_id": file_id, "duration": 3}
+        return await self._feed_message(self._message(voice=voice))
 
     # ----- buttons --------------------------------------------------------
     def find_button(self, label: str | int, message: SentMessage | None = None) -> tuple[SentMessage, dict[str, Any]]:

@@ -21,8 +21,9 @@ UPDATE_SECONDS = Histogram("caredesk_update_seconds", "Time to handle one update
                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
                            registry=REGISTRY)
 SENDS = Counter("caredesk_sends_total",
-                "Telegram sends by category (service / care: outbox rows; reply: a handler's own messages) and outcome "
-                "(sent, rate_limited = 429, forbidden = 403, chat_gone, bad_request, network_error, server_error, error)",
+                "Telegram sends by category (service / care: outbox rows; reply: a handler's own messages) "
+                "and outcome (sent, rate_limited = 429, forbidden = 403, chat_gone, bad_request, network_error, "
+                "server_error, error)",
                 ["category", "outcome"], registry=REGISTRY)
 RATE_LIMITED = Counter("caredesk_telegram_429_total", "429 Too Many Requests answers from Telegram",
                        registry=REGISTRY)

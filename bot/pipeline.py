@@ -200,7 +200,7 @@ class CareDispatcher(Dispatcher):
         if inbox_id is not None:
             try:
                 await inbox.give_up(self.db, inbox_id, self.clock.now())
-            except Exception:
+            except Exception:  # noqa: BLE001 - the update already failed; the failure notice must still go out
                 log.warning("update %s could not be marked handled after its failure", update.update_id)
         await self._tell(bot, update, uow)
 
@@ -400,7 +400,7 @@ class Lanes:
                 item = queue.popleft()
                 try:
                     await self._run(item)
-                except Exception:
+                except Exception:  # noqa: BLE001 - one update's failure must not stop its lane
                     # Logged (once) where it was handled; the lane goes on with the next update.
                     pass
         finally:

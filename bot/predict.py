@@ -97,11 +97,10 @@ def read_log(handle: IO[str], as_of: date) -> OrderLog:
                 value = None
             if not customer:
                 problems.append(f"line {line}: the customer is empty")
-            if day is not None and value is not None and customer:
-                if day <= last and value >= 0:
-                    owner.append(index.setdefault(customer, len(index)))
-                    days.append(day)
-                    amounts.append(float(value))
+            if day is not None and value is not None and customer and day <= last and value >= 0:
+                owner.append(index.setdefault(customer, len(index)))
+                days.append(day)
+                amounts.append(float(value))
         if len(problems) >= MAX_PROBLEMS:
             problems.append("(stopped here)")
             break
@@ -177,7 +176,8 @@ def cmd_predict(args: argparse.Namespace, settings: Any = None) -> int:
     scores = prediction.scores
     if scores.fit is not None:
         f = scores.fit
-        how = f"BG/NBD fitted on {f.customers} customers (r {f.r:.3f}, alpha {f.alpha:.3f} weeks, a {f.a:.3f}, b {f.b:.3f})"
+        how = (f"BG/NBD fitted on {f.customers} customers "
+               f"(r {f.r:.3f}, alpha {f.alpha:.3f} weeks, a {f.a:.3f}, b {f.b:.3f})")
     else:
         how = f"fallback rule (fewest purchase days, then longest silence): {scores.why or 'no orders'}"
     print(f"caredesk: {len(log.customers)} customers as of {as_of}, horizon {args.horizon_days} days, {how}; "
@@ -190,6 +190,7 @@ def add_command(sub: Any) -> None:
     parser.add_argument("--orders", required=True, metavar="FILE.csv", help="columns customer,date,amount (header)")
     parser.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="use orders up to this day")
     parser.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS, metavar="N",
-                        help=f"the probability and expected orders are for the next N days (default {DEFAULT_HORIZON_DAYS})")
+                        help="the probability and expected orders are for the next N days "
+                             f"(default {DEFAULT_HORIZON_DAYS})")
     parser.add_argument("--out", required=True, metavar="FILE.csv", help="where to write one row per customer")
     parser.set_defaults(func=cmd_predict)

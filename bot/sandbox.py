@@ -282,7 +282,7 @@ class Sandbox:
         except (SandboxError, AssertionError, ValueError) as exc:
             self.failures += 1
             self.say(f"! {exc}")
-        except Exception as exc:  # a handler raised: the bot would have logged it
+        except Exception as exc:  # noqa: BLE001 - a handler raised: the bot would have logged it; the sandbox goes on
             self.failures += 1
             self.say(f"! the bot failed: {type(exc).__name__}: {exc}")
         if self._others_hidden:
@@ -304,7 +304,8 @@ class Sandbox:
             self.persona, self.persona_name = self._customer(n), f"customer {n}"
         elif who in ("staff", "manager"):
             private = len(parts) > 1 and parts[1].lower() == "private"
-            user_id, name = (SANDBOX_STAFF_ID, "Sam (staff)") if who == "staff" else (SANDBOX_MANAGER_ID, "Max (manager)")
+            user_id, name = ((SANDBOX_STAFF_ID, "Sam (staff)") if who == "staff"
+                             else (SANDBOX_MANAGER_ID, "Max (manager)"))
             self.persona = self._staff_like(user_id, name, private)
             self.persona_name = f"{who}{' (private chat)' if private else ' (staff chat)'}"
         else:
@@ -406,7 +407,8 @@ async def run_sandbox(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO
     interactive = stdin.isatty()
     sandbox = Sandbox(settings, out=out, styled=interactive and out.isatty(), start_hooks=start_hooks)
     await sandbox.start()
-    sandbox.say("CareDesk sandbox — no Telegram, no network. You are customer 1; type /start. :help lists sandbox commands.")
+    sandbox.say("CareDesk sandbox — no Telegram, no network. You are customer 1; type /start. "
+                ":help lists sandbox commands.")
     now = sandbox.clock.now().astimezone(sandbox.settings.tz)
     sandbox.say(f"-- the clock starts at {now:%Y-%m-%d %H:%M %A}; {time_zone_note(settings, sandbox.settings)}")
     try:

@@ -45,11 +45,14 @@ def check(text: str) -> str:
                 raise HTMLEntityError(f'Unsupported start tag "{name}" at byte offset {len(text[:pos].encode())}')
             if closing:
                 if not stack or stack[-1] != name:
-                    raise HTMLEntityError(f'Unmatched end tag at byte offset {len(text[:pos].encode())}, expected "</{stack[-1] if stack else ""}>", found "</{name}>"')
+                    expected = stack[-1] if stack else ""
+                    raise HTMLEntityError(f"Unmatched end tag at byte offset {len(text[:pos].encode())}, "
+                                          f'expected "</{expected}>", found "</{name}>"')
                 stack.pop()
             else:
                 if stack and stack[-1] in ("code", "pre") and not (stack[-1] == "pre" and name == "code"):
-                    raise HTMLEntityError(f"Entities can't be nested inside {stack[-1]} at byte offset {len(text[:pos].encode())}")
+                    raise HTMLEntityError(f"Entities can't be nested inside {stack[-1]} "
+                                          f"at byte offset {len(text[:pos].encode())}")
                 if name == "blockquote" and "blockquote" in stack:
                     raise HTMLEntityError("Blockquote entities can't be nested")
                 stack.append(name)

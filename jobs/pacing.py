@@ -283,7 +283,9 @@ local now = tonumber(ARGV[1])
 if not now then local t = redis.call('TIME'); now = (tonumber(t[1]) - 1577836800) + tonumber(t[2]) / 1000000 end
 local until_ = now + tonumber(ARGV[2])
 local old = tonumber(redis.call('GET', KEYS[1]) or '0')
-if until_ > old then redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000) end
+if until_ > old then
+  redis.call('SET', KEYS[1], string.format('%.6f', until_), 'PX', math.ceil(tonumber(ARGV[2]) * 1000) + 1000)
+end
 return '1'
 """
 

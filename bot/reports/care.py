@@ -38,7 +38,10 @@ class CareLine:
 
     @property
     def attributed(self) -> bool:
-        """Whether orders are credited to this kind (reminders and win-backs ask for one; greetings and surveys don't)."""
+        """Whether orders are credited to this kind.
+
+        Reminders and win-backs ask for one; greetings and surveys don't.
+        """
         return self.kind in rules.ATTRIBUTED_KINDS
 
     @property

@@ -104,7 +104,7 @@ async def compute(session: AsyncSession, settings: Settings, period: Period | No
         as_of=now.astimezone(settings.tz).date(),
         considered=len(every.considered),
         overdue=len(every.ranked),
-        overdue_revenue=int(round(float(every.scores.expected_loss[every.ranked].sum()))),
+        overdue_revenue=round(float(every.scores.expected_loss[every.ranked].sum())),
         top=top,
         lookback_days=settings.churn_lookback_days,
         method=every.scores.method,

@@ -46,7 +46,7 @@ class SalesFigures:
     def average_order(self) -> int | None:
         if not self.orders:
             return None
-        return int(round(self.revenue / self.orders))
+        return round(self.revenue / self.orders)
 
 
 @dataclass
@@ -183,7 +183,8 @@ def csv_rows(report: SalesReport) -> list[list[Any]]:
         ("cancelled_orders", c.cancelled, b.cancelled),
         ("complaints_opened", report.sla.opened, report.sla_before.opened),
         ("complaints_resolved", report.sla.resolved, report.sla_before.resolved),
-        ("first_response_median_min", num(report.sla.first_response.median), num(report.sla_before.first_response.median)),
+        ("first_response_median_min", num(report.sla.first_response.median),
+         num(report.sla_before.first_response.median)),
         ("first_response_p90_min", num(report.sla.first_response.p90), num(report.sla_before.first_response.p90)),
         ("first_response_within_target_pct", pct(report.sla.first_response.within_share),
          pct(report.sla_before.first_response.within_share)),

@@ -3,9 +3,10 @@
 The window is up to 36 whole months (the business's months) ending with the
 last complete month — or with the month a period names (``/seasonal 2025-12``
 ends with December 2025) — starting no earlier than the first whole month of
-orders (a history that begins on the 20th leaves that month out). For each calendar month, the index is that month's average
-sales over the average month of the window, × 100 (the textbook's "monthly
-seasonal index"): 100 is an ordinary month, 130 a month 30 % above it.
+orders (a history that begins on the 20th leaves that month out). For each
+calendar month, the index is that month's average sales over the average
+month of the window, × 100 (the textbook's "monthly seasonal index"): 100 is
+an ordinary month, 130 a month 30 % above it.
 Months of the window without any order count as zero sales.
 """
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -225,7 +226,7 @@ def from_days(days: float) -> datetime:
 
 def intervals(days: Sequence[float]) -> list[float]:
     """Gaps between consecutive purchases; a gap under a day (a top-up) does not count."""
-    return [gap for gap in (b - a for a, b in zip(days, days[1:])) if gap >= MIN_INTERVAL_DAYS]
+    return [gap for gap in (b - a for a, b in pairwise(days)) if gap >= MIN_INTERVAL_DAYS]
 
 
 def usual_interval(days: Sequence[float]) -> float | None:

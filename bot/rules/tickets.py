@@ -282,7 +282,8 @@ def change_status(ticket: TicketTimes, to: str, now: datetime, policy: SlaPolicy
         _unpause(ticket, now, schedule)
     if old in DONE_STATUSES and to in OPEN_STATUSES:  # reopened
         if ticket.resolved_at is not None:
-            ticket.waiting_minutes = (ticket.waiting_minutes or 0.0) + counted_minutes(ticket.resolved_at, now, schedule)
+            waited = counted_minutes(ticket.resolved_at, now, schedule)
+            ticket.waiting_minutes = (ticket.waiting_minutes or 0.0) + waited
         ticket.resolved_at = None
         ticket.closed_at = None
         ticket.resolution_minutes = None

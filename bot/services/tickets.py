@@ -121,7 +121,8 @@ def card_markup(texts: Texts, ticket: Ticket, mode: str = "main") -> InlineKeybo
         return builder.as_markup()
     if ticket.assignee_telegram_id is None:
         builder.button(text=texts.button("ticket_take"), callback_data=TicketCallback(action="take", ticket=ticket.id))
-    builder.button(text=texts.button("ticket_resolve"), callback_data=TicketCallback(action="resolve", ticket=ticket.id))
+    builder.button(text=texts.button("ticket_resolve"),
+                   callback_data=TicketCallback(action="resolve", ticket=ticket.id))
     builder.button(text=texts.button("ticket_priority"), callback_data=TicketCallback(action="prio", ticket=ticket.id))
     builder.adjust(3)
     return builder.as_markup()
@@ -319,7 +320,8 @@ async def send_staff_reply(bot: Bot, repos: Repos, customer: Customer, now: date
 
 # ----- the satisfaction survey ---------------------------------------------------------------
 
-def survey(renderer: TextRenderer, settings: Settings, ticket: Ticket, customer: Customer) -> tuple[str, dict[str, Any]]:
+def survey(renderer: TextRenderer, settings: Settings, ticket: Ticket,
+           customer: Customer) -> tuple[str, dict[str, Any]]:
     """The resolution notice for the customer: the note, a 1–5 rating (until rated), and "not solved"."""
     texts = customer_texts(renderer, customer)
     builder = InlineKeyboardBuilder()
@@ -328,7 +330,8 @@ def survey(renderer: TextRenderer, settings: Settings, ticket: Ticket, customer:
         for value in range(1, 6):
             builder.button(text=texts.button("csat_rating", value=value),
                            callback_data=CsatCallback(action="rate", ticket=ticket.id, value=value))
-    builder.button(text=texts.button("csat_not_solved"), callback_data=CsatCallback(action="notsolved", ticket=ticket.id))
+    builder.button(text=texts.button("csat_not_solved"),
+                   callback_data=CsatCallback(action="notsolved", ticket=ticket.id))
     if ask_rating:
         builder.adjust(5, 1)
     text = texts("tickets/resolved_survey", ticket=ticket, ask_rating=ask_rating,

@@ -14,6 +14,7 @@ from storage.models.staff import StaffLanguage
 from storage.models.tickets import Ticket, TicketEvent, TicketMessage
 
 __all__ = [
-    "Base", "CareStop", "Conversation", "ConversationMessage", "Customer", "DialogState", "InboxUpdate", "Lease", "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product",
-    "ReportDigest", "SegmentCampaign", "StaffLanguage", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
+    "Base", "CareStop", "Conversation", "ConversationMessage", "Customer", "DialogState", "InboxUpdate", "Lease",
+    "Order", "OrderItem", "OrderStatusChange", "OutboxMessage", "Product", "ReportDigest", "SegmentCampaign",
+    "StaffLanguage", "StaffNote", "SurveyAnswer", "Ticket", "TicketEvent", "TicketMessage", "UTCDateTime",
 ]

@@ -108,7 +108,8 @@ class CustomerRepo:
         )
         return list(await self.session.scalars(stmt))
 
-    async def add_note(self, customer: Customer, author_id: int, author_name: str, text: str, now: datetime) -> StaffNote:
+    async def add_note(self, customer: Customer, author_id: int, author_name: str, text: str,
+                       now: datetime) -> StaffNote:
         note = StaffNote(
             customer_id=customer.id,
             author_telegram_id=author_id,

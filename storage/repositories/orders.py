@@ -30,7 +30,8 @@ from storage.dialect import insert_for
 from storage.models import Order, OrderItem, OrderStatusChange, OutboxMessage, Product
 from storage.repositories.outbox import SENT_LIKE
 
-PRODUCT_FIELDS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person", "active")
+PRODUCT_FIELDS = ("sku", "name_en", "name_zh", "category", "unit", "unit_zh", "price", "days_per_unit_per_person",
+                  "active")
 
 
 class ProductRepo:

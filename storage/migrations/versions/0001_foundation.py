@@ -1,7 +1,7 @@
 """foundation: customers, staff notes, dialog state, outbox
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-23 00:03:55.865978
 """
 
