@@ -25,18 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, select, update
-
 from bot.care_messages import CustomerFacts, ProductFacts, markup, render_text
 from bot.clock import ManualClock
 from bot.rules import care as rules
 from bot.rules.care_batch import BatchContext, BatchTerms, Memo, plan_batch
 from jobs.context import JobContext, JobDeps, job
 from storage import changes
-from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product
+from storage.models import OutboxMessage
 from storage.models.outbox import CATEGORY_CARE
 from storage.repositories import Repos
-from storage.repositories.outbox import SENT_LIKE
 
 log = logging.getLogger(__name__)
 
@@ -254,26 +251,8 @@ async def _write(deps: JobDeps, items: list[_Item], products: dict[int, ProductF
 
 async def fingerprint(deps: JobDeps) -> tuple[Any, ...]:
     """A cheap summary of everything planning reads (one round trip): unchanged data, unchanged plan."""
-    def one(*columns: Any) -> Any:
-        return select(*columns).scalar_subquery()
-
-    stmt = select(
-        one(func.count(Customer.id)),
-        one(func.max(Customer.updated_at)),
-        one(func.sum(case((Customer.reachable.is_(True), 1), else_=0))),
-        one(func.count(Order.id)),
-        one(func.max(Order.id)),
-        one(func.max(Order.updated_at)),
-        one(func.count(Product.id)),
-        one(func.sum(case((Product.active.is_(True), 1), else_=0))),
-        one(func.sum(func.coalesce(Product.days_per_unit_per_person, 0))),
-        one(func.count(CareStop.id)),
-        one(func.max(CareStop.created_at)),
-        select(func.count(OutboxMessage.id)).where(
-            OutboxMessage.kind == rules.KIND_WINBACK, OutboxMessage.status.in_(SENT_LIKE)).scalar_subquery(),
-    )
     async with deps.db.session() as session:
-        return tuple((await session.execute(stmt)).one())
+        return await Repos(session).care.fingerprint()
 
 
 @job("plan_care", every=timedelta(hours=1), misfire_grace_time=30 * 60)
@@ -303,17 +282,12 @@ async def care_daily(ctx: JobContext) -> None:
     """Held care rows past their use are skipped; old snoozes are forgotten."""
     now = ctx.now
     async with ctx.db.session() as session:
-        expired = await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.status == "pending", OutboxMessage.category == CATEGORY_CARE,
-                   OutboxMessage.expires_at.is_not(None), OutboxMessage.expires_at <= now)
-            .values(status="skipped", skip_reason="expired")
-            .execution_options(synchronize_session=False)
-        )
-        purged = await Repos(session).care.purge_snoozes(now - timedelta(days=30))
+        repos = Repos(session)
+        expired = await repos.outbox.skip_expired_care(now)
+        purged = await repos.care.purge_snoozes(now - timedelta(days=30))
         await session.commit()
-    if expired.rowcount or purged:
-        log.info("care daily: %s expired care message(s) skipped, %s old snooze(s) removed", expired.rowcount, purged)
+    if expired or purged:
+        log.info("care daily: %s expired care message(s) skipped, %s old snooze(s) removed", expired, purged)
 
 
 # ----- last checks before sending ------------------------------------------------------------------
@@ -324,10 +298,7 @@ async def reordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> st
         return None
     if await repos.care.is_stopped(row.customer_id, row.ref_product_id):
         return "stopped"
-    ordered = await repos.session.scalar(select(exists().where(
-        Order.customer_id == row.customer_id, Order.created_at >= row.created_at, Order.status != "cancelled",
-        Order.id == OrderItem.order_id, OrderItem.product_id == row.ref_product_id,
-    )))
+    ordered = await repos.care.ordered_product_since(row.customer_id, row.ref_product_id, row.created_at)
     return "already ordered" if ordered else None
 
 
@@ -335,9 +306,7 @@ async def ordered_since(repos: Repos, row: OutboxMessage, now: datetime) -> str 
     """A win-back is moot once the customer ordered anything after it was planned."""
     if row.customer_id is None:
         return None
-    ordered = await repos.session.scalar(select(exists().where(
-        Order.customer_id == row.customer_id, Order.created_at >= row.created_at, Order.status != "cancelled",
-    )))
+    ordered = await repos.care.ordered_since(row.customer_id, row.created_at)
     return "already ordered" if ordered else None
 
 

@@ -22,7 +22,6 @@ import logging
 from datetime import timedelta
 
 from aiogram.utils.keyboard import InlineKeyboardBuilder
-from sqlalchemy import select
 
 from bot.rules import care as care_rules
 from bot.rules import tickets as rules
@@ -38,7 +37,7 @@ from bot.services.tickets import (
 from bot.staff_language import member_languages
 from bot.texts import Texts
 from jobs.context import JobContext, job
-from storage.models import Ticket, TicketEvent
+from storage.models import Ticket
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -53,15 +52,7 @@ async def watch_tickets(ctx: JobContext) -> None:
         repos = Repos(session)
         texts = await staff_chat_texts(repos, renderer, settings)
         tickets = await repos.tickets.open_tickets()
-        done: set[tuple[int, str, str | None]] = set()
-        if tickets:
-            rows = await session.execute(
-                select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.detail).where(
-                    TicketEvent.kind.in_(("sla_warning", "sla_breach")),
-                    TicketEvent.ticket_id.in_([t.id for t in tickets]),
-                )
-            )
-            done = {(r[0], r[1], r[2]) for r in rows}
+        done = await repos.tickets.sla_events([t.id for t in tickets])
         customers = await repos.tickets.customers({t.customer_id for t in tickets})
         for ticket in tickets:
             for check in rules.running_checks(ticket, now, settings.sla):

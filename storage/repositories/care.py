@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, delete, extract, func, or_, select, text, update
+from sqlalchemy import String, and_, any_, bindparam, case, delete, exists, extract, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.rules.care import KIND_WINBACK
 from storage.dialect import epoch_minutes, insert_for, int_list, is_postgres
-from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, SurveyAnswer
+from storage.models import CareStop, Customer, Order, OrderItem, OutboxMessage, Product, SurveyAnswer
 from storage.models.care import SNOOZE, STOP
 from storage.repositories.outbox import SENT_LIKE
 
@@ -138,6 +139,42 @@ class CareRepo:
             found.update(await self.session.scalars(
                 select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(chunk))))
         return found
+
+    async def fingerprint(self) -> tuple[Any, ...]:
+        """A cheap summary of everything planning reads (one round trip): unchanged data, unchanged plan."""
+        def one(*columns: Any) -> Any:
+            return select(*columns).scalar_subquery()
+
+        stmt = select(
+            one(func.count(Customer.id)),
+            one(func.max(Customer.updated_at)),
+            one(func.sum(case((Customer.reachable.is_(True), 1), else_=0))),
+            one(func.count(Order.id)),
+            one(func.max(Order.id)),
+            one(func.max(Order.updated_at)),
+            one(func.count(Product.id)),
+            one(func.sum(case((Product.active.is_(True), 1), else_=0))),
+            one(func.sum(func.coalesce(Product.days_per_unit_per_person, 0))),
+            one(func.count(CareStop.id)),
+            one(func.max(CareStop.created_at)),
+            select(func.count(OutboxMessage.id)).where(
+                OutboxMessage.kind == KIND_WINBACK, OutboxMessage.status.in_(SENT_LIKE)).scalar_subquery(),
+        )
+        return tuple((await self.session.execute(stmt)).one())
+
+    # ----- last checks before sending -----------------------------------------------------------
+    async def ordered_product_since(self, customer_id: int, product_id: int, since: datetime) -> bool:
+        """Whether the customer ordered this product at or after ``since`` (cancelled orders aside)."""
+        return bool(await self.session.scalar(select(exists().where(
+            Order.customer_id == customer_id, Order.created_at >= since, Order.status != "cancelled",
+            Order.id == OrderItem.order_id, OrderItem.product_id == product_id,
+        ))))
+
+    async def ordered_since(self, customer_id: int, since: datetime) -> bool:
+        """Whether the customer ordered anything at or after ``since`` (cancelled orders aside)."""
+        return bool(await self.session.scalar(select(exists().where(
+            Order.customer_id == customer_id, Order.created_at >= since, Order.status != "cancelled",
+        ))))
 
     # ----- stops and snoozes ------------------------------------------------------------------------
     async def pending_due_times(self, customer_id: int, kinds: Sequence[str], until: datetime,

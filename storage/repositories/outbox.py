@@ -136,6 +136,17 @@ class OutboxRepo:
         )
         return result.rowcount or 0
 
+    async def skip_expired_care(self, now: datetime) -> int:
+        """Skip the pending care messages whose use ended by ``now`` (``expires_at``); how many."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "pending", OutboxMessage.category == CATEGORY_CARE,
+                   OutboxMessage.expires_at.is_not(None), OutboxMessage.expires_at <= now)
+            .values(status="skipped", skip_reason="expired")
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
     # ----- delivery (jobs.delivery) ------------------------------------------------------
     # Each of these is one short statement; the worker commits after each, so
     # a crash between "sending" and "sent" leaves the row "sending".

@@ -9,6 +9,7 @@ on SQLite) for the rest of the transaction, then re-read it.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,6 +108,18 @@ class TicketRepo:
     async def events(self, ticket_id: int) -> list[TicketEvent]:
         stmt = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
         return list(await self.session.scalars(stmt))
+
+    async def sla_events(self, ticket_ids: Collection[int]) -> set[tuple[int, str, str | None]]:
+        """(ticket id, kind, target) of the SLA warnings and breaches these tickets had; no query for none."""
+        if not ticket_ids:
+            return set()
+        rows = await self.session.execute(
+            select(TicketEvent.ticket_id, TicketEvent.kind, TicketEvent.detail).where(
+                TicketEvent.kind.in_(("sla_warning", "sla_breach")),
+                TicketEvent.ticket_id.in_(list(ticket_ids)),
+            )
+        )
+        return {(r[0], r[1], r[2]) for r in rows}
 
     async def messages(self, ticket_id: int) -> list[TicketMessage]:
         stmt = select(TicketMessage).where(TicketMessage.ticket_id == ticket_id).order_by(TicketMessage.id)
