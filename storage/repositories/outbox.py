@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from storage.dialect import insert_for
 from storage.models.outbox import CATEGORY_CARE, CATEGORY_SERVICE, PRIORITY_SERVICE, OutboxMessage
 
 # Statuses counted as "went out" for caps and attribution (uncertain: it may have).
@@ -76,8 +76,7 @@ class OutboxRepo:
             attempts=0,
             created_at=now,
         )
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(self.session)
         stmt = (
             insert(OutboxMessage)
             .values(**values)
@@ -98,8 +97,7 @@ class OutboxRepo:
         """
         if not rows:
             return {}
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(self.session)
         table = OutboxMessage.__table__
         # One executemany per chunk: SQLAlchemy's "insertmanyvalues" sends it as multi-row INSERTs
         # (as many rows per statement as the driver's parameter limit allows), RETURNING included.
