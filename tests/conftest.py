@@ -25,6 +25,7 @@ from bot.app import App, create_app
 from bot.clock import ManualClock
 from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser
+from storage.db import Database
 from storage.migrate import upgrade
 from tests.servers import fresh_postgres_url, require_postgres
 
@@ -97,6 +98,14 @@ def db_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     target = tmp_path / "caredesk.sqlite3"
     shutil.copy(migrated_db, target)
     return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    """The test's database without the bot (reports, models): migrated, empty, of the test's backend."""
+    database = Database(settings.database_url)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from jobs.care import plan
 from jobs.runner import advance, run_job
 from storage.models import CareStop, Customer, Order, OutboxMessage, SurveyAnswer
 from storage.repositories import Repos
-from tests.care_helpers import add_customer, add_order, add_product, customer_row, enqueue, outbox
 from tests.conftest import START, restart
+from tests.helpers import add_customer, add_order, add_product, customer_row, enqueue, outbox_by_key
 
 UTC = UTC
 SHANGHAI = rules.zone("Asia/Shanghai")
@@ -41,7 +41,7 @@ async def rice_customer(app: App, *, interval_days: int = 10, last_days_ago: int
 
 
 async def care_rows(app: App, kind: str | None = None) -> list[OutboxMessage]:
-    return [r for r in (await outbox(app)).values() if r.category == "care" and (kind is None or r.kind == kind)]
+    return [r for r in (await outbox_by_key(app)).values() if r.category == "care" and (kind is None or r.kind == kind)]
 
 
 # ----- planning ---------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ async def test_a_message_due_at_23_goes_at_09(app: App, customer: FakeUser) -> N
     await enqueue(app, "care:late", TG, customer_id=cid, kind="survey", not_before=due, text="How was it?")
     await advance(app.jobs, timedelta(hours=13, minutes=30))  # to 23:30
     assert customer.inbox() == []
-    row = (await outbox(app))["care:late"]
+    row = (await outbox_by_key(app))["care:late"]
     assert row.status == "pending" and row.skip_reason == "quiet hours"
     assert row.not_before == datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
     await advance(app.jobs, timedelta(hours=10))
@@ -174,7 +174,7 @@ async def test_a_fourth_care_message_in_seven_days_is_not_sent(app: App, custome
                       expires_at=due + timedelta(days=2))
     await advance(app.jobs, timedelta(days=7))
     assert [m.text for m in customer.inbox()] == ["care 0", "care 1", "care 2"]
-    row = (await outbox(app))["care:3"]
+    row = (await outbox_by_key(app))["care:3"]
     assert row.status == "skipped" and row.skip_reason == "cap"
 
 
@@ -186,7 +186,7 @@ async def test_one_care_message_a_day_the_most_valuable_first(app: App, customer
     await enqueue(app, "svc:order", TG, category="service", text="Your order is on its way")
     await run_job(app.jobs, "deliver_outbox")
     assert [m.text for m in customer.inbox()] == ["Your order is on its way", "Rice?"]  # service is never capped
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     tomorrow_9 = datetime(2026, 3, 3, 1, 0, tzinfo=UTC)
     assert rows["care:survey"].not_before == tomorrow_9 and rows["care:survey"].skip_reason == "cap"
     await advance(app.jobs, timedelta(days=2))
@@ -235,7 +235,7 @@ async def test_consent_withdrawn_after_planning_skips_at_delivery(app: App, cust
         await session.commit()
     await run_job(app.jobs, "deliver_outbox")
     assert customer.inbox() == []
-    assert (await outbox(app))["care:x"].skip_reason == "no consent"
+    assert (await outbox_by_key(app))["care:x"].skip_reason == "no consent"
 
 
 async def test_a_reminder_is_dropped_when_the_customer_already_reordered(app: App, customer: FakeUser) -> None:
@@ -254,7 +254,7 @@ async def test_care_daily_skips_expired_rows(app: App) -> None:
     await enqueue(app, "care:old", TG, customer_id=cid, not_before=START + timedelta(days=5),
                   expires_at=START + timedelta(hours=3))
     await advance(app.jobs, timedelta(hours=20))  # past 03:00 local
-    row = (await outbox(app))["care:old"]
+    row = (await outbox_by_key(app))["care:old"]
     assert row.status == "skipped" and row.skip_reason == "expired"
 
 
@@ -335,7 +335,7 @@ async def test_stop_these_reminders_is_per_product(app: App, customer: FakeUser)
     app.clock.advance(timedelta(days=9))
     await plan(app.jobs, app.clock.now())
     assert len(await care_rows(app, "reorder")) == 1
-    assert (await customer_row(app, cid)).care_consent  # other care messages stay on
+    assert (await customer_row(app, customer.id)).care_consent  # other care messages stay on
 
 
 async def test_care_buttons_of_someone_else_or_stale_are_refused(app: App, world: FakeTelegram,

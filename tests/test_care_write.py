@@ -26,7 +26,7 @@ from jobs.care import plan
 from storage import changes
 from storage.models import OutboxMessage
 from storage.repositories import Repos
-from tests.care_helpers import add_customer, add_order, add_product, outbox
+from tests.helpers import add_customer, add_order, add_product, outbox_by_key
 
 NAMES = ["Mei", None, "<b>Li</b> & \"Wang\" 'x'", "张伟 <i>", ""]
 
@@ -159,7 +159,7 @@ async def test_bulk_rows_on_sqlite_are_stored_as_sqlalchemy_stores_them(app: App
     k1 = stored["k1"]
     assert (k1[columns.index("created_at")], k1[columns.index("not_before")], k1[columns.index("expires_at")]) == (
         "2026-03-02 02:00:00.000000", "2026-03-02 03:00:00.000000", "2026-03-03 02:00:00.000001")
-    by_key = {r.dedupe_key: r for r in (await outbox(app)).values()}
+    by_key = {r.dedupe_key: r for r in (await outbox_by_key(app)).values()}
     for row in rows:
         read = by_key[row["dedupe_key"]]
         assert read.not_before == row["not_before"] and read.expires_at == row["expires_at"]
@@ -190,7 +190,7 @@ async def test_chunks_written_while_the_next_is_rendered_write_everything_once(
     monkeypatch.setattr(jobs.care, "_YIELD_EVERY", 1)
     first = await plan(app.jobs, app.clock.now())
     assert first.written == {"reorder": 5, "survey": 5, "birthday": 2}
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert len(rows) == 12 and all("&lt;Mei" in r.text for r in rows.values() if r.kind != "survey")
     assert sum((await plan(app.jobs, app.clock.now())).written.values()) == 0
 
@@ -213,11 +213,11 @@ async def test_a_failed_chunk_stops_the_pass_and_the_next_pass_writes_the_rest(
     monkeypatch.setattr(OutboxRepo, "add_many", failing)
     with pytest.raises(RuntimeError, match="disk full"):
         await plan(app.jobs, app.clock.now())
-    assert len(await outbox(app)) == 3  # the first chunk only; nothing left running
+    assert len(await outbox_by_key(app)) == 3  # the first chunk only; nothing left running
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
     monkeypatch.setattr(OutboxRepo, "add_many", original)
     result = await plan(app.jobs, app.clock.now())
-    assert sum(result.written.values()) == 9 and len(await outbox(app)) == 12
+    assert sum(result.written.values()) == 9 and len(await outbox_by_key(app)) == 12
 
 
 async def test_a_pass_leaves_the_garbage_collector_alone(app: App, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ from bot.catalog import (
     parse_catalog,
 )
 from bot.config import Settings
-from tests.orders_helpers import load_catalog, product, set_product
+from tests.helpers import load_catalog, product, set_product
 
 HEADER = "sku,name_en,name_zh,category,unit,price,days_per_unit_per_person,active\n"
 GOOD = HEADER + "RICE-5,Jasmine rice,泰国香米,rice,5 kg bag,68.00,10,true\nOIL-5,Peanut oil,花生油,oil,5 L bottle,139,,\n"

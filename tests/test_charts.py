@@ -16,8 +16,8 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.reports import charts
 from tests.conftest import MANAGER_ID
-from tests.reports_helpers import Data, utc
-from tests.test_reports_handlers import assert_png, db_of, photos
+from tests.helpers import Data, utc
+from tests.test_reports_handlers import assert_png, photos
 from tests.test_reports_sales import build_shop
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -41,7 +41,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]:
 async def test_every_chart_in_chinese_has_every_glyph(app: App, world: FakeTelegram, caplog: pytest.LogCaptureFixture,
                                                       drawn: list[tuple[str, dict[str, Any]]]) -> None:
     """Each chart in zh: Chinese labels, and matplotlib finds a glyph for every character."""
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     boss = FakeUser(world, MANAGER_ID, "老板", language_code="zh-hans")
     keep = os.environ.get("CAREDESK_KEEP_CHARTS")  # a folder: the PNGs are written there to look at
     caplog.set_level(logging.WARNING, logger="matplotlib")
@@ -81,7 +81,7 @@ def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 async def test_partial_months_are_marked(app: App, manager: FakeUser, figures: list[Any]) -> None:
     """/report 12m on 2 March: March 2025 from the 3rd and March 2026 (two days) are hatched, labelled bars."""
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     [photo] = photos(await manager.send("/report 12m"))
     [figure] = figures
     axes = figure.axes[0]
@@ -95,8 +95,8 @@ async def test_partial_months_are_marked(app: App, manager: FakeUser, figures: l
 
 async def test_response_times_show_each_priority_target_and_zero_bars(app: App, manager: FakeUser,
                                                                       figures: list[Any]) -> None:
-    await build_shop(db_of(app))
-    async with db_of(app).session() as session:
+    await build_shop(app.db)
+    async with app.db.session() as session:
         d = Data(session, first_id=100)
         zed = d.customer("Zed")
         d.ticket(zed, utc(2026, 2, 11, 2), priority="high", first_response_at=utc(2026, 2, 11, 2),

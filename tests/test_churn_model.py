@@ -9,8 +9,9 @@ import pytest
 from bot import prediction
 from bot.config import Settings
 from bot.reports import churn, segments
+from storage.db import Database
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
+from tests.helpers import Data, utc
 
 NOW = START  # 2026-03-02 02:00 UTC
 
@@ -30,8 +31,8 @@ def _regulars(d: Data, count: int) -> None:
         d.order(d.customer(f"O{i}"), NOW - timedelta(days=3 + (i * 7) % 300), 500)
 
 
-async def test_churn_ranks_by_expected_loss_with_one_time_buyers(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_churn_ranks_by_expected_loss_with_one_time_buyers(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         _regulars(d, 330)
         weekly = d.customer("Weekly Wu")  # every week, last seen 5 days ago: not at risk
@@ -77,8 +78,8 @@ async def test_churn_ranks_by_expected_loss_with_one_time_buyers(rdb: ReportDB, 
     assert sorted(r.customer_id for r in recipients) == sorted(listed)
 
 
-async def test_churn_falls_back_with_few_repeat_customers(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_churn_falls_back_with_few_repeat_customers(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         a = d.customer("Ann")  # two purchase days, quiet for 30 days
         d.order(a, utc(2026, 1, 20), 1000)
@@ -94,7 +95,7 @@ async def test_churn_falls_back_with_few_repeat_customers(rdb: ReportDB, setting
     assert [x.name for x in report.top] == ["Bo", "Cy"] and report.considered == 3
 
 
-async def test_churn_with_no_orders(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_churn_with_no_orders(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         report = await churn.compute(session, settings, None, NOW)
     assert (report.considered, report.overdue, report.top) == (0, 0, [])

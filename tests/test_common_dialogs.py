@@ -12,7 +12,7 @@ from bot.commands import commands_for
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.roles import Role
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, STAFF_ID, register
-from tests.customer_helpers import RENDERER, customer_row, error, label, question, shown, texts_of, walk_to
+from tests.helpers import RENDERER, customer_row, error, label, question, shown, texts_of, walk_to
 
 
 def help_lines(role: Role, lang: str = "en") -> list[str]:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, START, register, restart
-from tests.tickets_helpers import add_order, card, file_complaint, ticket, tickets
+from tests.helpers import add_order, card, customer_row, file_complaint, ticket, tickets
 
 
 async def test_happy_path_without_orders(app: App, world: FakeTelegram, customer: FakeUser) -> None:
@@ -38,8 +38,9 @@ async def test_happy_path_without_orders(app: App, world: FakeTelegram, customer
 
 async def test_about_one_of_the_recent_orders(app: App, world: FakeTelegram, customer: FakeUser) -> None:
     await register(customer, "Mei")
+    mei = (await customer_row(app, customer.id)).id
     for days in range(7):
-        await add_order(app, customer.id, 1000 + days, START - timedelta(days=days + 1))
+        await add_order(app, mei, None, START - timedelta(days=days + 1), total=1000 + days)
     await customer.send("/complaint")
     await customer.press("Billing")
     assert "recent orders" in customer.last().text
@@ -181,8 +182,8 @@ async def test_forged_order_button(app: App, world: FakeTelegram, customer: Fake
     other = FakeUser(world, 100002, "Li")
     await register(customer, "Mei")
     await register(other, "Li")
-    await add_order(app, other.id, 500, START - timedelta(days=1))
-    await add_order(app, customer.id, 500, START - timedelta(days=1))
+    for user in (other, customer):
+        await add_order(app, (await customer_row(app, user.id)).id, None, START - timedelta(days=1), total=500)
     await customer.send("/complaint")
     await customer.press("Billing")
     await customer.press_data("cmp:order:order:1")  # Li's order
@@ -206,10 +207,11 @@ async def test_priority_from_customer_value(app: App, world: FakeTelegram, custo
     await register(customer, "Mei")
     await register(small, "Li")
     # Mei makes 80 % of the last year's revenue: class A. Older or cancelled orders do not count.
-    await add_order(app, customer.id, 8000, START - timedelta(days=30))
-    await add_order(app, small.id, 2000, START - timedelta(days=30))
-    await add_order(app, small.id, 900000, START - timedelta(days=400))
-    await add_order(app, small.id, 900000, START - timedelta(days=3), status="cancelled")
+    mei, li = (await customer_row(app, customer.id)).id, (await customer_row(app, small.id)).id
+    await add_order(app, mei, None, START - timedelta(days=30), total=8000)
+    await add_order(app, li, None, START - timedelta(days=30), total=2000)
+    await add_order(app, li, None, START - timedelta(days=400), total=900000)
+    await add_order(app, li, None, START - timedelta(days=3), total=900000, status="cancelled")
     await file_complaint(small, "meh", category="Other", order="Not about an order")
     await file_complaint(customer, "meh", category="Other", order="Not about an order")
     first, second = await tickets(app)
@@ -224,8 +226,9 @@ async def test_value_priority_only_with_enough_history_and_its_reason_in_words(
     small = FakeUser(world, 100002, "Li")
     await register(customer, "Mei")
     await register(small, "Li")
-    await add_order(app, customer.id, 8000, START - timedelta(days=30))
-    await add_order(app, small.id, 2000, START - timedelta(days=30))
+    mei, li = (await customer_row(app, customer.id)).id, (await customer_row(app, small.id)).id
+    await add_order(app, mei, None, START - timedelta(days=30), total=8000)
+    await add_order(app, li, None, START - timedelta(days=30), total=2000)
     # Two customers and two orders: nobody's value counts yet (defaults: 30 customers, 100 orders).
     await file_complaint(customer, "meh", category="Other", order="Not about an order")
     assert (await ticket(app, 1)).priority == "low"
@@ -252,8 +255,9 @@ async def test_value_priority_reason_in_chinese(app: App, world: FakeTelegram, c
     small = FakeUser(world, 100002, "Li")
     await register(customer, "Mei")
     await register(small, "Li")
-    await add_order(app, customer.id, 8000, START - timedelta(days=30))
-    await add_order(app, small.id, 2000, START - timedelta(days=30))
+    mei, li = (await customer_row(app, customer.id)).id, (await customer_row(app, small.id)).id
+    await add_order(app, mei, None, START - timedelta(days=30), total=8000)
+    await add_order(app, li, None, START - timedelta(days=30), total=2000)
     await file_complaint(customer, "meh", category="Other", order="Not about an order")
     the_card = world.sent(STAFF_CHAT_ID)[0]
     assert "🔴 高（消费额前 50% 的客户）" in the_card.text

@@ -14,9 +14,8 @@ from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.rules.text_units import utf16_len
 from jobs.runner import advance, run_job
 from storage.models import Conversation, ConversationMessage, OutboxMessage, Ticket
-from tests.care_helpers import add_customer, add_order, add_product
 from tests.conftest import STAFF_CHAT_ID, register
-from tests.tickets_helpers import file_complaint, messages
+from tests.helpers import add_customer, add_order, add_product, file_complaint, messages
 
 COMPLAINT_WORDS = "Delivery was late and the bag was torn"
 

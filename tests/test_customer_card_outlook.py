@@ -8,7 +8,7 @@ from datetime import timedelta
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, START
-from tests.reports_helpers import Data
+from tests.helpers import Data
 
 
 def _chance(text: str) -> int:

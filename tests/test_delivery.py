@@ -11,8 +11,8 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram
 from jobs.delivery import OutboxWorker, Pacer, TokenBucket, backoff, worker_for
 from jobs.runner import advance, run_job
-from tests.care_helpers import add_customer, customer_row, enqueue, outbox
 from tests.conftest import restart
+from tests.helpers import add_customer, customer_row, enqueue, outbox_by_key
 
 BASE = 500_000
 
@@ -70,7 +70,7 @@ async def test_service_rows_go_before_care_rows(app: App, world: FakeTelegram) -
     sends = [c for c in world.calls if c.method == "sendMessage"]
     assert sends[0].params["text"] == "Your order is on its way"
     assert len(sends) == 4
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert {r.status for r in rows.values()} == {"sent"}
     assert all(r.telegram_message_id for r in rows.values())
 
@@ -131,7 +131,7 @@ async def test_429_on_the_third_of_fifty_pauses_everything_then_sends_each_once(
     assert min(after) - limited[0] >= 5.0  # nothing at all went during the pause
     for n in range(50):
         assert [m.text for m in world.sent(BASE + n)] == [f"notice {n}"]
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert all(r.status == "sent" for r in rows.values())
     assert rows["svc:2"].attempts == 1  # the 429 does not count as an attempt
 
@@ -146,26 +146,26 @@ async def test_403_or_chat_not_found_marks_the_customer_unreachable(app: App, wo
                   not_before=app.clock.now() + timedelta(days=2))
     world.fail(kind, chat_id=lost_chat)
     await run_job(app.jobs, "deliver_outbox")
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert rows[f"care:{lost_id}"].status == "failed"
     assert rows[f"care:{lost_id}"].last_error
     assert rows[f"care:{lost_id}:later"].status == "skipped"
     assert rows[f"care:{lost_id}:later"].skip_reason == "unreachable"
-    assert not (await customer_row(app, lost_id)).reachable
+    assert not (await customer_row(app, lost_chat)).reachable
     for cid, chat in (people[0], people[2]):
         assert rows[f"care:{cid}"].status == "sent"
-        assert (await customer_row(app, cid)).reachable
+        assert (await customer_row(app, chat)).reachable
     await advance(app.jobs, timedelta(days=3))
     assert len([c for c in world.calls if c.params.get("chat_id") == lost_chat]) == 1  # never retried
 
 
 async def test_blocked_user_in_a_service_row_is_found_by_chat(app: App, world: FakeTelegram) -> None:
-    cid = await add_customer(app, BASE)
+    await add_customer(app, BASE)
     world.block(BASE)
     await enqueue(app, "svc:blocked", BASE, category="service")
     await run_job(app.jobs, "deliver_outbox")
-    assert (await outbox(app))["svc:blocked"].status == "failed"
-    assert not (await customer_row(app, cid)).reachable
+    assert (await outbox_by_key(app))["svc:blocked"].status == "failed"
+    assert not (await customer_row(app, BASE)).reachable
 
 
 async def test_network_errors_are_retried_and_each_message_sent_once(app: App, world: FakeTelegram) -> None:
@@ -174,11 +174,11 @@ async def test_network_errors_are_retried_and_each_message_sent_once(app: App, w
     world.fail("network", chat_id=BASE + 1, times=2)
     world.fail("server", chat_id=BASE + 3, times=1)
     await run_job(app.jobs, "deliver_outbox")
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert rows["svc:1"].status == "pending" and "ClientConnectorError" in (rows["svc:1"].last_error or "")
     assert rows["svc:1"].not_before > app.clock.now()
     await advance(app.jobs, timedelta(minutes=5))
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert all(r.status == "sent" for r in rows.values())
     assert rows["svc:1"].attempts == 3 and rows["svc:3"].attempts == 2
     for n in range(4):
@@ -189,7 +189,7 @@ async def test_after_the_retry_limit_the_row_fails_with_the_error_kept(app: App,
     await enqueue(app, "svc:down", BASE, category="service")
     world.fail("network", chat_id=BASE, times=100)
     await advance(app.jobs, timedelta(hours=3))
-    row = (await outbox(app))["svc:down"]
+    row = (await outbox_by_key(app))["svc:down"]
     assert row.status == "failed"
     assert row.attempts == app.settings.outbox_max_attempts
     assert "Cannot connect" in (row.last_error or "")
@@ -202,7 +202,7 @@ async def test_timeout_after_send_makes_a_care_row_uncertain_and_it_is_not_resen
     world.fail("timeout_after_send", chat_id=chat)
     await run_job(app.jobs, "deliver_outbox")
     await advance(app.jobs, timedelta(hours=2))
-    row = (await outbox(app))["care:t"]
+    row = (await outbox_by_key(app))["care:t"]
     assert row.status == "uncertain" and "may have been sent" in (row.last_error or "")
     assert [m.text for m in world.sent(chat)] == ["Running low on rice?"]  # it did arrive, once
 
@@ -211,7 +211,7 @@ async def test_timeout_after_send_resends_a_service_row(app: App, world: FakeTel
     await enqueue(app, "svc:t", BASE, text="Ticket answered", category="service")
     world.fail("timeout_after_send", chat_id=BASE)
     await advance(app.jobs, timedelta(minutes=5))
-    assert (await outbox(app))["svc:t"].status == "sent"
+    assert (await outbox_by_key(app))["svc:t"].status == "sent"
     assert len(world.sent(BASE)) == 2  # at least once for service notices
 
 
@@ -228,11 +228,11 @@ async def test_a_crash_mid_send_then_restart_sends_nothing_twice(app: App, world
     with pytest.raises(asyncio.CancelledError):
         await task
     world.on_bot_message = None
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert [rows[f"svc:{n}"].status for n in range(3)] == ["sent", "sending", "pending"]
     app = await restart(app, world)
     await run_job(app.jobs, "deliver_outbox")
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert [rows[f"svc:{n}"].status for n in range(3)] == ["sent", "uncertain", "sent"]
     for n in range(3):
         assert len(world.sent(BASE + n)) == 1
@@ -245,6 +245,6 @@ async def test_the_live_loop_sends_and_stops_cleanly(app: App, world: FakeTelegr
     worker.start()
     worker.start()  # idempotent
     await asyncio.wait_for(worker.idle.wait(), 10)
-    assert (await outbox(app))["svc:0"].status == "sent"
+    assert (await outbox_by_key(app))["svc:0"].status == "sent"
     await worker.stop()
     assert not worker.live

@@ -18,7 +18,7 @@ from bot.logs import JsonFormatter, RedactingFilter
 from bot.metrics import observe_update
 from bot.ops import add_ops_routes, start_ops_server
 from jobs.runner import run_job
-from tests.care_helpers import enqueue
+from tests.helpers import enqueue
 
 
 async def _client(app: App) -> TestClient:

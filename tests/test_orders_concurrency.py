@@ -10,12 +10,12 @@ from bot.fake_telegram import FakeUser
 from bot.rules.tickets import Actor
 from storage.db import Database
 from storage.repositories import Repos
-from tests.orders_helpers import SMALL_CATALOG, history, load_catalog, make_customer
+from tests.helpers import SMALL_CATALOG, add_customer, history, load_catalog
 
 
 async def test_idempotent_create_and_compare_and_set(app: App, customer: FakeUser) -> None:
     await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     db: Database = app.db
     now = app.clock.now()
 

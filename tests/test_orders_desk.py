@@ -13,13 +13,13 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from bot.pipeline import CALL_ATTEMPTS
 from tests.conftest import STAFF2_ID, STAFF_CHAT_ID, STAFF_ID, restart
-from tests.customer_helpers import customer_row
-from tests.orders_helpers import (
+from tests.helpers import (
     SMALL_CATALOG,
+    add_customer,
+    customer_row,
     history,
     label,
     load_catalog,
-    make_customer,
     orders,
     quick_order,
     shown,
@@ -31,7 +31,7 @@ from tests.orders_helpers import (
 async def ordered(app: App, customer: FakeUser) -> FakeUser:
     """A customer who has just placed order #1 (2 × Jasmine rice, 1 × Peanut oil)."""
     await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     await quick_order(app, customer)
     return customer
 
@@ -93,7 +93,7 @@ async def test_staff_may_skip_steps(app: App, world: FakeTelegram, ordered: Fake
 async def test_the_customer_is_told_in_their_language(app: App, world: FakeTelegram, staff: FakeUser) -> None:
     await load_catalog(app, SMALL_CATALOG)
     mei = FakeUser(world, 100009, "梅")
-    await make_customer(app, mei, "梅", lang="zh")
+    await add_customer(app, mei.id, name="梅", language="zh")
     await quick_order(app, mei)
     await staff.press("Accept")
     assert mei.last().text == told("accepted", "zh")
@@ -190,7 +190,7 @@ async def test_a_quick_reason_reaches_the_customer_in_their_language(app: App, w
                                                                      staff: FakeUser) -> None:
     await load_catalog(app, SMALL_CATALOG)
     mei = FakeUser(world, 100009, "梅")
-    await make_customer(app, mei, "梅", lang="zh")
+    await add_customer(app, mei.id, name="梅", language="zh")
     await quick_order(app, mei)
     await staff.press("Cancel")
     await staff.press("Customer asked")

@@ -12,31 +12,24 @@ from aiogram.types import Update
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from tests.conftest import STAFF_CHAT_ID, restart
-from tests.customer_helpers import customer_row
-from tests.orders_helpers import (
+from tests.helpers import (
     SMALL_CATALOG,
+    add_customer,
+    customer_row,
     fill_cart,
     items_of,
     label,
     load_catalog,
-    make_customer,
     orders,
     place_order,
     set_product,
+    shop,  # noqa: F401  (a fixture)
     shown,
     texts_of,
     to_summary,
 )
 
 EXPIRED = "This button has expired."
-
-
-@pytest.fixture
-async def shop(app: App, customer: FakeUser) -> FakeUser:
-    """A registered customer (saved address "12 Rice Street") and the small catalog."""
-    await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
-    return customer
 
 
 def ask_quantity(name: str, unit: str, price: int, in_cart: int = 0, lang: str = "en") -> str:
@@ -153,14 +146,14 @@ async def test_back_from_quantity_to_the_list(shop: FakeUser) -> None:
 
 async def test_one_category_goes_straight_to_its_products(app: App, customer: FakeUser) -> None:
     await load_catalog(app, "sku,name_en,name_zh,category,unit,price\nW,Water,水,drinks,18.9 L,22\n")
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     replies = await customer.send("/order")
     assert texts_of(replies) == [ask_products("drinks")]
     assert replies[0].labels == [product_label("Water", "18.9 L", 2200)]  # no way back to one category
 
 
 async def test_empty_catalog(app: App, customer: FakeUser) -> None:
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     assert texts_of(await customer.send("/order")) == [shown("orders/catalog_empty")]
     assert texts_of(await customer.send("2"))[-1] == shown("conversations/passed_on")  # no dialog left open
 
@@ -168,7 +161,7 @@ async def test_empty_catalog(app: App, customer: FakeUser) -> None:
 async def test_chinese_customer_sees_chinese(app: App, world: FakeTelegram) -> None:
     await load_catalog(app, SMALL_CATALOG)
     mei = FakeUser(world, 100009, "梅")
-    await make_customer(app, mei, "梅", lang="zh")
+    await add_customer(app, mei.id, name="梅", language="zh")
     replies = await mei.send("/order")
     assert texts_of(replies) == [shown("orders/ask_category", "zh", cart_count=0)]
     assert replies[0].labels[0] == "🍚 大米"
@@ -267,7 +260,7 @@ async def test_a_new_address_can_be_saved(app: App, shop: FakeUser) -> None:
 async def test_a_customer_without_an_address_types_one(app: App, world: FakeTelegram) -> None:
     await load_catalog(app, SMALL_CATALOG)
     wei = FakeUser(world, 100002, "Wei")
-    await make_customer(app, wei, "Wei", address=None)
+    await add_customer(app, wei.id, name="Wei", address=None)
     await fill_cart(wei)
     assert wei.last().text == shown("orders/ask_address", saved=None)
     assert wei.last().buttons == []
@@ -431,7 +424,7 @@ async def test_another_customers_confirm_button_is_refused(app: App, world: Fake
     _, confirm = shop.find_button(label("order_confirm"), summary_message)
     await shop.press_data(confirm["callback_data"], summary_message)
     wei = FakeUser(world, 100002, "Wei")
-    await make_customer(app, wei, "Wei")
+    await add_customer(app, wei.id, name="Wei")
     await wei.send("/start")
     assert await wei.press_data(confirm["callback_data"], wei.last()) == []
     assert wei.alerts()[-1] == EXPIRED  # nothing about whose order it was

@@ -20,29 +20,21 @@ from handlers.ordering import begin_reorder
 from storage.models import Customer
 from storage.repositories import Repos
 from tests.conftest import STAFF_CHAT_ID
-from tests.customer_helpers import customer_row
-from tests.orders_helpers import (
-    SMALL_CATALOG,
+from tests.helpers import (
+    add_customer,
+    customer_row,
     history,
     items_of,
     label,
-    load_catalog,
-    make_customer,
     orders,
     quick_order,
     set_product,
+    shop,  # noqa: F401  (a fixture)
     shown,
     texts_of,
 )
 
 NOT_FOUND = "We could not find that order."
-
-
-@pytest.fixture
-async def shop(app: App, customer: FakeUser) -> FakeUser:
-    await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
-    return customer
 
 
 def summary(lines: list[tuple[str, str, int, int]], address: str = "12 Rice Street") -> str:
@@ -155,7 +147,7 @@ async def test_order_again_in_the_middle_of_another_dialog(app: App, shop: FakeU
 async def test_buttons_for_other_peoples_orders_reveal_nothing(app: App, world: FakeTelegram, shop: FakeUser) -> None:
     await quick_order(app, shop)
     wei = FakeUser(world, 100002, "Wei")
-    await make_customer(app, wei, "Wei")
+    await add_customer(app, wei.id, name="Wei")
     [menu] = await wei.send("/start")
     for data in ("myo:again:1", "myo:cancel:1", "myo:cancel_yes:1", "myo:again:999", "myo:cancel:999"):
         assert await wei.press_data(data, menu) == []
@@ -260,7 +252,7 @@ async def test_reminder_reorder_records_its_source_and_hooks_run(app: App, world
 
 
 async def _product_id(app: App, sku: str) -> int:
-    from tests.orders_helpers import product
+    from tests.helpers import product
 
     return (await product(app, sku)).id
 

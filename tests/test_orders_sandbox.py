@@ -17,7 +17,7 @@ from bot.sandbox import run_sandbox
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import Order, OrderItem
-from tests.orders_helpers import items_of
+from tests.helpers import items_of
 
 SCENARIO = """\
 /start

@@ -16,8 +16,8 @@ from bot.fake_telegram import FakeTelegram
 from jobs.delivery import worker_for
 from jobs.pacing import ClockTimer, Pacer
 from jobs.runner import run_job
-from tests.care_helpers import enqueue, outbox
 from tests.conftest import START
+from tests.helpers import enqueue, outbox_by_key
 
 BASE = 700_000
 
@@ -46,7 +46,7 @@ async def test_adjacent_rows_of_busy_chats_do_not_hold_up_the_others(app: App, w
     assert min(full) >= 0.95 * cap - 1
     for chat in range(50):  # each chat: in order, a second apart
         assert [m.text for m in world.sent(BASE + chat)] == [f"notice {chat}.{n}" for n in range(4)]
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert {r.status for r in rows.values()} == {"sent"}
 
 

@@ -8,7 +8,7 @@ import pytest
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.rules import customer_file as rules
-from tests.customer_helpers import customer_row, label, walk_to
+from tests.helpers import customer_row, label, walk_to
 from tests.test_registration import _edit_from_summary
 
 

@@ -14,7 +14,7 @@ from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.rules import customer_file
 from storage.repositories.customers import CustomerRepo
 from tests.conftest import register
-from tests.orders_helpers import shown
+from tests.helpers import shown
 
 PHONE = "+86 138 0013 8000"
 
@@ -98,7 +98,7 @@ async def test_a_failure_after_a_message_went_out_says_so(app: App, customer: Fa
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The customer already got the staff reply when the handler failed: staff must not hear "nothing was saved"."""
     from storage.repositories.tickets import TicketRepo
-    from tests.tickets_helpers import card, file_complaint, messages
+    from tests.helpers import card, file_complaint, messages
 
     await register(customer)
     await file_complaint(customer)

@@ -8,7 +8,7 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.texts import TextRenderer
 from tests.conftest import MANAGER_ID
-from tests.reports_helpers import Data, utc
+from tests.helpers import Data, utc
 
 RENDERER = TextRenderer(currency="CNY")
 

@@ -33,10 +33,19 @@ from bot.sandbox import run_sandbox
 from jobs.runner import advance
 from storage.models import Base, OutboxMessage
 from storage.repositories import Repos
-from tests.care_helpers import add_customer, add_product, enqueue, outbox
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
-from tests.orders_helpers import load_catalog, place_order
-from tests.tickets_helpers import add_order, card, file_complaint
+from tests.helpers import (
+    add_customer,
+    add_order,
+    add_product,
+    card,
+    customer_row,
+    enqueue,
+    file_complaint,
+    load_catalog,
+    outbox_by_key,
+    place_order,
+)
 
 # ----- 12. LIKE wildcards ------------------------------------------------------------------
 
@@ -184,7 +193,7 @@ async def test_the_token_is_not_kept_in_outbox_errors(settings: Settings, clock:
         await enqueue(app, "svc:loop", 500_001, category="service")
         world.fail("redirect_loop", chat_id=500_001, times=100)
         await advance(app.jobs, timedelta(hours=3))
-        row = (await outbox(app))["svc:loop"]
+        row = (await outbox_by_key(app))["svc:loop"]
         assert row.status == "failed" and "Too many redirects" in (row.last_error or "")
         assert TOKEN not in (row.last_error or "") and "bot<redacted>/sendMessage" in (row.last_error or "")
     finally:
@@ -246,7 +255,8 @@ async def test_oversized_ids_inside_dialog_buttons_are_expired_buttons(app: App,
     await customer.press_data(f"ordr:page:product:{HUGE}")
     assert world.alerts[-1][1] == "This button has expired."
     await customer.send("/cancel")
-    await add_order(app, customer.id, 2550, app.clock.now() - timedelta(days=1))
+    mei = (await customer_row(app, customer.id)).id
+    await add_order(app, mei, None, app.clock.now() - timedelta(days=1), total=2550)
     await customer.send("/complaint")
     await customer.press("Delivery")  # then: which order?
     await customer.press_data(f"cmp:order:order:{HUGE}")
@@ -304,7 +314,7 @@ async def test_export_neutralises_customer_names(app: App, manager: FakeUser) ->
     product = await add_product(app)
     for n, name in enumerate(EVIL_NAMES):
         customer_id = await add_customer(app, 400_000 + n, name=name)
-        await add_order(app, 400_000 + n, 4500, app.clock.now() - timedelta(days=3))
+        await add_order(app, customer_id, product, app.clock.now() - timedelta(days=3))
     [document] = await manager.send("/export abc")
     assert document.file is not None
     rows = list(csv.reader(io.StringIO(document.file.decode("utf-8-sig"))))

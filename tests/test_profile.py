@@ -15,15 +15,7 @@ from storage.models import Customer, StaffNote
 from storage.models.outbox import OutboxMessage
 from storage.repositories import Repos
 from tests.conftest import START, register, restart
-from tests.customer_helpers import (
-    customer_count,
-    customer_row,
-    error,
-    label,
-    question,
-    shown,
-    texts_of,
-)
+from tests.helpers import customer_count, customer_row, error, label, question, shown, texts_of
 
 FIELD_BUTTONS = ["name", "phone", "birthday", "address", "household", "consent"]
 

@@ -12,7 +12,7 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from bot.menu import MENU_ENTRIES
 from tests.conftest import START, register, restart
-from tests.customer_helpers import (
+from tests.helpers import (
     STEP_ORDER,
     customer_count,
     customer_row,

@@ -13,7 +13,7 @@ from jobs import leases
 from jobs.delivery import CLAIM_SECONDS, worker_for
 from jobs.runner import run_job
 from storage.repositories import Repos
-from tests.care_helpers import add_customer, enqueue, outbox
+from tests.helpers import add_customer, enqueue, outbox_by_key
 
 BASE = 900_000
 
@@ -57,15 +57,15 @@ async def test_recovery_leaves_claims_that_hold_and_the_sender_finishes_its_row(
         assert await Repos(session).outbox.claim(row.id, now, "busy-replica", now + timedelta(seconds=CLAIM_SECONDS))
         await session.commit()
     await run_job(app.jobs, "outbox_recover")
-    assert (await outbox(app))["svc:claimed"].status == "sending"  # its sender may still be at it
+    assert (await outbox_by_key(app))["svc:claimed"].status == "sending"  # its sender may still be at it
     app.clock.advance(timedelta(seconds=CLAIM_SECONDS + 1))
     await run_job(app.jobs, "outbox_recover")
-    assert (await outbox(app))["svc:claimed"].status == "uncertain"
+    assert (await outbox_by_key(app))["svc:claimed"].status == "uncertain"
     # The slow sender comes back with Telegram's answer: the row is sent, with its message id.
     async with app.db.session() as session:
         assert await Repos(session).outbox.mark_sent(row.id, app.clock.now(), 77, worker="busy-replica")
         await session.commit()
-    done = (await outbox(app))["svc:claimed"]
+    done = (await outbox_by_key(app))["svc:claimed"]
     assert done.status == "sent" and done.telegram_message_id == 77
 
 
@@ -80,7 +80,7 @@ async def test_care_caps_count_a_row_another_worker_is_sending(app: App, world: 
         assert await Repos(session).outbox.claim(first.id, now, "other-replica", now + timedelta(seconds=CLAIM_SECONDS))
         await session.commit()
     await run_job(app.jobs, "deliver_outbox")
-    rows = await outbox(app)
+    rows = await outbox_by_key(app)
     assert rows["care:b"].status == "pending" and rows["care:b"].skip_reason == "cap"
     assert rows["care:b"].not_before > now
     assert world.sent(BASE + 1) == []
@@ -99,7 +99,7 @@ async def test_a_second_process_on_sqlite_refuses_to_deliver_and_says_why(
             assert await worker_for(second.jobs).drain() == 0
         assert "SQLite supports one delivering process" in (worker_for(second.jobs).refused or "")
         assert any("refused" in r.getMessage() for r in caplog.records)
-        assert (await outbox(app))["svc:two"].status == "pending"
+        assert (await outbox_by_key(app))["svc:two"].status == "pending"
         # The first one stops: the second delivers from then on.
         await worker_for(first.jobs).stop()
         assert await worker_for(second.jobs).drain() == 1

@@ -10,8 +10,9 @@ from bot.app import App
 from bot.config import Settings
 from bot.fake_telegram import FakeUser
 from bot.reports import forecast, output, seasonal
+from storage.db import Database
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
+from tests.helpers import Data, utc
 
 NOW = START  # Mon 2 March 2026 02:00 UTC
 
@@ -28,8 +29,8 @@ def _shop(d: Data, customers: int, days: int) -> None:
             moment += timedelta(days=gap if moment.month != 12 else gap / 2)
 
 
-async def test_forecast_applies_the_seasonal_index_after_a_year(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_forecast_applies_the_seasonal_index_after_a_year(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         _shop(d, 260, 800)
         await d.commit()
@@ -45,8 +46,8 @@ async def test_forecast_applies_the_seasonal_index_after_a_year(rdb: ReportDB, s
     assert result.actual > 100
 
 
-async def test_forecast_without_a_year_does_not_know_the_season(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_forecast_without_a_year_does_not_know_the_season(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         a = d.customer("Ann")
         for day in (1, 11, 21):

@@ -16,12 +16,11 @@ from bot.config import Settings
 from bot.demo_data import TELEGRAM_ID_BASE, generate
 from storage.db import Database
 from storage.models import Customer, Order, OutboxMessage, Product, Ticket
-from tests.reports_helpers import ReportDB, rdb  # noqa: F401  (fixtures)
 
 END = datetime(2026, 2, 28, 12, tzinfo=UTC)
 
 
-async def _fingerprint(db: ReportDB | Database) -> tuple[int, int, int, int, int]:
+async def _fingerprint(db: Database | Database) -> tuple[int, int, int, int, int]:
     async with db.session() as session:
         return (
             int(await session.scalar(select(func.count()).select_from(Customer))),
@@ -32,12 +31,12 @@ async def _fingerprint(db: ReportDB | Database) -> tuple[int, int, int, int, int
         )
 
 
-async def test_demo_history_is_realistic(rdb: ReportDB, settings: Settings) -> None:
-    summary = await generate(rdb, settings, customers=60, months=12, seed=7, end=END)  # type: ignore[arg-type]
+async def test_demo_history_is_realistic(db: Database, settings: Settings) -> None:
+    summary = await generate(db, settings, customers=60, months=12, seed=7, end=END)  # type: ignore[arg-type]
     assert summary.customers == 60 and summary.products_loaded > 0
     assert summary.orders > 60 * 6 and summary.items >= summary.orders
     assert (summary.start.isoformat(), summary.end.isoformat()) == ("2025-02-28", "2026-02-28")
-    async with rdb.session() as session:
+    async with db.session() as session:
         statuses = dict((await session.execute(select(Order.status, func.count()).group_by(Order.status))).all())
         first, last = (await session.execute(select(func.min(Order.created_at), func.max(Order.created_at)))).one()
         kinds = set(await session.scalars(select(OutboxMessage.kind).distinct()))
@@ -49,7 +48,7 @@ async def test_demo_history_is_realistic(rdb: ReportDB, settings: Settings) -> N
     assert {"reorder", "survey"} <= kinds
     assert attributed and rated is not None
     assert min(telegram_ids) > TELEGRAM_ID_BASE
-    assert summary.orders == (await _fingerprint(rdb))[1]
+    assert summary.orders == (await _fingerprint(db))[1]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)  # it makes SQLite files of its own

@@ -12,16 +12,17 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.reports import abc, rfm
 from bot.reports.periods import Period
+from storage.db import Database
 from storage.models import Customer
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
+from tests.helpers import Data, utc
 
 NOW = START  # 2026-03-02 02:00 UTC, 10:00 in Shanghai
 FEB = Period(date(2026, 2, 1), date(2026, 2, 28), "month")
 YEAR = Period(date(2025, 3, 3), date(2026, 3, 2), "range")
 
 
-async def _classes(db: ReportDB, settings: Settings, revenues: list[int], period: Period = FEB) -> abc.AbcReport:
+async def _classes(db: Database, settings: Settings, revenues: list[int], period: Period = FEB) -> abc.AbcReport:
     async with db.session() as session:
         d = Data(session)
         for index, revenue in enumerate(revenues):
@@ -37,8 +38,8 @@ def _summary(report: abc.AbcReport) -> dict[str, tuple[int, int]]:
 
 # ----- ABC ----------------------------------------------------------------------------------
 
-async def test_abc_classes_by_cumulative_revenue(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_abc_classes_by_cumulative_revenue(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         c1, c2, c3, c4, c5 = (d.customer(n) for n in ("Ann", "Bo", "Cy", "Di", "Ed"))
         d.order(c1, utc(2026, 2, 3), 300)
@@ -62,32 +63,32 @@ async def test_abc_classes_by_cumulative_revenue(rdb: ReportDB, settings: Settin
     assert detail[0][:4] == [c1, "Ann", 2, 500]
 
 
-async def test_abc_ties_never_straddle_a_boundary(rdb: ReportDB, settings: Settings) -> None:
+async def test_abc_ties_never_straddle_a_boundary(db: Database, settings: Settings) -> None:
     # 600 | 150, 150 (600 above each: A) | 50 (900 above: B) | 25, 25 (950 above: not under 95 %, C)
-    report = await _classes(rdb, settings, [600, 150, 150, 50, 25, 25])
+    report = await _classes(db, settings, [600, 150, 150, 50, 25, 25])
     assert _summary(report) == {"A": (3, 900), "B": (1, 50), "C": (2, 50)}
 
 
-async def test_abc_tied_group_crossing_the_line(rdb: ReportDB, settings: Settings) -> None:
+async def test_abc_tied_group_crossing_the_line(db: Database, settings: Settings) -> None:
     # 400 | 200, 200, 200: one by one the third would be B (800 above it); tied, all have 400 above: A.
-    report = await _classes(rdb, settings, [400, 200, 200, 200])
+    report = await _classes(db, settings, [400, 200, 200, 200])
     assert _summary(report) == {"A": (4, 1000), "B": (0, 0), "C": (0, 0)}
     assert [c.revenue for c in report.top] == [400, 200, 200, 200]
 
 
-async def test_abc_one_customer_and_no_orders(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_abc_one_customer_and_no_orders(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         empty = await abc.compute(session, settings, FEB, NOW)
     assert empty.total_customers == 0 and empty.top == []
     assert _summary(empty) == {"A": (0, 0), "B": (0, 0), "C": (0, 0)}
     assert all(c.revenue_share is None for c in empty.classes)
-    report = await _classes(rdb, settings, [1234])
+    report = await _classes(db, settings, [1234])
     assert _summary(report) == {"A": (1, 1234), "B": (0, 0), "C": (0, 0)}
 
 
-async def test_abc_thresholds_are_settings(rdb: ReportDB, settings: Settings) -> None:
+async def test_abc_thresholds_are_settings(db: Database, settings: Settings) -> None:
     strict = settings.model_copy(update={"abc_a_share": 0.5, "abc_b_share": 0.3})
-    async with rdb.session() as session:
+    async with db.session() as session:
         d = Data(session)
         for revenue in (500, 300, 100, 60, 40):
             d.order(d.customer(), utc(2026, 2, 10), revenue)
@@ -108,8 +109,8 @@ async def _customer_with(d: Data, name: str, last: datetime, orders: int, revenu
     return customer
 
 
-async def test_rfm_scores_and_segments(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_rfm_scores_and_segments(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         await _customer_with(d, "Ann", utc(2026, 3, 1, 3), 5, 5000)  # R5 F5 M5: champion
         await _customer_with(d, "Bo", utc(2026, 2, 1, 3), 4, 4000)  # R4 F4 M4: champion
@@ -130,8 +131,8 @@ async def test_rfm_scores_and_segments(rdb: ReportDB, settings: Settings) -> Non
     assert rows[0][1] == "2026-03-01"  # the shop's day of the last order
 
 
-async def test_rfm_cant_lose_new_potential_at_risk(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_rfm_cant_lose_new_potential_at_risk(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         await _customer_with(d, "Ann", utc(2025, 4, 1, 3), 5, 5000)  # R1 F5 M5: can't lose
         await _customer_with(d, "Bo", utc(2026, 3, 1, 3), 1, 100)  # R5 F1 M1: new
@@ -147,8 +148,8 @@ async def test_rfm_cant_lose_new_potential_at_risk(rdb: ReportDB, settings: Sett
     assert report.grid == {(1, 5): 1, (5, 1): 1, (4, 2): 1, (2, 4): 1, (3, 3): 1}
 
 
-async def test_rfm_ties_and_the_business_day(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_rfm_ties_and_the_business_day(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         ann, bo, cy = d.customer("Ann"), d.customer("Bo"), d.customer("Cy")
         d.order(ann, utc(2026, 3, 1, 3), 1000)  # 1 March in Shanghai
@@ -162,8 +163,8 @@ async def test_rfm_ties_and_the_business_day(rdb: ReportDB, settings: Settings) 
         ann: (5, 1, 1, "new"), bo: (5, 1, 1, "new"), cy: (2, 1, 1, "hibernating")}
 
 
-async def test_rfm_one_customer_is_new(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_rfm_one_customer_is_new(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         d.order(d.customer("Ann"), utc(2026, 2, 20), 5000)
         await d.commit()
@@ -182,8 +183,8 @@ def test_every_score_has_exactly_one_segment() -> None:
     assert rfm.segment_of(3, 1, 1) == "potential" and rfm.segment_of(2, 1, 5) == "hibernating"
 
 
-async def test_sql_segments_match_the_rule_table(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_sql_segments_match_the_rule_table(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         for i in range(25):
             await _customer_with(d, f"C{i}", utc(2025, 4, 1, 3) + timedelta(days=13 * i), 1 + (i * 7) % 6,
@@ -197,8 +198,8 @@ async def test_sql_segments_match_the_rule_table(rdb: ReportDB, settings: Settin
 # ----- churn: tests/test_churn_model.py ------------------------------------------------------------
 
 
-async def test_forgotten_customers_stay_counted_without_a_name(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_forgotten_customers_stay_counted_without_a_name(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         gone = d.customer(forgotten=True)
         d.order(gone, utc(2026, 2, 3), 700)
@@ -209,14 +210,14 @@ async def test_forgotten_customers_stay_counted_without_a_name(rdb: ReportDB, se
     assert names == [None]
 
 
-async def test_rfm_thresholds_match_the_rank_formulas(rdb: ReportDB, settings: Settings) -> None:
+async def test_rfm_thresholds_match_the_rank_formulas(db: Database, settings: Settings) -> None:
     """The scores come from thresholds; they must equal the quintile formulas of the module doc."""
     import math
     import random
 
     rng = random.Random(11)
     expected_input = {}
-    async with rdb.session() as session:
+    async with db.session() as session:
         d = Data(session)
         for i in range(73):
             customer = d.customer(f"C{i}")

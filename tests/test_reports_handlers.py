@@ -19,12 +19,8 @@ from bot.reports.output import split_text
 from jobs.runner import advance
 from storage.models import OutboxMessage, ReportDigest, SegmentCampaign
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, restart
-from tests.reports_helpers import Data, ReportDB, utc
+from tests.helpers import Data, utc
 from tests.test_reports_sales import build_shop
-
-
-def db_of(app: App) -> ReportDB:
-    return ReportDB(app.db.sessionmaker, app.db.dialect)
 
 
 def photos(messages: list[SentMessage]) -> list[SentMessage]:
@@ -82,7 +78,7 @@ async def test_customers_and_staff_are_refused_and_nothing_is_computed(
 @pytest.mark.usefixtures("no_charts")
 async def test_a_press_by_someone_else_is_refused(app: App, world: FakeTelegram, manager: FakeUser,
                                                   staff: FakeUser) -> None:
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     await manager.in_chat(STAFF_CHAT_ID).send("/rfm 2026-02")
     button = staff.last_with_buttons()
     assert await staff.press("Message a segment", button) == []
@@ -100,7 +96,7 @@ async def test_other_groups_get_no_reports(app: App, world: FakeTelegram, no_com
 # ----- the reports ---------------------------------------------------------------------------
 
 async def test_report_in_private_chat_has_a_chart_and_figures(app: App, manager: FakeUser) -> None:
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     replies = await manager.send("/report 2026-02")
     [photo] = photos(replies)
     assert_png(photo)
@@ -123,7 +119,7 @@ async def test_report_in_private_chat_has_a_chart_and_figures(app: App, manager:
 
 
 async def test_reports_in_the_staff_group_for_a_manager(app: App, world: FakeTelegram, manager: FakeUser) -> None:
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     boss = manager.in_chat(STAFF_CHAT_ID)
     for command, chart, words in (
         ("/abc 2026-02", True, "ABC classes · 2026-02-01 – 2026-02-28"),
@@ -175,7 +171,7 @@ async def test_bad_periods_are_explained(app: App, manager: FakeUser, no_compute
 
 
 async def test_reports_in_chinese(app: App, world: FakeTelegram) -> None:
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     boss = FakeUser(world, MANAGER_ID, "老板", language_code="zh-hans")
     replies = await boss.send("/report 2026-02")
     text = texts_of(replies)
@@ -194,7 +190,7 @@ def read_csv(message: SentMessage) -> list[list[str]]:
 
 @pytest.mark.usefixtures("no_charts")
 async def test_export_sends_csv(app: App, manager: FakeUser) -> None:
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     [document] = await manager.send("/export abc 2026-02")
     assert document.file_name == "caredesk-abc-2026-02-01_2026-02-28.csv"
     assert "/abc · 2026-02-01 – 2026-02-28 as CSV" in document.text
@@ -371,7 +367,7 @@ async def test_nobody_reachable_in_the_segment(app: App, manager: FakeUser) -> N
 
 @pytest.mark.usefixtures("no_charts")
 async def test_daily_digest(app: App, world: FakeTelegram, manager: FakeUser) -> None:
-    await build_shop(db_of(app))
+    await build_shop(app.db)
     [status] = await manager.send("/digest")
     assert "Off." in status.text and status.labels[:2] == ["07:00", "08:00"] and "Turn off" in status.labels
     await manager.press("08:00")  # 10:00 in Shanghai now: the first one comes tomorrow

@@ -2,7 +2,7 @@
 
 The business is in Asia/Shanghai (UTC+8): an order at 2026-01-31 17:00 UTC
 is on 1 February for the shop, one at 2026-02-28 16:30 UTC on 1 March.
-Every test runs on SQLite and on PostgreSQL (see reports_helpers.rdb).
+Every test runs on SQLite and on PostgreSQL (the ``db`` fixture, tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import pytest
 from bot.config import Settings
 from bot.reports import care, csat, sales, sla
 from bot.reports.periods import Period
+from storage.db import Database
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
+from tests.helpers import Data, utc
 
 FEB = Period(utc(2026, 2, 1).date(), utc(2026, 2, 28).date(), "month")
 
 
-async def build_shop(db: ReportDB) -> None:
+async def build_shop(db: Database) -> None:
     async with db.session() as session:
         d = Data(session)
         ann = d.customer("Ann", registered=utc(2025, 12, 10))
@@ -73,9 +74,9 @@ async def build_shop(db: ReportDB) -> None:
 NOW = START  # 2026-03-02 10:00 in Shanghai
 
 
-async def test_sales_figures_february(rdb: ReportDB, settings: Settings) -> None:
-    await build_shop(rdb)
-    async with rdb.session() as session:
+async def test_sales_figures_february(db: Database, settings: Settings) -> None:
+    await build_shop(db)
+    async with db.session() as session:
         report = await sales.compute(session, settings, FEB, NOW)
     c, b = report.current, report.before
     assert report.previous == Period(utc(2026, 1, 1).date(), utc(2026, 1, 31).date(), "month")
@@ -93,9 +94,9 @@ async def test_sales_figures_february(rdb: ReportDB, settings: Settings) -> None
         "2026-01-05": 6000, "2026-01-25": 4000, "2026-01-31": 1000}
 
 
-async def test_service_figures_february(rdb: ReportDB, settings: Settings) -> None:
-    await build_shop(rdb)
-    async with rdb.session() as session:
+async def test_service_figures_february(db: Database, settings: Settings) -> None:
+    await build_shop(db)
+    async with db.session() as session:
         report = await sales.compute(session, settings, FEB, NOW)
     s = report.sla
     assert (s.opened, s.resolved) == (4, 4)
@@ -116,9 +117,9 @@ async def test_service_figures_february(rdb: ReportDB, settings: Settings) -> No
     assert report.survey_before.sent == 0 and report.survey_before.response_rate is None
 
 
-async def test_care_figures_february(rdb: ReportDB, settings: Settings) -> None:
-    await build_shop(rdb)
-    async with rdb.session() as session:
+async def test_care_figures_february(db: Database, settings: Settings) -> None:
+    await build_shop(db)
+    async with db.session() as session:
         report = await care.compute(session, settings, FEB, NOW)
     current = {line.kind: (line.sent, line.orders, line.revenue, line.skipped) for line in report.current.lines}
     assert current == {"reorder": (2, 2, 13000, 0), "winback": (1, 0, 0, 0), "birthday": (0, 0, 0, 1),
@@ -133,9 +134,9 @@ async def test_care_figures_february(rdb: ReportDB, settings: Settings) -> None:
     assert report.skip_reasons == [("weekly cap", 1)]
 
 
-async def test_sla_and_csat_by_staff(rdb: ReportDB, settings: Settings) -> None:
-    await build_shop(rdb)
-    async with rdb.session() as session:
+async def test_sla_and_csat_by_staff(db: Database, settings: Settings) -> None:
+    await build_shop(db)
+    async with db.session() as session:
         report = await sla.compute(session, settings, FEB, NOW)
         satisfaction = await csat.compute(session, settings, FEB, NOW)
     staff = {row.key: row for row in report.by_staff}
@@ -154,10 +155,10 @@ async def test_sla_and_csat_by_staff(rdb: ReportDB, settings: Settings) -> None:
     assert satisfaction.current.distribution == {1: 0, 2: 1, 3: 0, 4: 1, 5: 1}
 
 
-async def test_a_day_is_the_business_day(rdb: ReportDB, settings: Settings) -> None:
-    await build_shop(rdb)
+async def test_a_day_is_the_business_day(db: Database, settings: Settings) -> None:
+    await build_shop(db)
     day = Period(utc(2026, 3, 1).date(), utc(2026, 3, 1).date(), "day")
-    async with rdb.session() as session:
+    async with db.session() as session:
         report = await sales.compute(session, settings, day, NOW)
         utc_settings = settings.model_copy(update={"default_timezone": "UTC"})
         in_utc = await sales.compute(session, utc_settings, day, NOW)
@@ -168,8 +169,8 @@ async def test_a_day_is_the_business_day(rdb: ReportDB, settings: Settings) -> N
     assert report.before.orders == 0
 
 
-async def test_no_orders_and_no_tickets(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_no_orders_and_no_tickets(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         report = await sales.compute(session, settings, FEB, NOW)
         service = await sla.compute(session, settings, FEB, NOW)
         satisfaction = await csat.compute(session, settings, FEB, NOW)
@@ -182,10 +183,10 @@ async def test_no_orders_and_no_tickets(rdb: ReportDB, settings: Settings) -> No
     assert results.current.lines == [] and results.current.conversion is None
 
 
-async def test_long_periods_trend_by_month(rdb: ReportDB, settings: Settings) -> None:
-    await build_shop(rdb)
+async def test_long_periods_trend_by_month(db: Database, settings: Settings) -> None:
+    await build_shop(db)
     period = Period(utc(2025, 9, 1).date(), utc(2026, 2, 28).date(), "range")
-    async with rdb.session() as session:
+    async with db.session() as session:
         report = await sales.compute(session, settings, period, NOW)
     assert report.trend_unit == "month"
     assert [(p.label, p.revenue) for p in report.trend][-2:] == [("2026-01", 11000), ("2026-02", 25000)]

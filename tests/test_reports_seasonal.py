@@ -10,14 +10,15 @@ import pytest
 from bot.config import Settings
 from bot.reports import sales, seasonal
 from bot.reports.periods import Period, PeriodError, parse_period
+from storage.db import Database
 from storage.queries.common import offset_segments
 from tests.conftest import START
-from tests.reports_helpers import Data, ReportDB, rdb, utc  # noqa: F401  (fixtures)
+from tests.helpers import Data, utc
 
 NOW = START  # 2026-03-02, so the last complete month is February 2026
 
 
-async def _two_years(db: ReportDB) -> None:
+async def _two_years(db: Database) -> None:
     """March 2024 – February 2026: 1000 a month, January 3000, July nothing."""
     async with db.session() as session:
         d = Data(session)
@@ -35,9 +36,9 @@ async def _two_years(db: ReportDB) -> None:
         await d.commit()
 
 
-async def test_seasonal_index_by_hand(rdb: ReportDB, settings: Settings) -> None:
-    await _two_years(rdb)
-    async with rdb.session() as session:
+async def test_seasonal_index_by_hand(db: Database, settings: Settings) -> None:
+    await _two_years(db)
+    async with db.session() as session:
         report = await seasonal.compute(session, settings, None, NOW)
     assert report.window == Period(date(2024, 3, 1), date(2026, 2, 28), "range")
     assert len(report.months) == 24
@@ -53,9 +54,9 @@ async def test_seasonal_index_by_hand(rdb: ReportDB, settings: Settings) -> None
     assert report.busiest.month == 1 and report.quietest.month == 7
 
 
-async def test_seasonal_window_ends_with_the_named_month(rdb: ReportDB, settings: Settings) -> None:
-    await _two_years(rdb)
-    async with rdb.session() as session:
+async def test_seasonal_window_ends_with_the_named_month(db: Database, settings: Settings) -> None:
+    await _two_years(db)
+    async with db.session() as session:
         report = await seasonal.compute(session, settings, parse_period("2025-06", date(2026, 3, 2)), NOW)
     assert report.window == Period(date(2024, 3, 1), date(2025, 6, 30), "range")
     index = {i.month: i for i in report.indexes}
@@ -64,11 +65,11 @@ async def test_seasonal_window_ends_with_the_named_month(rdb: ReportDB, settings
     assert index[3].years == 2
 
 
-async def test_seasonal_without_orders_and_with_a_short_history(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_seasonal_without_orders_and_with_a_short_history(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         empty = await seasonal.compute(session, settings, None, NOW)
     assert empty.window is None and all(i.index is None for i in empty.indexes) and empty.busiest is None
-    async with rdb.session() as session:
+    async with db.session() as session:
         d = Data(session)
         ann = d.customer("Ann")
         d.order(ann, utc(2025, 11, 20), 5000)  # the history starts mid-November: November is left out
@@ -83,8 +84,8 @@ async def test_seasonal_without_orders_and_with_a_short_history(rdb: ReportDB, s
     assert short.window == Period(date(2025, 12, 1), date(2026, 2, 28), "range")
 
 
-async def test_seasonal_needs_one_whole_month(rdb: ReportDB, settings: Settings) -> None:
-    async with rdb.session() as session:
+async def test_seasonal_needs_one_whole_month(db: Database, settings: Settings) -> None:
+    async with db.session() as session:
         d = Data(session)
         d.order(d.customer("Bo"), utc(2026, 2, 20), 1000)  # the only order, in the middle of February
         await d.commit()
@@ -92,9 +93,9 @@ async def test_seasonal_needs_one_whole_month(rdb: ReportDB, settings: Settings)
     assert report.window is None and report.busiest is None
 
 
-async def test_days_follow_daylight_saving(rdb: ReportDB, settings: Settings) -> None:
+async def test_days_follow_daylight_saving(db: Database, settings: Settings) -> None:
     new_york = settings.model_copy(update={"default_timezone": "America/New_York"})
-    async with rdb.session() as session:
+    async with db.session() as session:
         d = Data(session)
         ann = d.customer("Ann")
         d.order(ann, utc(2026, 3, 8, 4, 30), 100)  # 7 March, 23:30 EST

@@ -42,9 +42,9 @@ from jobs.runner import run_job
 from storage.models import Customer, OutboxMessage
 from storage.repositories import Repos
 from tests.conftest import MANAGER_ID, STAFF2_ID, STAFF_CHAT_ID, STAFF_ID, START, register
+from tests.helpers import file_complaint
 from tests.servers import drop_postgres, postgres_url, redis_delete_prefix, redis_prefix, redis_url
 from tests.test_pacing import most_in_any_second
-from tests.tickets_helpers import file_complaint
 
 CUSTOMERS = int(os.environ.get("SCALE_OUT_CUSTOMERS", "600"))
 BASE = 800_000_000

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.fake_telegram import FakeTelegram, FakeUser
 from jobs.runner import advance
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
-from tests.tickets_helpers import file_complaint, outbox, ticket
+from tests.helpers import file_complaint, outbox, ticket
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -50,7 +50,7 @@ async def test_first_response_minutes_are_counted_minutes(app: App, world: FakeT
     app.clock.set(local(2026, 3, 7, 13, 30))  # type: ignore[attr-defined]  # Saturday 13:30
     await file_complaint(customer, "late", category="Other")
     app.clock.set(local(2026, 3, 9, 9, 15))  # type: ignore[attr-defined]  # Monday 09:15
-    from tests.tickets_helpers import card
+    from tests.helpers import card
 
     await staff.send("Good morning, looking into it", reply_to=card(world).message_id)
     saved = await ticket(app)
@@ -61,7 +61,7 @@ async def test_first_response_minutes_are_counted_minutes(app: App, world: FakeT
 
 async def _rated_at_night(app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser, category: str,
                           rating: int = 1) -> None:
-    from tests.tickets_helpers import card
+    from tests.helpers import card
 
     await register(customer, "Mei")
     app.clock.set(local(2026, 3, 2, 17, 0))  # type: ignore[attr-defined]  # Monday 17:00
@@ -115,7 +115,7 @@ def test_notice_time_rules() -> None:
 
 async def test_an_autoclose_notice_waits_for_the_customers_morning(app: App, world: FakeTelegram,
                                                                    customer: FakeUser, staff: FakeUser) -> None:
-    from tests.tickets_helpers import card
+    from tests.helpers import card
 
     await register(customer, "Mei")
     app.clock.set(local(2026, 3, 2, 1, 0))  # type: ignore[attr-defined]  # Monday 01:00

@@ -9,7 +9,7 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from jobs.runner import advance, run_job
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
-from tests.tickets_helpers import HAS_DELIVERY, card, deliver, events, file_complaint, outbox, ticket
+from tests.helpers import card, deliver, events, file_complaint, outbox, ticket
 
 FIVE = timedelta(minutes=5)
 
@@ -143,7 +143,6 @@ async def test_job_is_safe_to_run_twice(app: App, world: FakeTelegram, customer:
 
 async def test_escalation_end_to_end_through_the_outbox(app: App, world: FakeTelegram, customer: FakeUser,
                                                         manager: FakeUser) -> None:
-    assert HAS_DELIVERY, "jobs.delivery (the outbox worker) is expected"
     await register(customer, "Mei")
     await file_complaint(customer, "late", category="Delivery")
     await advance(app.jobs, timedelta(minutes=35), step=FIVE)

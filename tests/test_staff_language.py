@@ -14,10 +14,19 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser, SentMessage
 from jobs.runner import advance, run_job
 from storage.models import StaffLanguage
-from tests.care_helpers import add_customer, add_order, add_product
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, STAFF_ID, register, restart
-from tests.orders_helpers import SMALL_CATALOG, label, load_catalog, place_order
-from tests.tickets_helpers import deliver, file_complaint, messages
+from tests.helpers import (
+    SMALL_CATALOG,
+    add_customer,
+    add_order,
+    add_product,
+    deliver,
+    file_complaint,
+    label,
+    load_catalog,
+    messages,
+    place_order,
+)
 
 # English a Chinese staff text must not carry (template words, not names or numbers).
 ENGLISH = re.compile(r"\b(Complaint|Order|Customer|Total|Reply|Take|Resolve|Priority|Accept|Cancel|target|left|"

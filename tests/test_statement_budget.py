@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 
 from bot.app import App
 from bot.fake_telegram import FakeUser
-from tests.orders_helpers import SMALL_CATALOG, load_catalog, make_customer, orders, quick_order, to_summary
+from tests.helpers import SMALL_CATALOG, add_customer, load_catalog, orders, quick_order, to_summary
 
 
 def counted(app: App) -> AbstractContextManager[list[str]]:
@@ -42,7 +42,7 @@ async def test_each_registration_step(app: App, customer: FakeUser) -> None:
 
 
 async def test_a_menu_command_of_a_registered_customer(app: App, customer: FakeUser) -> None:
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     for command in ("/help", "/start"):
         with counted(app) as statements:
             replies = await customer.send(command)
@@ -61,7 +61,7 @@ ORDER_CONFIRM_BUDGET = 6
 
 async def test_the_order_confirm(app: App, customer: FakeUser) -> None:
     await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     await to_summary(customer)
     with counted(app) as statements:
         await customer.press("Confirm order")
@@ -72,7 +72,7 @@ async def test_the_order_confirm(app: App, customer: FakeUser) -> None:
 async def test_confirm_pressed_again(app: App, customer: FakeUser) -> None:
     """The second press is answered from the dialog state the update loads anyway."""
     await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     [summary] = await to_summary(customer)
     _, confirm = customer.find_button("Confirm order", summary)
     await customer.press_data(confirm["callback_data"], summary)
@@ -87,7 +87,7 @@ async def test_a_staff_card_button(app: App, customer: FakeUser, staff: FakeUser
     history (one statement), its customer, the compare-and-set, the history row. The card is redrawn
     from what was loaded and written, not read again."""
     await load_catalog(app, SMALL_CATALOG)
-    await make_customer(app, customer)
+    await add_customer(app, customer.id, name="Mei Lin")
     await quick_order(app, customer)
     with counted(app) as statements:
         await staff.press("Accept")

@@ -8,7 +8,7 @@ from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.services.tickets import CsatCallback
 from tests.conftest import MANAGER_ID, STAFF_CHAT_ID, register
-from tests.tickets_helpers import card, deliver, events, file_complaint, outbox, ticket
+from tests.helpers import card, deliver, events, file_complaint, outbox, ticket
 
 
 async def _resolved(customer: FakeUser, staff: FakeUser, world: FakeTelegram, app: App, ticket_id: int = 1,

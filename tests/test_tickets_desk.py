@@ -12,7 +12,7 @@ from bot.fake_telegram import FakeTelegram, FakeUser
 from bot.services.tickets import TicketCallback
 from storage.models import Ticket
 from tests.conftest import STAFF_CHAT_ID, register
-from tests.tickets_helpers import card, customer_row, events, file_complaint, messages, outbox, ticket
+from tests.helpers import card, customer_row, events, file_complaint, messages, outbox, ticket
 
 TAKE = TicketCallback(action="take", ticket=1).pack()
 RESOLVE = TicketCallback(action="resolve", ticket=1).pack()

@@ -7,7 +7,7 @@ import json
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import register
-from tests.tickets_helpers import card, events, file_complaint, messages, outbox, ticket
+from tests.helpers import card, events, file_complaint, messages, outbox, ticket
 
 
 async def test_mydata_and_forget(app: App, world: FakeTelegram, customer: FakeUser, staff: FakeUser) -> None:

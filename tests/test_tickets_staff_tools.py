@@ -7,7 +7,7 @@ from datetime import timedelta
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import STAFF_CHAT_ID, START, register
-from tests.tickets_helpers import add_order, card, file_complaint
+from tests.helpers import add_order, card, customer_row, file_complaint
 
 
 async def test_tickets_lists_open_tickets_by_due_time(app: App, world: FakeTelegram, customer: FakeUser,
@@ -69,7 +69,7 @@ async def test_customer_search_and_file(app: App, world: FakeTelegram, staff: Fa
     await register(mei, "Mei Lin")
     await register(wang, "王芳")
     await register(wang2, "王小明")
-    await add_order(app, mei.id, 2550, START - timedelta(days=3))
+    await add_order(app, (await customer_row(app, mei.id)).id, None, START - timedelta(days=3), total=2550)
     await file_complaint(mei, "late", order="#1")
     await staff.send("/customer mei")
     file_ = world.last(STAFF_CHAT_ID)

@@ -10,14 +10,14 @@ import pytest
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
 from tests.conftest import MANAGER_ID
-from tests.orders_helpers import load_catalog, make_customer
+from tests.helpers import add_customer, customer_row, load_catalog
 
 
 async def test_units_in_chinese(app: App, world: FakeTelegram) -> None:
     """The sample catalog's units have Chinese names; a Chinese customer sees them, an English one does not."""
     await load_catalog(app)
     mei = FakeUser(world, 100009, "梅")
-    await make_customer(app, mei, "梅", lang="zh")
+    await add_customer(app, mei.id, name="梅", language="zh")
     await mei.send("/order")
     replies = await mei.press("大米")
     assert replies[0].labels[0] == "泰国香米，5 公斤装 · ¥68.00"
@@ -26,7 +26,7 @@ async def test_units_in_chinese(app: App, world: FakeTelegram) -> None:
     await mei.press("2")
     replies = await mei.press("去结算")
     ann = FakeUser(world, 100010, "Ann")
-    await make_customer(app, ann, "Ann")
+    await add_customer(app, ann.id, name="Ann")
     await ann.send("/order")
     replies = await ann.press("Rice")
     assert replies[0].labels[0] == "Jasmine rice, 5 kg bag · ¥68.00"
@@ -52,7 +52,7 @@ async def test_period_words_in_chinese(app: App, world: FakeTelegram, monkeypatc
 
 async def test_durations_in_chinese(app: App, world: FakeTelegram) -> None:
     mei = FakeUser(world, 100011, "梅")
-    await make_customer(app, mei, "梅", lang="zh")
+    await add_customer(app, mei.id, name="梅", language="zh")
     await mei.send("/complaint")
     await mei.press("配送")
     await mei.send("袋子破了")
@@ -101,7 +101,7 @@ async def test_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: 
 
     from storage.models import Ticket
     from tests.conftest import register
-    from tests.tickets_helpers import card, file_complaint
+    from tests.helpers import card, file_complaint
 
     await register(customer, "Mei")
     await file_complaint(customer, category="Quality")
@@ -126,10 +126,10 @@ async def test_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: 
 async def test_customer_file_for_staff_who_chose_chinese(app: App, world: FakeTelegram, customer: FakeUser,
                                                          staff: FakeUser) -> None:
     from tests.conftest import register
-    from tests.tickets_helpers import add_order
+    from tests.helpers import add_order
 
     await register(customer, "Mei")
-    await add_order(app, customer.id, 6800, app.clock.now())
+    await add_order(app, (await customer_row(app, customer.id)).id, None, app.clock.now(), total=6800)
     await staff.send("/language")
     await staff.press("中文")
     replies = await staff.send("/customer Mei")
