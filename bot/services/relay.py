@@ -38,14 +38,13 @@ from bot.callback_ids import RowId
 from bot.config import Settings
 from bot.pipeline import at_once
 from bot.rules import tickets as rules
-from bot.rules.text_units import utf16_cut, utf16_len
+from bot.rules.text_units import utf16_cut, utf16_len, utf16_split
 from bot.services.tickets import (
     customer_actor,
     customer_texts,
     refresh_card,
     send_staff_reply,
     send_to_customer,
-    split_text,
     staff_chat_route,
     staff_chat_texts,
 )
@@ -136,9 +135,9 @@ async def _post(bot: Bot, repos: Repos, chat_id: int, now: datetime, render: Cal
                 caption, extra = render(""), words.text
             sent = await at_once(bot.send_photo(chat_id, words.photo, caption=caption, reply_markup=markup, **params))
             first, markup = sent.message_id, None
-            pieces = split_text(extra, PIECE) if extra else []
+            pieces = utf16_split(extra, PIECE) if extra else []
         else:
-            pieces = split_text(words.text or "", PIECE)
+            pieces = utf16_split(words.text or "", PIECE)
         for piece in pieces:
             sent = await at_once(bot.send_message(chat_id, render(piece), reply_markup=markup, **params))
             first, markup = first or sent.message_id, None

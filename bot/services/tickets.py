@@ -29,7 +29,7 @@ from bot.config import Settings
 from bot.pipeline import at_once
 from bot.rules import tickets as rules
 from bot.rules.sla import notice_time
-from bot.rules.text_units import CAPTION_LIMIT, TEXT_LIMIT, utf16_len, utf16_split  # noqa: F401  (re-exported)
+from bot.rules.text_units import utf16_len, utf16_split
 from bot.staff_language import chat_language, member_languages, staff_chat_language
 from bot.texts import TextRenderer, Texts
 from storage.models import Customer, Order, Ticket
@@ -81,12 +81,6 @@ def actor_of(user: User, role: str = "staff") -> rules.Actor:
 
 def customer_actor(customer: Customer) -> rules.Actor:
     return rules.Actor("customer", customer.telegram_id, customer.name)
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long plain text into pieces of at most ``limit`` UTF-16 units (as Telegram counts), at line
-    ends when possible."""
-    return utf16_split(text, limit)
 
 
 # ----- the card ---------------------------------------------------------------------------
@@ -311,7 +305,7 @@ async def send_staff_reply(bot: Bot, repos: Repos, customer: Customer, now: date
         if failure is not None or not extra:
             return failure
         body = extra
-    for piece in split_text(body or "", 4000 - utf16_len(render(""))):
+    for piece in utf16_split(body or "", 4000 - utf16_len(render(""))):
         failure = await send_to_customer(bot, repos, customer, now, text=render(piece))
         if failure:
             return failure
