@@ -9,9 +9,10 @@ fixture) and is skipped, with the reason, when the server does not answer.
   ``postgres_url(migrated=True)`` — the same, upgraded to head.
   ``shared_postgres_url()`` — one migrated schema shared by the session (fast;
   keep to your own rows). ``fresh_postgres_url()`` — the suite's migrated
-  schema, emptied for the calling test (what ``db_url[postgresql]`` uses). ``drop_postgres(url)`` drops one early; everything
-  is dropped when the test process exits anyway, and leftovers of killed runs
-  are dropped by the next run.
+  schema, emptied for the calling test (what ``db_url[postgresql]`` uses).
+  ``drop_postgres(url)`` drops one early; everything is dropped when the test
+  process exits anyway, and leftovers of killed runs are dropped by the next
+  run.
 * ``redis_url()`` — the test Redis database; ``redis_prefix()`` a key prefix no
   other test (or other test run on the same server) uses.
 
@@ -192,8 +193,8 @@ def postgres_url(*, migrated: bool = False) -> str:
         database = _session_database()
         role = f"{_PREFIX}{_RUN}_{next(_counter)}"
         password = uuid.uuid4().hex  # for servers that ask for one (trust auth ignores it)
-        _run(_admin(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'", f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"',
-                    database=database))
+        _run(_admin(f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'",
+                    f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"', database=database))
         _roles.append(role)
     url = postgres_server_url().set(username=role, password=password, database=database)
     text = url.render_as_string(hide_password=False)

@@ -34,7 +34,8 @@ def test_a_dataset_copied_into_postgresql_has_the_same_rows_and_values() -> None
                     counted = {t.__tablename__: await session.scalar(select(func.count()).select_from(t))
                                for t in (Customer, Order, OrderItem, Product)}
                     assert counted == expected
-                    assert await session.scalar(select(func.count()).where(Customer.care_consent.is_(True))) == consenting
+                    consented = select(func.count()).where(Customer.care_consent.is_(True))
+                    assert await session.scalar(consented) == consenting
                     order = await session.scalar(select(Order).where(Order.delivered_at.is_not(None)).limit(1))
                     assert order is not None and order.delivered_at - order.created_at == timedelta(days=1)
                     # New rows take ids after the copied ones.

@@ -191,7 +191,7 @@ def test_winbacks_go_only_to_the_customers_the_model_ranks_at_risk() -> None:
     free = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS), lambda c: {}, lambda c: None)
     lapsed = sorted(p.customer_id for _, p, _, _ in free.planned if p.kind == rules.KIND_WINBACK)
     assert len(lapsed) > 10
-    targets = np.array(lapsed[::2] + [100_000])  # half of them, and someone not in this batch
+    targets = np.array([*lapsed[::2], 100_000])  # half of them, and someone not in this batch
     gated = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS, targets[::-1]),
                        lambda c: {}, lambda c: None)
     assert sorted(p.customer_id for _, p, _, _ in gated.planned if p.kind == rules.KIND_WINBACK) == lapsed[::2]

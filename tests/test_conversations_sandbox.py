@@ -87,7 +87,8 @@ async def test_survey_answer_reaches_staff_and_birthday_goes_before_the_reminder
     assert code == 0, output
     expect = EXPECT[lang]
     lines = output.splitlines()
-    relayed = next(i for i, line in enumerate(lines) if line.startswith("[staff chat]: 💬") and expect["relayed"] in line)
+    relayed = next(i for i, line in enumerate(lines)
+                   if line.startswith("[staff chat]: 💬") and expect["relayed"] in line)
     assert words in lines[relayed + 1]
     assert any(line.startswith(f"[to customer 1]: {expect['reply']}") for line in lines), output
     assert answer in output

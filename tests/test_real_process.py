@@ -134,7 +134,8 @@ async def settle(bot: BotProcess, session: aiohttp.ClientSession, expected: int,
         if await bot.handled(session) >= expected:
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"{await bot.handled(session)} of {expected} updates handled in {timeout} s:\n{bot.log()[-4000:]}")
+    raise AssertionError(f"{await bot.handled(session)} of {expected} updates handled in {timeout} s:\n"
+                         f"{bot.log()[-4000:]}")
 
 
 class PostingUser(FakeUser):
@@ -177,7 +178,8 @@ def plain_db_url(db_url: str) -> str:
 
 def start_update(update_id: int, user_id: int) -> dict[str, Any]:
     user = {"id": user_id, "is_bot": False, "first_name": "Mei", "language_code": "en"}
-    message = {"message_id": 1, "date": int(time.time()), "chat": {"id": user_id, "type": "private", "first_name": "Mei"},
+    chat = {"id": user_id, "type": "private", "first_name": "Mei"}
+    message = {"message_id": 1, "date": int(time.time()), "chat": chat,
                "from": user, "text": "/start", "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}
     return {"update_id": update_id, "message": message}
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -74,9 +74,9 @@ TEXT_LENGTHS = {
 }
 DEFAULT_TEXT = 64
 # Codes from a fixed set (statuses, kinds ...): the longest is about this long.
-ENUM_NAMES = {"category", "status", "priority", "kind", "level", "role", "source", "segment", "template", "step", "direction",
-              "target", "window", "fmt", "code", "key", "from_status", "to_status", "action", "mode", "klass",
-              "actor_role", "language", "lang_code"}
+ENUM_NAMES = {"category", "status", "priority", "kind", "level", "role", "source", "segment", "template", "step",
+              "direction", "target", "window", "fmt", "code", "key", "from_status", "to_status", "action", "mode",
+              "klass", "actor_role", "language", "lang_code"}
 ENUM_TEXT = 24
 # Names that print as numbers: ids, counts, amounts.
 NUMBER_NAMES = {
@@ -174,7 +174,8 @@ CONTEXT: dict[str, dict[str, Any] | ContextFactory] = {
 }
 # Templates whose output the code splits into several messages, so only each piece has a limit.
 SPLIT_AT_LINES = "reports/"  # bot/reports/output.split_text cuts at line ends: every line must stand alone
-SPLIT_BY_CODE = {"tickets/history.html", "tickets/customer_notes.html"}  # handlers/staff_tools.py puts entries into chunks that fit
+# handlers/staff_tools.py puts entries into chunks that fit
+SPLIT_BY_CODE = {"tickets/history.html", "tickets/customer_notes.html"}
 
 
 def _is_number_name(name: str) -> bool:
@@ -215,7 +216,7 @@ class Probe(int):
 
     _probes: Probes
     _name: str
-    _fixed: dict[str, Any] = {}
+    _fixed: Mapping[str, Any] = {}  # read only; Probes.obj gives a probe its own
 
     def __new__(cls, probes: Probes, name: str) -> Probe:
         obj = super().__new__(cls, NUMBER_VALUES.get(name, WORST_NUMBER) if probes.truthy else 0)

@@ -54,7 +54,8 @@ async def client(hook_app: App) -> AsyncIterator[TestClient]:
 
 def start_update(update_id: int = 1, text: str = "/start") -> dict[str, Any]:
     user = {"id": USER, "is_bot": False, "first_name": "Mei", "language_code": "en"}
-    message = {"message_id": update_id, "date": 1772416800, "chat": {"id": USER, "type": "private", "first_name": "Mei"},
+    chat = {"id": USER, "type": "private", "first_name": "Mei"}
+    message = {"message_id": update_id, "date": 1772416800, "chat": chat,
                "from": user, "text": text}
     if text.startswith("/"):
         message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
