@@ -483,7 +483,7 @@ async def test_winback_order_again_button(app: App, customer: FakeUser) -> None:
     assert order.source == "winback" and order.attributed_outbox_id == row.id
 
 
-# ----- privacy -----------------------------------------------------------------------------------------------------------
+# ----- privacy --------------------------------------------------------------------------------------------------------
 
 async def test_mydata_and_forget_cover_care_records(app: App, customer: FakeUser) -> None:
     import json

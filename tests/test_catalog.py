@@ -24,7 +24,8 @@ from bot.config import Settings
 from tests.helpers import load_catalog, product, set_product
 
 HEADER = "sku,name_en,name_zh,category,unit,price,days_per_unit_per_person,active\n"
-GOOD = HEADER + "RICE-5,Jasmine rice,泰国香米,rice,5 kg bag,68.00,10,true\nOIL-5,Peanut oil,花生油,oil,5 L bottle,139,,\n"
+GOOD = (HEADER + "RICE-5,Jasmine rice,泰国香米,rice,5 kg bag,68.00,10,true\n"
+        "OIL-5,Peanut oil,花生油,oil,5 L bottle,139,,\n")
 
 
 def problems_of(data: bytes, fmt: str = "csv", currency: str = "CNY") -> list[str]:
@@ -85,7 +86,8 @@ def test_every_bad_row_is_listed_with_its_line() -> None:
     ("A B,x,y,c,u,1,,", "sku 'A B' must be up to 64 letters, digits, '.', '_' or '-'"),
     (",x,y,c,u,1,,", "missing sku"),
     ("A,x,,,,1,,", "missing name_zh; missing category; missing unit"),
-    ("A," + "x" * 65 + ",y,c," + "u" * 33 + ",1,,", "name_en is longer than 64 characters; unit is longer than 32 characters"),
+    ("A," + "x" * 65 + ",y,c," + "u" * 33 + ",1,,",
+     "name_en is longer than 64 characters; unit is longer than 32 characters"),
     ("A,x,y,c,u,1,,,extra", "9 values but 8 columns"),
 ])
 def test_each_kind_of_bad_value(row: str, reason: str) -> None:

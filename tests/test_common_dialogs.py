@@ -49,8 +49,8 @@ async def test_whole_registration_in_chinese_with_every_mistake(app: App, world:
         "household": [("0", "household_out_of_range", {"low": 1, "high": 20}),
                       ("两", "household_not_a_number", {"low": 1, "high": 20})],
     }
-    good = {"name": "李 <美> & 家", "phone": "138 0013 8000", "birthday": "1990年3月5日", "address": "北京市朝阳区 1 号",
-            "household": "4"}
+    good = {"name": "李 <美> & 家", "phone": "138 0013 8000", "birthday": "1990年3月5日",
+            "address": "北京市朝阳区 1 号", "household": "4"}
     for step, cases in mistakes.items():
         for typed, code, params in cases:
             replies = await user.send(typed)

@@ -23,7 +23,8 @@ async def test_card_outlook_from_the_model(app: App, world: FakeTelegram, staff:
         d = Data(session)
         for i in range(300):  # the shop: regulars every 7–28 days, a third of them gone quiet
             c = d.customer(f"R{i}")
-            moment, stop = START - timedelta(days=300 - i % 50), START - timedelta(days=(20 + 3 * (i % 60)) * (i % 3 == 0))
+            moment = START - timedelta(days=300 - i % 50)
+            stop = START - timedelta(days=(20 + 3 * (i % 60)) * (i % 3 == 0))
             while moment < stop:
                 d.order(c, moment, 1000)
                 moment += timedelta(days=7 + (i % 4) * 7)

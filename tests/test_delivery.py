@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -83,7 +84,7 @@ async def test_one_chat_gets_at_most_one_message_per_second(app: App, world: Fak
     await run_job(app.jobs, "deliver_outbox")
     sent_at = [t for t, outcome, _ in worker.stats.events if outcome == "sent"]
     assert len(sent_at) == 5
-    gaps = [b - a for a, b in zip(sent_at, sent_at[1:])]
+    gaps = [b - a for a, b in pairwise(sent_at)]
     assert min(gaps) >= 1.0 - 1e-6
     assert app.clock.now() - start >= timedelta(seconds=4)  # the pacing moved the manual clock, no real sleep
     assert [m.text for m in world.sent(4242)] == [f"notice {n}" for n in range(5)]
@@ -196,7 +197,9 @@ async def test_after_the_retry_limit_the_row_fails_with_the_error_kept(app: App,
     assert world.sent(BASE) == []
 
 
-async def test_timeout_after_send_makes_a_care_row_uncertain_and_it_is_not_resent(app: App, world: FakeTelegram) -> None:
+async def test_timeout_after_send_makes_a_care_row_uncertain_and_it_is_not_resent(
+    app: App, world: FakeTelegram,
+) -> None:
     (cid, chat), = await _customers(app, 1)
     await enqueue(app, "care:t", chat, text="Running low on rice?", customer_id=cid)
     world.fail("timeout_after_send", chat_id=chat)

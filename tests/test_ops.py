@@ -106,7 +106,8 @@ def test_json_log_lines_carry_context_and_no_token() -> None:
     line = JsonFormatter().format(record)
     entry = json.loads(line)
     assert entry["level"] == "warning" and entry["logger"] == "caredesk.pipeline"
-    assert (entry["update_id"], entry["chat_id"], entry["handler"], entry["duration_ms"]) == (42, 1001, "ordering", 12.5)
+    fields = (entry["update_id"], entry["chat_id"], entry["handler"], entry["duration_ms"])
+    assert fields == (42, 1001, "ordering", 12.5)
     assert token not in line and "<redacted>" in entry["message"]
     assert "\n" not in line
 

@@ -127,7 +127,8 @@ async def test_pages_turn_in_place(app: App, world: FakeTelegram, shop: FakeUser
     assert replies == []  # no new message: the same one shows page 2
     page = world.message(customer.chat_id, page1.message_id)
     assert page.text == ask_products("rice", 2, 2)
-    assert page.labels == [product_label("Wild rice", "500 g bag", 3000), product_label("Broken rice", "5 kg bag", 3500),
+    assert page.labels == [product_label("Wild rice", "500 g bag", 3000),
+                           product_label("Broken rice", "5 kg bag", 3500),
                            label("order_prev"), label("order_categories")]
     await customer.press(label("order_prev"))
     assert world.message(customer.chat_id, page1.message_id).text == ask_products("rice", 1, 2)

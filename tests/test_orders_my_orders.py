@@ -80,7 +80,8 @@ async def test_order_again_is_one_tap_to_the_summary(app: App, world: FakeTelegr
     await set_product(app, "RICE-1", price=7000)  # today's price
     await shop.send("/orders")
     replies = await shop.press(label("order_again", number=1))
-    assert texts_of(replies) == [summary([("Jasmine rice", "5 kg bag", 7000, 2), ("Peanut oil", "5 L bottle", 13900, 1)])]
+    assert texts_of(replies) == [summary([("Jasmine rice", "5 kg bag", 7000, 2),
+                                          ("Peanut oil", "5 L bottle", 13900, 1)])]
     await shop.press(label("order_confirm"))
     first, second = await orders(app)
     assert items_of(second) == [("RICE-1", 2, 7000), ("OIL-1", 1, 13900)]
@@ -120,8 +121,8 @@ async def test_order_again_without_a_saved_address_asks_for_one(app: App, world:
     assert texts_of(replies) == [shown("orders/ask_address", saved=None)]
     await shop.send("3 New Road")
     replies = await shop.press(label("no"))
-    assert texts_of(replies) == [summary([("Jasmine rice", "5 kg bag", 6800, 2), ("Peanut oil", "5 L bottle", 13900, 1)],
-                                         address="3 New Road")]
+    assert texts_of(replies) == [summary([("Jasmine rice", "5 kg bag", 6800, 2),
+                                          ("Peanut oil", "5 L bottle", 13900, 1)], address="3 New Road")]
 
 
 async def test_order_again_twice_then_confirm_makes_one_order(app: App, shop: FakeUser) -> None:

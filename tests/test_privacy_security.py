@@ -353,15 +353,17 @@ TYPED = ("torn sack from Qiao", "call me after six pm", "driver Wu was rude", "f
 async def _scan(app: App, secrets: list[str], telegram_id: int) -> list[str]:
     """Every column of every table: texts containing a secret, integers equal to the Telegram id."""
     found = []
+    needles = [*secrets, str(telegram_id)]
     async with app.db.session() as session:
         for table in Base.metadata.sorted_tables:
             for row in (await session.execute(select(table))).mappings():
                 for column, value in row.items():
                     if isinstance(value, (dict, list)):
                         value = json.dumps(value, ensure_ascii=False)
-                    if isinstance(value, str) and any(s in value for s in secrets + [str(telegram_id)]):
+                    if isinstance(value, str) and any(s in value for s in needles):
                         found.append(f"{table.name}.{column} = {value[:80]!r}")
-                    elif (isinstance(value, int) and not isinstance(value, bool) and value == telegram_id) or (isinstance(value, date) and value.isoformat() == BIRTHDAY):
+                    elif ((isinstance(value, int) and not isinstance(value, bool) and value == telegram_id)
+                          or (isinstance(value, date) and value.isoformat() == BIRTHDAY)):
                         found.append(f"{table.name}.{column} = {value}")
     return found
 

@@ -75,5 +75,6 @@ async def test_report_shows_the_forecast(app: App, manager: FakeUser) -> None:
     replies = await manager.send("/report")
     text = "\n".join(m.text or "" for m in replies if m.kind == "text")
     assert "Next 30 days\nExpected orders: about 1 (last 30 days: 3; a customer's orders on one day count once)" in text
-    assert "The season is not known yet (less than a year of orders): no seasonal adjustment, so ahead of a busy season (the holidays, a festival) expect more orders than this." in text
+    assert ("The season is not known yet (less than a year of orders): no seasonal adjustment, so ahead of "
+            "a busy season (the holidays, a festival) expect more orders than this.") in text
     assert "A rough estimate: too few repeat customers yet to fit the purchase model." in text

@@ -115,7 +115,7 @@ async def test_report_in_private_chat_has_a_chart_and_figures(app: App, manager:
     assert "• Reorder reminders: 2 sent → 2 orders, ¥130.00 (was 1 → 1)" in text
     care_text = texts_of(await manager.send("/care 2026-02"))
     assert "• the weekly cap: 1" in care_text
-    assert photo.message_id < [m for m in replies if m.kind == "text"][0].message_id
+    assert photo.message_id < next(m for m in replies if m.kind == "text").message_id
 
 
 async def test_reports_in_the_staff_group_for_a_manager(app: App, world: FakeTelegram, manager: FakeUser) -> None:

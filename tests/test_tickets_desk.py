@@ -18,7 +18,8 @@ TAKE = TicketCallback(action="take", ticket=1).pack()
 RESOLVE = TicketCallback(action="resolve", ticket=1).pack()
 
 
-async def _complaint(customer: FakeUser, text: str = "The rice bag was torn", category: str = "Product quality") -> None:
+async def _complaint(customer: FakeUser, text: str = "The rice bag was torn",
+                     category: str = "Product quality") -> None:
     await register(customer, "Mei")
     await file_complaint(customer, text, category=category)
 

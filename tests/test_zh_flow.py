@@ -70,7 +70,8 @@ def test_duration_words() -> None:
                             (1501, "1d 1h 1m", "1 天 1 小时 1 分钟")):
         assert renderer.render("en", "reports/chart_target.txt", priority="High priority",
                                minutes=minutes) == f"High priority target: {en}"
-        assert renderer.render("zh", "reports/chart_target.txt", priority="高优先级", minutes=minutes) == f"高优先级目标：{zh}"
+        assert renderer.render("zh", "reports/chart_target.txt", priority="高优先级",
+                               minutes=minutes) == f"高优先级目标：{zh}"
 
 
 async def test_one_form_for_order_numbers_and_wording_for_any_product(app: App, world: FakeTelegram) -> None:
