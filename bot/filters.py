@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram import F, Router
 from aiogram.filters import Filter
 from magic_filter import MagicFilter
 
@@ -26,3 +27,11 @@ class When(Filter):
 
     def __str__(self) -> str:
         return f"When({self.magic!r})"
+
+
+def private_router(name: str) -> Router:
+    """A new router that takes only private chats: messages there, and presses of buttons on messages there."""
+    router = Router(name=name)
+    router.message.filter(When(F.chat.type == "private"))
+    router.callback_query.filter(When(F.message.chat.type == "private"))
+    return router

@@ -30,7 +30,7 @@ from bot.care_messages import CareCallback
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
-from bot.filters import When
+from bot.filters import private_router
 from bot.menu import menu_keyboard
 from bot.rules import care as rules
 from bot.services import relay
@@ -43,9 +43,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="care")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("care")
     router.callback_query.register(order_again, CareCallback.filter(F.a == "again"))
     router.callback_query.register(not_now, CareCallback.filter(F.a == "later"))
     router.callback_query.register(stop_reminders, CareCallback.filter(F.a == "stop"))

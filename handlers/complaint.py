@@ -21,7 +21,7 @@ from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import TYPED, Dialog, StepButton, Turn
-from bot.filters import When
+from bot.filters import When, private_router
 from bot.menu import MenuCallback
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
@@ -34,9 +34,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="complaint")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("complaint")
     router.message.register(complaint_command, Command("complaint"))
     router.callback_query.register(complaint_from_menu, MenuCallback.filter(F.action == "complaint"))
     router.message.register(process_description, StateFilter(ComplaintForm.description), TYPED)

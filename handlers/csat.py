@@ -21,7 +21,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
-from bot.filters import When
+from bot.filters import private_router
 from bot.pipeline import at_once
 from bot.rules import tickets as rules
 from bot.rules.customer_file import Invalid
@@ -42,9 +42,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="csat")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("csat")
     router.callback_query.register(rate, CsatCallback.filter(F.action == "rate"))
     router.message.register(process_comment, StateFilter(CsatForm.comment), TYPED)
     router.callback_query.register(skip_comment, comment_dialog.Button.filter())

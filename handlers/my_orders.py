@@ -15,7 +15,7 @@ from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import Turn, set_buttons
-from bot.filters import When
+from bot.filters import private_router
 from bot.menu import MenuCallback
 from bot.rules import orders as rules
 from bot.rules.tickets import Actor
@@ -30,9 +30,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="my-orders")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("my-orders")
     router.message.register(orders_command, Command("orders"))
     router.callback_query.register(orders_from_menu, MenuCallback.filter(F.action == "orders"))
     router.callback_query.register(press_order_button, MyOrderCallback.filter())

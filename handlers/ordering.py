@@ -35,7 +35,7 @@ from bot.callback_ids import parse_row_id
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import TYPED, Dialog, StepButton, Turn, set_buttons
-from bot.filters import When
+from bot.filters import private_router
 from bot.menu import MenuCallback
 from bot.pipeline import at_once
 from bot.rules import customer_file
@@ -49,9 +49,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="ordering")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("ordering")
     router.message.register(order_command, Command("order"))
     router.callback_query.register(order_from_menu, MenuCallback.filter(F.action == "order"))
     router.message.register(process_quantity, StateFilter(OrderForm.quantity), TYPED)

@@ -17,7 +17,7 @@ from bot import privacy
 from bot.clock import Clock
 from bot.config import LANGUAGES, Settings
 from bot.dialogs import Turn, set_buttons
-from bot.filters import When
+from bot.filters import private_router
 from bot.menu import MenuCallback
 from bot.middlewares import LANG_KEY
 from bot.roles import Role
@@ -40,9 +40,7 @@ class ProfileRouters(NamedTuple):
 
 def build_routers() -> ProfileRouters:
     """New routers with this module's handlers, each tried in this order (bot.app.build_routers places them)."""
-    profile = Router(name="profile")
-    profile.message.filter(When(F.chat.type == "private"))
-    profile.callback_query.filter(When(F.message.chat.type == "private"))
+    profile = private_router("profile")
     profile.message.register(profile_command, Command("profile"))
     profile.callback_query.register(profile_from_menu, MenuCallback.filter(F.action == "profile"))
     profile.callback_query.register(edit_field, ProfileCallback.filter(F.action == "edit"))

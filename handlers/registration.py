@@ -34,7 +34,7 @@ from bot.callback_ids import RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import TYPED, Dialog, StepButton, Turn
-from bot.filters import When
+from bot.filters import When, private_router
 from bot.menu import menu_keyboard
 from bot.roles import Role
 from bot.rules import customer_file as rules
@@ -46,9 +46,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="registration")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("registration")
     router.message.register(start, CommandStart())
     router.message.register(process_name, StateFilter(RegistrationForm.name), TYPED)
     router.message.register(process_contact, StateFilter(RegistrationForm.phone), When(F.contact))

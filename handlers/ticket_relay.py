@@ -19,7 +19,7 @@ from bot.callback_ids import MessageId, RowId
 from bot.clock import Clock
 from bot.config import Settings
 from bot.dialogs import set_buttons
-from bot.filters import When
+from bot.filters import When, private_router
 from bot.rules import tickets as rules
 from bot.services import relay
 from bot.services.relay import Words
@@ -30,9 +30,7 @@ from storage.repositories import Repos
 
 def build_router() -> Router:
     """A new router with this module's handlers, tried in this order (bot.app.build_routers places it)."""
-    router = Router(name="ticket-relay")
-    router.message.filter(When(F.chat.type == "private"))
-    router.callback_query.filter(When(F.message.chat.type == "private"))
+    router = private_router("ticket-relay")
     router.message.register(customer_writes, StateFilter(None), When(F.photo), HasOpenTickets())
     router.message.register(customer_writes, StateFilter(None), When((F.text) & (~F.text.startswith("/"))),
                             HasOpenTickets())
