@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time as timer
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -34,6 +35,7 @@ from storage import changes
 from storage.models import OutboxMessage
 from storage.models.outbox import CATEGORY_CARE
 from storage.repositories import Repos
+from storage.repositories.outbox import json_text
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,13 @@ class PlanResult:
 
 
 # A message planned and not yet written: the fields of its Planned, the fields of its customer's
-# CustomerFacts, when the order was delivered (surveys), and the batch memo entry it came from ((memo key,
-# inputs) of a batch-planned message, else None). Plain tuples of plain values on purpose: Python's
-# collector stops tracking such tuples (see ``gc.is_tracked``), so the tens of thousands a first pass holds
-# until it writes are not walked again by every full collection meanwhile (as objects they made several
-# per pass, each walking every object of the bot).
-_Item = tuple[tuple[Any, ...], tuple[Any, ...], datetime | None, tuple[tuple[Any, ...], tuple[Any, ...]] | None]
+# CustomerFacts, when the order was delivered (surveys), and the batch memo entry it came from (memo key and
+# inputs of a batch-planned message, else None and None). Plain tuples of plain values, nested one level
+# only, on purpose: Python's collector stops tracking such a tuple (see ``gc.is_tracked``) at the first
+# collection that finds its members untracked, so the tens of thousands a first pass holds until it writes
+# are not promoted to the oldest generation, whose full collections walk every object of the bot. (A
+# tuple two levels down is untracked a collection later, by when its item has been promoted.)
+_Item = tuple[tuple[Any, ...], tuple[Any, ...], datetime | None, tuple[Any, ...] | None, tuple[Any, ...] | None]
 _KIND, _KEY = rules.Planned._fields.index("kind"), rules.Planned._fields.index("key")
 
 
@@ -94,13 +97,13 @@ async def plan(deps: JobDeps, now: datetime) -> PlanResult:
     write_until = now + rules.PLAN_HORIZON
 
     def add(customer: tuple[Any, ...], planned_list: list[rules.Planned], delivered_at: datetime | None = None,
-            memo: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None) -> None:
+            key: tuple[Any, ...] | None = None, inputs: tuple[Any, ...] | None = None) -> None:
         for planned in planned_list:
             if planned.send_at > write_until:  # later: only remember when it comes into the horizon
                 enters = planned.send_at - rules.PLAN_HORIZON
                 result.next_due = enters if result.next_due is None else min(result.next_due, enters)
                 continue
-            items.append((tuple(planned), tuple(customer), delivered_at, memo))
+            items.append((tuple(planned), tuple(customer), delivered_at, key, inputs))
 
     async with deps.db.session() as session:
         repos = Repos(session)
@@ -140,16 +143,20 @@ async def plan(deps: JobDeps, now: datetime) -> PlanResult:
         async for partition in Repos(session).care.purchase_lists(now - timedelta(days=rules.HISTORY_DAYS)):
             result.customers += len(partition)
             result.purchases += sum(row[8].count(",") + 1 for row in partition)
-            batch_result = plan_batch(partition, batch, lambda c: stops.get(c, empty), winbacks.get, memo)
+
+            def planned_for(index: int, planned: rules.Planned, key: tuple[Any, ...], inputs: tuple[Any, ...],
+                            partition: Sequence[tuple[Any, ...]] = partition) -> None:
+                add(partition[index][:7], [planned], key=key, inputs=inputs)
+
+            # Each message is kept as a plain tuple as soon as it is planned (see plan_batch's emit).
+            batch_result = plan_batch(partition, batch, lambda c: stops.get(c, empty), winbacks.get, memo, planned_for)
             still.update(batch_result.seen)
-            for index, planned, key, inputs in batch_result.planned:
-                add(tuple(partition[index][:7]), [planned], memo=(key, inputs))
     result.candidates = len(items)
     result.timings["customers"] = timer.perf_counter() - started - result.timings["feeds"]
     done = await _write(deps, items, products, now, result)
-    for planned_fields, _customer, _delivered_at, entry in items:
-        if entry is not None and planned_fields[_KEY] in done:
-            still[entry[0]] = entry[1]
+    for planned_fields, _customer, _delivered_at, key, inputs in items:
+        if key is not None and planned_fields[_KEY] in done:
+            still[key] = inputs
     deps.care.batch = still
     result.timings["write"] = timer.perf_counter() - started - result.timings["feeds"] - result.timings["customers"]
     return result
@@ -204,6 +211,15 @@ async def _write(deps: JobDeps, items: list[_Item], products: dict[int, ProductF
             fresh.setdefault(item[0][_KEY], item)
     pending = list(fresh.values())
     zones: dict[str | None, Any] = {}
+    # The buttons as the outbox stores them (JSON text): the same few for every row, and a row of plain
+    # values is not tracked by Python's collector while it waits to be written (OutboxRepo.add_many).
+    buttons: dict[tuple[str, str, bool], str] = {}
+
+    def buttons_of(kind: str, lang: str, can_reorder: bool) -> str:
+        text = buttons.get((kind, lang, can_reorder))
+        if text is None:
+            text = buttons[kind, lang, can_reorder] = json_text(markup(renderer, kind, lang, can_reorder=can_reorder))
+        return text
 
     def row(item: _Item) -> dict[str, Any]:
         planned, customer, delivered_at = rules.Planned._make(item[0]), CustomerFacts._make(item[1]), item[2]
@@ -216,7 +232,7 @@ async def _write(deps: JobDeps, items: list[_Item], products: dict[int, ProductF
             chat_id=customer.telegram_id, customer_id=customer.id,
             text=render_text(renderer, planned, customer, products.get(planned.product_id or -1), delivered_at, tz,
                              on=not_before.astimezone(tz).date() if planned.kind == rules.KIND_REORDER else None),
-            reply_markup=markup(renderer, planned.kind, customer.language, can_reorder=planned.order_id is not None),
+            reply_markup=buttons_of(planned.kind, customer.language, planned.order_id is not None),
             ref_order_id=planned.order_id, ref_product_id=planned.product_id, expires_at=planned.expires_at,
             not_before=not_before, status="pending", attempts=0, created_at=now,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -201,3 +202,14 @@ def test_winbacks_go_only_to_the_customers_the_model_ranks_at_risk() -> None:
     nobody = plan_batch(rows, BatchContext.build(NOW, rules.LOOKAHEAD, settings, PRODUCTS, np.array([], dtype=int)),
                         lambda c: {}, lambda c: None)
     assert not [p for _, p, _, _ in nobody.planned if p.kind == rules.KIND_WINBACK]
+
+
+def test_an_emit_takes_each_message_as_it_is_planned() -> None:
+    """Given an emit, the batch hands over every message (the same as it collects without one) and keeps none."""
+    rows = _history(random.Random(6), 300)
+    ctx = BatchContext.build(NOW, rules.LOOKAHEAD, BatchTerms(**SETTINGS, default_timezone="UTC"), PRODUCTS)
+    collected = plan_batch(rows, ctx, lambda c: {}, lambda c: None)
+    emitted: list[tuple[Any, ...]] = []
+    handed = plan_batch(rows, ctx, lambda c: {}, lambda c: None, emit=lambda *planned: emitted.append(planned))
+    assert emitted == collected.planned and len(emitted) > 20
+    assert handed.planned == [] and handed.seen == collected.seen

@@ -1,6 +1,7 @@
 """How the planner writes its backlog without changing what it writes: the bulk texts are the
-renderer's own (TextRenderer.bulk), the outbox rows are stored as SQLAlchemy stores them, one
-chunk is written while the next is rendered, and a failed chunk stops the pass."""
+renderer's own (TextRenderer.bulk), the outbox rows are stored as SQLAlchemy stores them (JSON
+columns given as objects or as their text), one chunk is written while the next is rendered, a
+failed chunk stops the pass, and what waits to be written is data the garbage collector leaves alone."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from jobs.care import plan
 from storage import changes
 from storage.models import OutboxMessage
 from storage.repositories import Repos
+from storage.repositories.outbox import json_text
 from tests.helpers import add_customer, add_order, add_product, outbox_by_key
 
 NAMES = ["Mei", None, "<b>Li</b> & \"Wang\" 'x'", "张伟 <i>", ""]
@@ -234,3 +236,51 @@ async def test_a_pass_leaves_the_garbage_collector_alone(app: App, monkeypatch: 
     monkeypatch.setattr(jobs.care, "_write", watching)
     await plan(app.jobs, app.clock.now())
     assert seen == [before] and (gc.isenabled(), gc.get_threshold()) == before
+
+
+async def test_bulk_rows_take_json_columns_as_their_text(app: App) -> None:
+    """A JSON column given as json_text(value) is stored as the value itself would be (both databases)."""
+    now = app.clock.now()
+    as_objects = _rows(now, ["o0", "o1"])
+    as_text = [{**row, "dedupe_key": f"t{n}", "reply_markup": json_text(row["reply_markup"])}
+               for n, row in enumerate(as_objects)]
+    mixed = [{**as_objects[1], "dedupe_key": "m0"}, {**as_text[0], "dedupe_key": "m1"}]
+    async with app.db.session() as session:
+        written = await Repos(session).outbox.add_many([*as_objects, *as_text, *mixed])
+        await session.commit()
+    assert sorted(written) == ["m0", "m1", "o0", "o1", "t0", "t1"]
+    stored = {r.dedupe_key: r.reply_markup for r in (await outbox_by_key(app)).values()}
+    assert stored["o0"] is None and stored["o1"] == as_objects[1]["reply_markup"]
+    assert (stored["t0"], stored["t1"], stored["m0"], stored["m1"]) == (stored["o0"], stored["o1"], stored["o1"], None)
+
+
+async def test_the_backlog_waits_as_data_the_collector_does_not_walk(
+        app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planned messages (plain tuples) and the rows being written (plain values, the buttons as JSON
+    text) are not tracked by Python's collector: tens of thousands of them are never promoted to the
+    oldest generation, whose full collections walk every object of the bot (two of those made the
+    first pass on 100k customers 7 % slower)."""
+    await _customers(app, 4)
+    from storage.repositories.outbox import OutboxRepo
+
+    write, add_many = jobs.care._write, OutboxRepo.add_many
+    held: list[Any] = []
+    rows_given: list[dict[str, Any]] = []
+
+    async def watched_write(deps: Any, items: list[Any], *args: Any) -> set[str]:
+        gc.collect()
+        gc.collect()  # a tuple is untracked by the collection that finds its members untracked
+        held.extend(item for item in items if gc.is_tracked(item))
+        return await write(deps, items, *args)
+
+    async def watched_add_many(self: OutboxRepo, rows: Any, chunk: int = 1000) -> dict[str, int]:
+        rows_given.extend(rows)
+        return await add_many(self, rows, chunk)
+
+    monkeypatch.setattr(jobs.care, "_write", watched_write)
+    monkeypatch.setattr(OutboxRepo, "add_many", watched_add_many)
+    result = await plan(app.jobs, app.clock.now())
+    assert result.written == {"reorder": 4, "survey": 4, "birthday": 2}
+    assert held == []
+    assert len(rows_given) == 10 and not any(gc.is_tracked(row) for row in rows_given)
+    assert {row["reply_markup"] for row in rows_given} >= {"null"}  # a birthday greeting has no buttons

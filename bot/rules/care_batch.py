@@ -146,24 +146,37 @@ Memo = dict[tuple[Any, ...], tuple[Any, ...]]
 
 @dataclass
 class BatchResult:
-    planned: list[tuple[int, rules.Planned, tuple[Any, ...], tuple[Any, ...]]]  # (row index, planned, memo key, inputs)
+    # (row index, planned, memo key, inputs); empty when plan_batch was given an ``emit``
+    planned: list[tuple[int, rules.Planned, tuple[Any, ...], tuple[Any, ...]]]
     seen: Memo  # memo entries still valid (unchanged inputs, message written)
+
+
+Emit = Callable[[int, rules.Planned, tuple[Any, ...], tuple[Any, ...]], None]
 
 
 def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
                stops: Callable[[int], dict[int, tuple[str, datetime | None, datetime]]],
-               last_winback: Callable[[int], datetime | None], memo: Memo | None = None) -> BatchResult:
+               last_winback: Callable[[int], datetime | None], memo: Memo | None = None,
+               emit: Emit | None = None) -> BatchResult:
     """Reorder reminders and win-backs due within ``ctx.horizon`` for a batch of customers.
 
     ``rows[i]``: customer id, telegram id, language, timezone, household size, birthday,
     name, then the four lists. ``memo``: pairs whose message an earlier pass already
     wrote, with the inputs then; unchanged inputs are not planned again (the same
     key would come out). Returns what to write, and which memo entries still hold.
+
+    ``emit(index, planned, key, inputs)`` takes each message as soon as it is planned, instead
+    of ``BatchResult.planned`` collecting them: a caller that keeps thousands of them in a form
+    of its own (the care job: plain tuples, which Python's collector stops tracking) then never
+    holds a partition's thousands of ``Planned`` objects at once, so they are not promoted to
+    the oldest generation, whose full collections walk every object of the bot.
     """
     memo = memo or {}
     result = BatchResult([], {})
     if not rows:
         return result
+    if emit is None:
+        emit = lambda *planned: result.planned.append(planned)  # noqa: E731
     counts = np.fromiter((r[8].count(",") + 1 for r in rows), dtype=np.int64, count=len(rows))
     product = numbers([r[7] for r in rows])
     minute = numbers([r[8] for r in rows])
@@ -171,7 +184,6 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
     quantity = numbers([r[10] for r in rows])
     owner = np.repeat(np.arange(len(rows)), counts)
     household = np.array([r[4] or 0 for r in rows], dtype=np.float64)
-    out = result.planned
     horizon_days = ctx.horizon.total_seconds() / rules.DAY_SECONDS
 
     # ----- reorder: group by (customer, product), in time order ---------------------------------
@@ -231,7 +243,7 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
             expected=float(expected[p]),
         )
         if planned is not None:
-            out.append((index, planned, key, inputs))
+            emit(index, planned, key, inputs)
 
     # ----- win-back: customers whose last order is old enough -------------------------------------
     # One entry per order (items of an order share its time), each customer's in time order;
@@ -274,5 +286,5 @@ def plan_batch(rows: Sequence[Sequence[Any]], ctx: BatchContext,
                                      repeat_days=ctx.winback_repeat_days, last_winback_at=previous,
                                      last_order_id=int(w_order[end - 1]), horizon=ctx.horizon)
         if planned is not None:
-            out.append((index, planned, key, inputs))
+            emit(index, planned, key, inputs)
     return result

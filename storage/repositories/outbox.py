@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,12 +26,31 @@ WRITES = [0]
 
 _JSON_COLUMNS = tuple(c.name for c in OutboxMessage.__table__.c if isinstance(c.type, JSON))
 
-# The outbox as OutboxRepo.add_many writes it on SQLite: the same columns, the datetimes bound by
-# SQLiteUTCText (UTCDateTime's text and checks, one call) and the JSON columns untyped (given as text).
-_SQLITE_BULK = table("outbox", *(
-    column(c.name, SQLiteUTCText() if isinstance(c.type, UTCDateTime) else None if c.name in _JSON_COLUMNS
-           else c.type)
-    for c in OutboxMessage.__table__.c))
+
+def _bulk_table(sqlite: bool) -> TableClause:
+    """The outbox as :meth:`OutboxRepo.add_many` writes it: the same columns, the JSON ones untyped (they
+    are given as their text) and, on SQLite, the datetimes bound by SQLiteUTCText (UTCDateTime's text
+    and checks in one call)."""
+    def type_of(c: Any) -> Any:
+        if c.name in _JSON_COLUMNS:
+            return None
+        return SQLiteUTCText() if sqlite and isinstance(c.type, UTCDateTime) else c.type
+
+    return table("outbox", *(column(c.name, type_of(c)) for c in OutboxMessage.__table__.c))
+
+
+_BULK = {True: _bulk_table(sqlite=True), False: _bulk_table(sqlite=False)}
+
+
+def json_text(value: Any) -> str:
+    """What a JSON column of the outbox stores for ``value``: its text as SQLAlchemy's JSON type writes it
+    with the engine's serializer (``json.dumps``, which the engine keeps; None is ``null``).
+
+    :meth:`OutboxRepo.add_many` takes a JSON column given as this text: the care planner writes the same
+    few button sets to tens of thousands of rows, and a row of plain values is one Python's collector
+    does not track (see :meth:`OutboxRepo.add_many`).
+    """
+    return json.dumps(value)
 
 
 class OutboxRepo:
@@ -106,18 +126,18 @@ class OutboxRepo:
         Every dict has the same keys (all the NOT NULL columns: no column defaults are filled in); a
         key written before is left alone. Returns key → id of the rows this call wrote.
 
-        On SQLite the rows go through :data:`_SQLITE_BULK`, the same table with cheaper binds: the
-        datetimes' text made in one call each, and each distinct JSON value (a care message's buttons:
-        a few objects shared by thousands of rows) dumped once by the JSON column's own processor.
+        A JSON column (``reply_markup``, ``options``: an object or None) may be given as its text,
+        :func:`json_text` — the same text the column would store; any other value is dumped here, once
+        per distinct object. A row whose values are all plain (text, numbers, datetimes, None) is not
+        tracked by Python's collector: the planner's tens of thousands of rows, held while they are
+        written, are then never promoted to the oldest generation, whose full collections walk every
+        object of the bot (a full collection here costs about as much as writing 10,000 rows).
         """
         if not rows:
             return {}
         insert = insert_for(self.session)
-        if is_sqlite(self.session):
-            target: TableClause = _SQLITE_BULK
-            rows = self._json_dumped(rows)
-        else:
-            target = OutboxMessage.__table__
+        target = _BULK[is_sqlite(self.session)]
+        rows = self._json_as_text(rows)
         # One executemany per chunk: SQLAlchemy's "insertmanyvalues" sends it as multi-row INSERTs
         # (as many rows per statement as the driver's parameter limit allows), RETURNING included.
         stmt = (insert(target).on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -129,29 +149,30 @@ class OutboxRepo:
         WRITES[0] += len(written)
         return written
 
-    def _json_dumped(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Copies of ``rows`` with their JSON values as the text SQLAlchemy's JSON type would bind."""
+    def _json_as_text(self, rows: Sequence[dict[str, Any]]) -> Sequence[dict[str, Any]]:
+        """``rows`` with every JSON value as its text: a row given so is used as it is; any other is
+        copied, each distinct JSON object dumped once by the JSON column's own bind processor."""
         names = [name for name in _JSON_COLUMNS if name in rows[0]]
-        if not names:
-            return list(rows)
+        if all(isinstance(row[name], str) for row in rows for name in names):
+            return rows
         assert self.session.bind is not None
         dialect = self.session.bind.dialect
         table_ = OutboxMessage.__table__
         dump = {name: table_.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names}
         # By identity, for this call only (the rows keep every value alive meanwhile).
         seen: dict[int, str] = {}
-        copies = []
-        for row in rows:
-            copy = dict(row)
-            for name in names:
-                value = row[name]
-                text = seen.get(id(value))
-                if text is None:
-                    process = dump[name]
-                    text = seen[id(value)] = process(value) if process is not None else value
-                copy[name] = text
-            copies.append(copy)
-        return copies
+
+        def text_of(name: str, value: Any) -> Any:
+            if isinstance(value, str):
+                return value
+            text = seen.get(id(value))
+            if text is None:
+                process = dump[name]
+                text = seen[id(value)] = process(value) if process is not None else value
+            return text
+
+        # Built item by item (not copied, which would keep the original's tracking): plain values, untracked.
+        return [{key: text_of(key, value) if key in names else value for key, value in row.items()} for row in rows]
 
     async def by_message(self, chat_id: int, message_id: int) -> OutboxMessage | None:
         """The outbox row that became this Telegram message."""
