@@ -80,15 +80,8 @@ def render_text(renderer: TextRenderer, planned: rules.Planned, customer: Custom
 
 
 def markup(renderer: TextRenderer, kind: str, lang: str, *, can_reorder: bool = True) -> dict[str, Any] | None:
-    """The buttons of a care message of this kind (JSON, for the outbox); the same for every row."""
-    cache: dict[tuple[str, str, bool], Any] = renderer.__dict__.setdefault("_care_markups", {})
-    key = (kind, lang, can_reorder)
-    if key not in cache:
-        cache[key] = _markup(renderer, kind, lang, can_reorder)
-    return cache[key]
-
-
-def _markup(renderer: TextRenderer, kind: str, lang: str, can_reorder: bool) -> dict[str, Any] | None:
+    """The buttons of a care message of this kind (JSON, for the outbox); the same for every row of a kind
+    and language (the planner makes them once per pass)."""
     def button(label: str, action: str, number: int = 0) -> dict[str, str]:
         return {"text": renderer.render(lang, f"buttons/{label}", value=number),
                 "callback_data": CareCallback(a=action, v=number).pack()}
