@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.text import Text
 
 from bot.app import App
 from bot.fake_telegram import FakeTelegram, FakeUser
@@ -114,3 +115,15 @@ async def test_response_times_show_each_priority_target_and_zero_bars(app: App, 
     zoe_bars = [bar for bar in axes.patches if abs(bar.get_x() + bar.get_width() / 2 - zoe) < 0.5]
     assert len(zoe_bars) == 2 and all(bar.get_height() > 0 for bar in zoe_bars)
     assert [t.get_text() for t in axes.texts].count("0m") >= 2
+
+
+def test_a_bold_title_asks_only_dejavu(figures: list[Any]) -> None:
+    """An English title is bold in DejaVu Sans alone: bold asked of the CJK face (it has one weight) made
+    matplotlib warn "Failed to find font weight bold" in the bot's log; a Chinese one is a size larger."""
+    charts.seasonal_index(["Jan", "Feb"], [90.0, 110.0], title="Seasonal index", baseline_label="100 = average")
+    charts.seasonal_index(["1月", "2月"], [90.0, 110.0], title="季节指数", baseline_label="100 = 平均")
+    english, chinese = (next(child for child in figure.axes[0].get_children()
+                             if isinstance(child, Text) and child.get_text() == title)
+                        for figure, title in zip(figures, ("Seasonal index", "季节指数"), strict=True))
+    assert (english.get_fontfamily(), english.get_fontweight(), english.get_fontsize()) == (["DejaVu Sans"], "bold", 13)
+    assert chinese.get_fontweight() == "normal" and chinese.get_fontsize() == 14

@@ -56,10 +56,11 @@ def _figure(title: str, left: float = 0.09, bottom: float = 0.14) -> tuple[Figur
     FigureCanvasAgg(figure)
     figure.subplots_adjust(left=left, right=0.97, top=0.9, bottom=bottom)
     axes = figure.add_subplot()
-    # The packaged CJK face has one weight: a Chinese title is set a size larger instead of bold
-    # (asking for bold made matplotlib log a font warning on every chart).
+    # The packaged CJK face has one weight: a Chinese title is set a size larger instead of bold, and
+    # a bold title is set in DejaVu alone (bold asked of the whole family list made matplotlib warn
+    # "Failed to find font weight bold for Noto Sans CJK SC").
     if title.isascii():
-        axes.set_title(title, fontsize=13, loc="left", fontweight="bold")
+        axes.set_title(title, fontsize=13, loc="left", fontweight="bold", fontfamily="DejaVu Sans")
     else:
         axes.set_title(title, fontsize=14, loc="left")
     axes.spines[["top", "right"]].set_visible(False)
